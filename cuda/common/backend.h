@@ -1,0 +1,61 @@
+// The interface every backend (host, CUDA) implements; the C API (cuda/api.cc) validates
+// arguments and then calls into one of these. All pointers named *_mem are backend memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "apnn/apnn.h"
+
+namespace apnn {
+
+// Shape and storage of a packed matrix (layout: see apnn.h).
+struct PackedMatrix {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t rows_padded = 0;
+  int64_t words = 0;  // uint32 words per row of one plane
+  apnn_quant_t quant{};
+  uint32_t* planes_mem = nullptr;    // bits * rows_padded * words words
+  int32_t* row_sums_mem = nullptr;   // rows_padded entries: sum over k of the plane part
+
+  int64_t plane_words() const { return rows_padded * words; }
+  int64_t total_words() const { return quant.bits * plane_words(); }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual void info(apnn_context_info_t* info) const = 0;
+
+  // Memory of this backend. allocate throws Error(OUT_OF_MEMORY) on failure.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void release(void* mem) noexcept = 0;
+  virtual void write(void* mem, const void* host, size_t bytes) = 0;
+  virtual void read(void* host, const void* mem, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+
+  // Packs `codes_mem` (rows x cols codes of `dtype`, backend memory) into `out`, whose
+  // shape, quant and storage are already set. Throws Error(INVALID_ARGUMENT) naming the
+  // first code out of range.
+  virtual void pack(const void* codes_mem, apnn_dtype_t dtype, PackedMatrix& out) = 0;
+
+  // Y (M x N int32, backend memory) = (X - zx)(W - zw)^T; shapes already validated.
+  virtual void gemm(const PackedMatrix& x, const PackedMatrix& w, int32_t* y_mem) = 0;
+  virtual std::string gemm_kernel_name(const PackedMatrix& x, const PackedMatrix& w) const = 0;
+
+  // Median time of one call of `op` in microseconds, after `warmup` calls.
+  virtual double benchmark(const std::function<void()>& op, int warmup, int iters) = 0;
+};
+
+std::unique_ptr<Backend> make_host_backend();
+// Throws Error(NO_DEVICE) when there is no usable GPU.
+std::unique_ptr<Backend> make_cuda_backend();
+// Number of usable CUDA devices (0 without GPU or driver); never throws.
+int cuda_device_count();
+
+}  // namespace apnn

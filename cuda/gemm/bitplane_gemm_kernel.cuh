@@ -1,0 +1,237 @@
+// The bit-plane GEMM kernel on mma.sync.m16n8k256.b1.and.popc.
+//
+// View X (M x K, p planes) as a binary matrix of p*M "bit-rows" and W (N x K, q planes) as
+// q*N "bit-columns". A block computes the binary product of BM bit-rows and BN bit-columns,
+// chosen so that they hold all p planes of TM = BM / p output rows and all q planes of
+// TN = BN / q output columns: one read of a tile of X feeds all p*q plane products. At the
+// end the block combines its popcount tile in shared memory,
+//     Y[m][n] = sum_ij cx_i cw_j popc(X_i[m] & W_j[n]) + ow*Sx[m] + ox*Sw[n] + K*ox*ow,
+// (DESIGN.md section 1) and writes int32.
+//
+// Pipeline: STAGES-deep cp.async ring of KT-bit slices; shared-memory rows are KT/8 bytes,
+// 16-byte chunks XOR-swizzled so that ldmatrix reads 8 rows without bank conflicts.
+#pragma once
+
+#include <cstdint>
+
+#include "gemm/gemm_params.h"
+
+namespace apnn {
+namespace gemm_detail {
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  const int bytes = valid ? 16 : 0;  // 0: zero-fill, nothing read
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+__device__ __forceinline__ void mma_b1_and(int32_t (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc "
+      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Byte offset of 16-byte chunk `chunk` of row `row` in a tile with CPR chunks per row.
+template <int CPR>
+__device__ __forceinline__ uint32_t swizzled(int row, int chunk) {
+  constexpr int kRowsPerLine = 8 / CPR;  // rows sharing one 128-byte line of banks
+  return static_cast<uint32_t>((row * CPR + (chunk ^ ((row / kRowsPerLine) % CPR))) * 16);
+}
+
+}  // namespace gemm_detail
+
+// BM x BN bit-rows x bit-cols per block, WM x WN per warp, KT bits per pipeline stage.
+// P, Q: compile-time plane counts, or 0 to read them from params (the generic kernel).
+template <int BM, int BN, int WM, int WN, int KT, int STAGES, int P, int Q>
+struct BitplaneGemm {
+  static constexpr int kWarpsM = BM / WM, kWarpsN = BN / WN;
+  static constexpr int kThreads = kWarpsM * kWarpsN * 32;
+  static constexpr int kCpr = KT / 128;  // 16-byte chunks per row per stage
+  static constexpr int kStageBytes = (BM + BN) * KT / 8;
+  static constexpr int kPipeBytes = STAGES * kStageBytes;
+  static constexpr int kAccStride = BN + 4;  // int32 per row of the combine tile
+  static constexpr int kAccBytes = BM * kAccStride * 4;
+  static constexpr int kSmemBytes = kPipeBytes > kAccBytes ? kPipeBytes : kAccBytes;
+  static constexpr int kLoadsX = BM * kCpr / kThreads, kLoadsW = BN * kCpr / kThreads;
+  static constexpr int kMi = WM / 16, kNi = WN / 8;
+  static_assert(kCpr == 2 || kCpr == 4 || kCpr == 8, "KT must be 256, 512 or 1024 bits");
+  static_assert(BM * kCpr % kThreads == 0 && BN * kCpr % kThreads == 0, "loads must divide evenly");
+  static_assert(WN % 16 == 0 && WM % 16 == 0, "warp tile must be a multiple of 16 x 16");
+};
+
+template <int BM, int BN, int WM, int WN, int KT, int STAGES, int P, int Q>
+__global__ void __launch_bounds__(BitplaneGemm<BM, BN, WM, WN, KT, STAGES, P, Q>::kThreads)
+    bitplane_gemm_kernel(const GemmParams params) {
+  using Cfg = BitplaneGemm<BM, BN, WM, WN, KT, STAGES, P, Q>;
+  using namespace gemm_detail;
+  constexpr int kCpr = Cfg::kCpr;
+  extern __shared__ __align__(128) unsigned char smem[];
+
+  const int p = P ? P : params.p;
+  const int q = Q ? Q : params.q;
+  const int tm = P ? BM / P : params.tm;  // output rows per block
+  const int tn = Q ? BN / Q : params.tn;  // output columns per block
+  const int m0 = blockIdx.y * tm, n0 = blockIdx.x * tn;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int warp_m = warp / Cfg::kWarpsN, warp_n = warp % Cfg::kWarpsN;
+  const int chunks_per_row = params.words / 4;  // 16-byte chunks in a row of one plane
+
+  // K range of this block (split-K over grid.z).
+  const int k_tiles = (chunks_per_row + kCpr - 1) / kCpr;
+  const int tiles_per_split = (k_tiles + gridDim.z - 1) / gridDim.z;
+  const int kt_begin = blockIdx.z * tiles_per_split;
+  const int kt_end = min(k_tiles, kt_begin + tiles_per_split);
+  const int num_tiles = max(0, kt_end - kt_begin);
+
+  // Each thread copies fixed (bit-row, chunk) slots of every stage: resolve them once.
+  const uint4* x_src[Cfg::kLoadsX];
+  const uint4* w_src[Cfg::kLoadsW];
+  uint32_t x_dst[Cfg::kLoadsX], w_dst[Cfg::kLoadsW];
+  int x_chunk[Cfg::kLoadsX], w_chunk[Cfg::kLoadsW];
+  bool x_ok[Cfg::kLoadsX], w_ok[Cfg::kLoadsW];
+#pragma unroll
+  for (int l = 0; l < Cfg::kLoadsX; ++l) {
+    const int id = tid + l * Cfg::kThreads, r = id / kCpr, c = id % kCpr;
+    const int plane = r / tm, m = m0 + r % tm;
+    x_ok[l] = plane < p && m < params.x_rows_padded;
+    x_chunk[l] = c;
+    x_src[l] = reinterpret_cast<const uint4*>(params.x_planes +
+                                              (static_cast<int64_t>(x_ok[l] ? plane : 0) * params.x_rows_padded +
+                                               (x_ok[l] ? m : 0)) * params.words) + c;
+    x_dst[l] = swizzled<kCpr>(r, c);
+  }
+#pragma unroll
+  for (int l = 0; l < Cfg::kLoadsW; ++l) {
+    const int id = tid + l * Cfg::kThreads, r = id / kCpr, c = id % kCpr;
+    const int plane = r / tn, n = n0 + r % tn;
+    w_ok[l] = plane < q && n < params.w_rows_padded;
+    w_chunk[l] = c;
+    w_src[l] = reinterpret_cast<const uint4*>(params.w_planes +
+                                              (static_cast<int64_t>(w_ok[l] ? plane : 0) * params.w_rows_padded +
+                                               (w_ok[l] ? n : 0)) * params.words) + c;
+    w_dst[l] = BM * KT / 8 + swizzled<kCpr>(r, c);
+  }
+
+  const uint32_t smem_base = smem_addr(smem);
+  auto load_stage = [&](int slot, int kt) {
+    const uint32_t stage = smem_base + slot * Cfg::kStageBytes;
+    const int chunk0 = kt * kCpr;
+#pragma unroll
+    for (int l = 0; l < Cfg::kLoadsX; ++l)
+      cp_async_16(stage + x_dst[l], x_src[l] + chunk0, x_ok[l] && chunk0 + x_chunk[l] < chunks_per_row);
+#pragma unroll
+    for (int l = 0; l < Cfg::kLoadsW; ++l)
+      cp_async_16(stage + w_dst[l], w_src[l] + chunk0, w_ok[l] && chunk0 + w_chunk[l] < chunks_per_row);
+  };
+
+  int32_t acc[Cfg::kMi][Cfg::kNi][4];
+#pragma unroll
+  for (int i = 0; i < Cfg::kMi; ++i)
+#pragma unroll
+    for (int j = 0; j < Cfg::kNi; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
+
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < num_tiles) load_stage(s, kt_begin + s);
+    cp_async_commit();
+  }
+
+  // Lane-dependent parts of the ldmatrix addresses (see the fragment layouts of
+  // m16n8k256.b1: A rows g / g+8 and k halves, B columns g and k halves).
+  const int a_row = warp_m * WM + (lane & 15), a_half = lane >> 4;
+  const int b_row = warp_n * WN + (lane & 7) + ((lane >> 4) << 3), b_half = (lane >> 3) & 1;
+
+  for (int t = 0; t < num_tiles; ++t) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    const int next = t + STAGES - 1;
+    if (next < num_tiles) load_stage(next % STAGES, kt_begin + next);
+    cp_async_commit();
+
+    const uint32_t stage = smem_base + (t % STAGES) * Cfg::kStageBytes;
+    const uint32_t x_tile = stage, w_tile = stage + BM * KT / 8;
+#pragma unroll
+    for (int ks = 0; ks < KT / 256; ++ks) {
+      uint32_t a[Cfg::kMi][4];
+      uint32_t b[Cfg::kNi][2];
+#pragma unroll
+      for (int i = 0; i < Cfg::kMi; ++i) ldmatrix_x4(a[i], x_tile + swizzled<kCpr>(a_row + i * 16, 2 * ks + a_half));
+#pragma unroll
+      for (int j = 0; j < Cfg::kNi; j += 2) {
+        uint32_t r[4];
+        ldmatrix_x4(r, w_tile + swizzled<kCpr>(b_row + j * 8, 2 * ks + b_half));
+        b[j][0] = r[0];
+        b[j][1] = r[1];
+        b[j + 1][0] = r[2];
+        b[j + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i = 0; i < Cfg::kMi; ++i)
+#pragma unroll
+        for (int j = 0; j < Cfg::kNi; ++j) mma_b1_and(acc[i][j], a[i], b[j][0], b[j][1]);
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Combine: popcount tile -> shared memory -> weighted sums over plane pairs.
+  int32_t* tile = reinterpret_cast<int32_t*>(smem);
+  const int g = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int i = 0; i < Cfg::kMi; ++i)
+#pragma unroll
+    for (int j = 0; j < Cfg::kNi; ++j) {
+      const int r = warp_m * WM + i * 16 + g, c = warp_n * WN + j * 8 + tig * 2;
+      *reinterpret_cast<int2*>(&tile[r * Cfg::kAccStride + c]) = make_int2(acc[i][j][0], acc[i][j][1]);
+      *reinterpret_cast<int2*>(&tile[(r + 8) * Cfg::kAccStride + c]) = make_int2(acc[i][j][2], acc[i][j][3]);
+    }
+  __syncthreads();
+
+  const bool first_split = blockIdx.z == 0;
+  for (int idx = tid; idx < tm * tn; idx += Cfg::kThreads) {
+    const int mm = idx / tn, nn = idx % tn;
+    const int m = m0 + mm, n = n0 + nn;
+    if (m >= params.M || n >= params.N) continue;
+    int64_t sum = 0;
+#pragma unroll
+    for (int i = 0; i < (P ? P : kMaxPlanes); ++i) {
+      if (!P && i >= p) break;
+      int64_t row = 0;
+#pragma unroll
+      for (int j = 0; j < (Q ? Q : kMaxPlanes); ++j) {
+        if (!Q && j >= q) break;
+        row += static_cast<int64_t>(params.cw[j]) * tile[(i * tm + mm) * Cfg::kAccStride + j * tn + nn];
+      }
+      sum += params.cx[i] * row;
+    }
+    if (first_split) {
+      sum += params.ow * params.x_row_sums[m] + params.ox * params.w_row_sums[n] + params.k_ox_ow;
+    }
+    int32_t* out = params.y + static_cast<int64_t>(m) * params.N + n;
+    if (gridDim.z == 1) {
+      *out = static_cast<int32_t>(sum);
+    } else {
+      atomicAdd(out, static_cast<int32_t>(sum));
+    }
+  }
+}
+
+}  // namespace apnn

@@ -1,0 +1,164 @@
+// Tile configurations, the compile-time fast paths, and the choice among them.
+#include "gemm/gemm_dispatch.h"
+
+#include <algorithm>
+#include <climits>
+#include <string>
+
+#include "common/cuda_check.h"
+#include "common/quant.h"
+#include "gemm/bitplane_gemm_kernel.cuh"
+
+namespace apnn {
+namespace {
+
+// Tile configurations: bit-rows x bit-cols per block, warp tile, K bits per stage, stages.
+struct TileConfig {
+  const char* name;
+  int bm, bn, kt;
+  int blocks_per_sm;  // expected residency, for the wave count
+  double efficiency;  // relative speed per block tile at full occupancy
+};
+constexpr TileConfig kConfigs[] = {
+    {"b256x128_k512", 256, 128, 512, 1, 1.00},
+    {"b128x128_k512", 128, 128, 512, 2, 0.85},
+    {"b64x64_k256", 64, 64, 256, 4, 0.55},
+};
+constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
+
+template <int Config, int P, int Q>
+struct Kernel;
+template <int P, int Q>
+struct Kernel<0, P, Q> {
+  using Cfg = BitplaneGemm<256, 128, 64, 64, 512, 4, P, Q>;
+  static constexpr auto fn = bitplane_gemm_kernel<256, 128, 64, 64, 512, 4, P, Q>;
+};
+template <int P, int Q>
+struct Kernel<1, P, Q> {
+  using Cfg = BitplaneGemm<128, 128, 64, 64, 512, 4, P, Q>;
+  static constexpr auto fn = bitplane_gemm_kernel<128, 128, 64, 64, 512, 4, P, Q>;
+};
+template <int P, int Q>
+struct Kernel<2, P, Q> {
+  using Cfg = BitplaneGemm<64, 64, 32, 32, 256, 4, P, Q>;
+  static constexpr auto fn = bitplane_gemm_kernel<64, 64, 32, 32, 256, 4, P, Q>;
+};
+
+template <int Config, int P, int Q>
+void launch(const GemmParams& params, dim3 grid, cudaStream_t stream) {
+  using K = Kernel<Config, P, Q>;
+  static bool attribute_set = false;  // dynamic shared memory above 48 KB must be opted into
+  if (!attribute_set) {
+    APNN_CUDA_CHECK(cudaFuncSetAttribute(K::fn, cudaFuncAttributeMaxDynamicSharedMemorySize, K::Cfg::kSmemBytes));
+    attribute_set = true;
+  }
+  K::fn<<<grid, K::Cfg::kThreads, K::Cfg::kSmemBytes, stream>>>(params);
+  cuda_check_launch("bitplane_gemm_kernel");
+}
+
+template <int Config>
+void launch_config(int p, int q, const GemmParams& params, dim3 grid, cudaStream_t stream) {
+  // Compile-time specialized fast paths (x planes P, w planes Q), then the generic kernel.
+#define APNN_FAST_PATH(P, Q) \
+  if (p == P && q == Q) return launch<Config, P, Q>(params, grid, stream);
+  APNN_FAST_PATH(1, 1)  // w1a1
+  APNN_FAST_PATH(2, 1)  // w1a2
+  APNN_FAST_PATH(3, 1)  // w1a3
+  APNN_FAST_PATH(4, 1)  // w1a4
+  APNN_FAST_PATH(2, 2)  // w2a2
+  APNN_FAST_PATH(4, 2)  // w2a4
+  APNN_FAST_PATH(4, 4)  // w4a4
+  APNN_FAST_PATH(8, 1)  // w1a8
+  APNN_FAST_PATH(8, 2)  // w2a8
+#undef APNN_FAST_PATH
+  launch<Config, 0, 0>(params, grid, stream);
+}
+
+bool is_fast_path(int p, int q) {
+  static const int pairs[][2] = {{1, 1}, {2, 1}, {3, 1}, {4, 1}, {2, 2}, {4, 2}, {4, 4}, {8, 1}, {8, 2}};
+  for (const auto& pq : pairs)
+    if (pq[0] == p && pq[1] == q) return true;
+  return false;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiprocessors) {
+  const int p = x.quant.bits, q = w.quant.bits;
+  const int64_t chunks = x.words / 4;
+  // Pick the configuration with the least estimated time: waves x per-block work / efficiency.
+  int best = 0;
+  double best_cost = 1e300;
+  int64_t best_blocks = 0;
+  for (int c = 0; c < kNumConfigs; ++c) {
+    const TileConfig& cfg = kConfigs[c];
+    const int64_t tm = cfg.bm / p, tn = cfg.bn / q;
+    if (tm < 1 || tn < 1) continue;
+    const int64_t blocks = ceil_div(x.rows, tm) * ceil_div(w.rows, tn);
+    const int64_t waves = ceil_div(blocks, static_cast<int64_t>(multiprocessors) * cfg.blocks_per_sm);
+    const double cost = static_cast<double>(waves) * cfg.bm * cfg.bn / cfg.blocks_per_sm / cfg.efficiency;
+    if (cost < best_cost) {
+      best_cost = cost;
+      best = c;
+      best_blocks = blocks;
+    }
+  }
+  // Split K across blocks when the output alone cannot fill the GPU (latency-bound shapes).
+  const TileConfig& cfg = kConfigs[best];
+  const int64_t k_tiles = ceil_div(chunks, cfg.kt / 128);
+  const int64_t slots = static_cast<int64_t>(multiprocessors) * cfg.blocks_per_sm;
+  int split = 1;
+  if (best_blocks < slots) split = static_cast<int>(std::min<int64_t>({slots / best_blocks, k_tiles, 16}));
+  split = std::max(split, 1);
+  // Make every split own at least one tile.
+  while (split > 1 && ceil_div(k_tiles, ceil_div(k_tiles, split)) < split) --split;
+
+  GemmPlan plan;
+  plan.config = best;
+  plan.split_k = split;
+  plan.name = std::string(is_fast_path(p, q) ? "" : "generic_") + "w" + std::to_string(q) + "a" + std::to_string(p) +
+              "_" + cfg.name + "_split" + std::to_string(split);
+  return plan;
+}
+
+void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix& w, int32_t* y,
+                 cudaStream_t stream) {
+  const TileConfig& cfg = kConfigs[plan.config];
+  GemmParams params{};
+  params.x_planes = x.planes_mem;
+  params.w_planes = w.planes_mem;
+  params.x_row_sums = x.row_sums_mem;
+  params.w_row_sums = w.row_sums_mem;
+  params.y = y;
+  params.M = static_cast<int>(x.rows);
+  params.N = static_cast<int>(w.rows);
+  params.x_rows_padded = static_cast<int>(x.rows_padded);
+  params.w_rows_padded = static_cast<int>(w.rows_padded);
+  params.words = static_cast<int>(x.words);
+  params.p = x.quant.bits;
+  params.q = w.quant.bits;
+  params.tm = cfg.bm / params.p;
+  params.tn = cfg.bn / params.q;
+  for (int i = 0; i < kMaxPlanes; ++i) {
+    params.cx[i] = i < params.p ? plane_coefficient(i, params.p, x.quant.encoding) : 0;
+    params.cw[i] = i < params.q ? plane_coefficient(i, params.q, w.quant.encoding) : 0;
+  }
+  params.ox = real_offset(x.quant);
+  params.ow = real_offset(w.quant);
+  params.k_ox_ow = x.cols * params.ox * params.ow;
+
+  const dim3 grid(static_cast<unsigned>(ceil_div(w.rows, params.tn)), static_cast<unsigned>(ceil_div(x.rows, params.tm)),
+                  static_cast<unsigned>(plan.split_k));
+  if (plan.split_k > 1) {
+    APNN_CUDA_CHECK(cudaMemsetAsync(y, 0, static_cast<size_t>(x.rows) * w.rows * sizeof(int32_t), stream));
+  }
+  switch (plan.config) {
+    case 0: return launch_config<0>(params.p, params.q, params, grid, stream);
+    case 1: return launch_config<1>(params.p, params.q, params, grid, stream);
+    default: return launch_config<2>(params.p, params.q, params, grid, stream);
+  }
+}
+
+}  // namespace apnn

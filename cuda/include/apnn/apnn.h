@@ -1,0 +1,200 @@
+/*
+ * apnn.h — the public C API of libapnn: arbitrary-precision quantized neural-network
+ * primitives on NVIDIA binary tensor cores, with a host (CPU) reference backend.
+ *
+ * Conventions
+ *   - Every function returns an apnn_status_t. On failure it also sets a thread-local
+ *     message, read with apnn_last_error(); the message stays until the next failure on
+ *     the same thread. Outputs are written only on success.
+ *   - NULL handles or pointers where an object is required fail with
+ *     APNN_STATUS_INVALID_ARGUMENT, never crash.
+ *   - All host pointers are plain C arrays in row-major order.
+ *   - Objects (packed matrices, buffers) belong to the context that made them and must be
+ *     destroyed before it. Using one with another context fails with
+ *     APNN_STATUS_INVALID_ARGUMENT.
+ *   - A context is not thread-safe: use one per thread.
+ *
+ * The arithmetic
+ *   A quantized operand is a matrix of integer codes, each with `bits` = n in 1..8 and an
+ *   encoding that gives its integer value:
+ *     APNN_ENCODING_UNSIGNED  value = code, 0 .. 2^n - 1
+ *     APNN_ENCODING_SIGNED    value = code, -2^(n-1) .. 2^(n-1) - 1 (two's complement)
+ *     APNN_ENCODING_BINARY    n must be 1; value = code, -1 or +1 (stored as bit 1 for +1)
+ *   and an optional integer zero point z: the operand's real value is (value - z).
+ *   apnn_gemm computes, exactly in int32,
+ *       Y[m][n] = sum_k (X[m][k] - zx) * (W[n][k] - zw)
+ *   for X of M x K (activations) and W of N x K (weights), i.e. Y = X * W^T.
+ *   Internally Y is a weighted sum of 1-bit matrix products (bit-plane products); no
+ *   intermediate leaves int32, so the result equals an exact int64 computation whenever
+ *   that fits in int32 (the library checks |Y| <= K * max|x| * max|w| fits, and refuses
+ *   shapes that could overflow).
+ *
+ * The packed layout (the library's contract; produced only by apnn_pack*)
+ *   A packed matrix of `rows` x `cols` codes with n bits holds n bit-planes. Plane i holds
+ *   bit i of every code (for BINARY: the bit (value + 1) / 2). Let
+ *       rows_padded = round_up(rows, APNN_ROW_ALIGN)          (128)
+ *       cols_padded = round_up(cols, APNN_K_ALIGN_BITS)       (256)
+ *       words       = cols_padded / 32
+ *   Plane data is uint32 words, plane-major:
+ *       word(plane i, row r, word w) at index (i * rows_padded + r) * words + w
+ *   and element (r, k) of plane i is bit (k % 32) of word (i, r, k / 32). Padding rows and
+ *   padding columns are zero bits in every plane, so they add nothing to any product.
+ *   Next to the planes the library keeps one int32 per row: the sum over the real columns of
+ *   sum_i c_i * bit_i (the plane part of each value, c_i the plane's coefficient); it feeds
+ *   the rank-1 corrections for zero points and for the binary encoding's -1 offset.
+ *   apnn_packed_read_planes copies the planes out in exactly this layout.
+ */
+#ifndef APNN_APNN_H_
+#define APNN_APNN_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define APNN_API __declspec(dllexport)
+#else
+#define APNN_API __attribute__((visibility("default")))
+#endif
+
+#define APNN_VERSION_MAJOR 0
+#define APNN_VERSION_MINOR 1
+#define APNN_VERSION_PATCH 0
+
+/* Row padding of packed matrices, and column (K) padding in bits. */
+#define APNN_ROW_ALIGN 128
+#define APNN_K_ALIGN_BITS 256
+
+typedef enum apnn_status {
+  APNN_STATUS_SUCCESS = 0,
+  APNN_STATUS_INVALID_ARGUMENT = 1, /* bad value, shape, dtype, pointer or handle */
+  APNN_STATUS_UNSUPPORTED = 2,      /* valid request this build cannot serve */
+  APNN_STATUS_NO_DEVICE = 3,        /* CUDA backend asked for, no usable GPU */
+  APNN_STATUS_OUT_OF_MEMORY = 4,    /* host or device allocation failed */
+  APNN_STATUS_CUDA_ERROR = 5,       /* a CUDA runtime call failed; message has details */
+  APNN_STATUS_INTERNAL_ERROR = 6    /* a bug in libapnn: please report it */
+} apnn_status_t;
+
+typedef enum apnn_backend {
+  APNN_BACKEND_AUTO = 0, /* CUDA when a usable GPU is present, otherwise host */
+  APNN_BACKEND_CUDA = 1,
+  APNN_BACKEND_HOST = 2
+} apnn_backend_t;
+
+typedef enum apnn_encoding {
+  APNN_ENCODING_UNSIGNED = 0,
+  APNN_ENCODING_SIGNED = 1,
+  APNN_ENCODING_BINARY = 2
+} apnn_encoding_t;
+
+/* Element type of code arrays handed in by the caller. */
+typedef enum apnn_dtype {
+  APNN_DTYPE_INT8 = 0,
+  APNN_DTYPE_UINT8 = 1,
+  APNN_DTYPE_INT32 = 2,
+  APNN_DTYPE_FLOAT32 = 3
+} apnn_dtype_t;
+
+/* How an operand's codes are to be read. */
+typedef struct apnn_quant {
+  int32_t bits;             /* 1..8 */
+  apnn_encoding_t encoding; /* BINARY requires bits == 1 */
+  int32_t zero_point;       /* real value = value - zero_point; 0 for none */
+} apnn_quant_t;
+
+typedef struct apnn_context* apnn_context_t;
+typedef struct apnn_packed* apnn_packed_t;
+typedef struct apnn_buffer* apnn_buffer_t;
+
+typedef struct apnn_context_info {
+  apnn_backend_t backend;    /* the backend actually in use (never AUTO) */
+  char device_name[128];     /* GPU name, or "host" */
+  int32_t compute_capability; /* e.g. 90 for sm_90; 0 on the host backend */
+  int32_t multiprocessors;   /* SM count; number of host threads used on host */
+} apnn_context_info_t;
+
+/* ---- Errors and version ---------------------------------------------------------- */
+
+/* Message of the last failure on this thread ("" if none). Never NULL. */
+APNN_API const char* apnn_last_error(void);
+/* Short constant name of a status, e.g. "APNN_STATUS_INVALID_ARGUMENT". Never NULL. */
+APNN_API const char* apnn_status_string(apnn_status_t status);
+/* "MAJOR.MINOR.PATCH". Never NULL. */
+APNN_API const char* apnn_version(void);
+/* Number of usable CUDA devices; 0 (and SUCCESS) when there is no GPU or driver. */
+APNN_API apnn_status_t apnn_cuda_device_count(int32_t* count);
+
+/* ---- Context ---------------------------------------------------------------------- */
+
+/* Creates a context on the given backend. CUDA with no usable GPU: APNN_STATUS_NO_DEVICE.
+ * The CUDA backend uses device 0 and one stream of its own. */
+APNN_API apnn_status_t apnn_context_create(apnn_backend_t backend, apnn_context_t* ctx);
+APNN_API apnn_status_t apnn_context_destroy(apnn_context_t ctx);
+APNN_API apnn_status_t apnn_context_info(apnn_context_t ctx, apnn_context_info_t* info);
+/* Waits until all work queued on the context is done. */
+APNN_API apnn_status_t apnn_context_synchronize(apnn_context_t ctx);
+
+/* ---- Buffers: memory of the context's backend (device memory on CUDA) ------------ */
+
+APNN_API apnn_status_t apnn_buffer_create(apnn_context_t ctx, size_t bytes, apnn_buffer_t* buffer);
+APNN_API apnn_status_t apnn_buffer_destroy(apnn_buffer_t buffer);
+APNN_API apnn_status_t apnn_buffer_size(apnn_buffer_t buffer, size_t* bytes);
+/* Copies `bytes` from host memory into the buffer at offset 0 (synchronous). */
+APNN_API apnn_status_t apnn_buffer_write(apnn_buffer_t buffer, const void* host, size_t bytes);
+/* Copies `bytes` from the buffer at offset 0 into host memory (synchronous). */
+APNN_API apnn_status_t apnn_buffer_read(apnn_buffer_t buffer, void* host, size_t bytes);
+
+/* ---- Packing ---------------------------------------------------------------------- */
+
+/* Packs a rows x cols row-major array of integer codes (host memory, dtype INT8, UINT8 or
+ * INT32) into bit-planes. Every code must lie in the range of (bits, encoding); the first
+ * code out of range fails the call with its position in the message. rows, cols >= 1. */
+APNN_API apnn_status_t apnn_pack(apnn_context_t ctx, const void* codes, apnn_dtype_t dtype,
+                                 int64_t rows, int64_t cols, const apnn_quant_t* quant,
+                                 apnn_packed_t* packed);
+/* The same from codes already in a buffer of the context (no host round trip). */
+APNN_API apnn_status_t apnn_pack_buffer(apnn_context_t ctx, apnn_buffer_t codes, apnn_dtype_t dtype,
+                                        int64_t rows, int64_t cols, const apnn_quant_t* quant,
+                                        apnn_packed_t* packed);
+/* Quantizes float32 host values and packs them:
+ *   code = clamp(round_half_even(x / scale) + zero_point, lo, hi)
+ * with [lo, hi] the code range of (bits, encoding); for BINARY, code = x >= 0 ? +1 : -1
+ * and scale is ignored. The packed operand keeps quant->zero_point. scale > 0. */
+APNN_API apnn_status_t apnn_quantize_pack(apnn_context_t ctx, const float* values, int64_t rows,
+                                          int64_t cols, float scale, const apnn_quant_t* quant,
+                                          apnn_packed_t* packed);
+APNN_API apnn_status_t apnn_packed_destroy(apnn_packed_t packed);
+/* Shape and quantization of a packed matrix; any output pointer may be NULL. */
+APNN_API apnn_status_t apnn_packed_info(apnn_packed_t packed, int64_t* rows, int64_t* cols,
+                                        apnn_quant_t* quant);
+/* Copies the planes to host memory in the layout described at the top of this file.
+ * `words` must be at least bits * rows_padded * cols_padded / 32. */
+APNN_API apnn_status_t apnn_packed_read_planes(apnn_packed_t packed, uint32_t* host, size_t words);
+
+/* ---- GEMM ------------------------------------------------------------------------- */
+
+/* Y = (X - zx) * (W - zw)^T exactly, X = x (M x K), W = w (N x K), both packed by this
+ * context with equal K. Y is M x N int32, row-major, written to host memory. */
+APNN_API apnn_status_t apnn_gemm(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w, int32_t* y);
+/* The same, leaving Y in a buffer of at least M * N * 4 bytes (asynchronous on CUDA). */
+APNN_API apnn_status_t apnn_gemm_buffer(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w,
+                                        apnn_buffer_t y);
+/* Times apnn_gemm_buffer: `warmup` untimed calls, then `iters` calls timed on the device
+ * (CUDA: captured in a CUDA graph, replayed, timed with CUDA events; host: wall clock).
+ * Writes the median time of one call in microseconds. warmup >= 0, iters >= 1. */
+APNN_API apnn_status_t apnn_gemm_benchmark(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w,
+                                           apnn_buffer_t y, int32_t warmup, int32_t iters,
+                                           double* microseconds);
+/* Name of the kernel configuration the context would use for this GEMM (for benchmarks and
+ * tests), written NUL-terminated into `name` of `capacity` bytes. */
+APNN_API apnn_status_t apnn_gemm_kernel_name(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w,
+                                             char* name, size_t capacity);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* APNN_APNN_H_ */

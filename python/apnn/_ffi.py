@@ -1,0 +1,68 @@
+"""Loads libapnn.so through cffi in ABI mode; the cdef is read from the public C header."""
+import os
+import re
+import threading
+
+import cffi
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_lock = threading.Lock()
+_state = {}
+
+
+def _candidates(name):
+    """Where a file shipped beside the package, in a Bazel runfiles tree or a source tree lies."""
+    return [
+        os.path.join(_HERE, name),  # staged next to the package
+        os.path.join(_HERE, "..", "..", name),  # runfiles root / repository root
+        os.path.join(_HERE, "..", "..", "bazel-bin", name),  # source tree after a build
+    ]
+
+
+def _find(name, env, hint):
+    if os.environ.get(env):
+        path = os.environ[env]
+        if not os.path.isfile(path):
+            raise OSError(f"{env}={path} does not exist")
+        return path
+    for path in _candidates(name):
+        if os.path.isfile(path):
+            return os.path.normpath(path)
+    raise OSError(f"{os.path.basename(name)} not found near {_HERE}; {hint} or set {env}")
+
+
+def _find_header():
+    if os.path.isfile(os.path.join(_HERE, "apnn.h")) and not os.environ.get("APNN_HEADER"):
+        return os.path.join(_HERE, "apnn.h")
+    return _find(os.path.join("cuda", "include", "apnn", "apnn.h"), "APNN_HEADER", "ship apnn.h with the package")
+
+
+def cdef_from_header(text):
+    """The declarations of apnn.h in the subset of C that cffi's cdef accepts."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    # Drop the C++ and visibility conditionals with their bodies.
+    text = re.sub(r"#ifdef __cplusplus.*?#endif", "", text, flags=re.S)
+    text = re.sub(r"#if defined\(_WIN32\).*?#endif", "", text, flags=re.S)
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            if re.match(r"#define APNN_[A-Z0-9_]+\s+-?\d+\s*$", stripped):
+                lines.append(stripped)
+            continue
+        lines.append(line.replace("APNN_API ", ""))
+    return "\n".join(lines)
+
+
+def load():
+    """Returns (ffi, lib), loading the library once per process."""
+    with _lock:
+        if "lib" not in _state:
+            ffi = cffi.FFI()
+            header = _find_header()
+            with open(header) as f:
+                ffi.cdef(cdef_from_header(f.read()))
+            lib = ffi.dlopen(_find("libapnn.so", "APNN_LIBRARY", "build it with `tools/bazel build //:libapnn.so`"))
+            _state["ffi"], _state["lib"] = ffi, lib
+        return _state["ffi"], _state["lib"]

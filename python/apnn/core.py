@@ -1,0 +1,223 @@
+"""Contexts, packed matrices and device buffers: thin wrappers over the C API handles."""
+import numpy as np
+
+from . import _ffi
+from .errors import InvalidArgumentError, InvalidTypeError, error_for
+
+ENCODINGS = {"unsigned": 0, "signed": 1, "binary": 2}
+BACKENDS = {"auto": 0, "cuda": 1, "host": 2}
+_BACKEND_NAMES = {v: k for k, v in BACKENDS.items()}
+_CODE_DTYPES = {np.dtype(np.int8): 0, np.dtype(np.uint8): 1, np.dtype(np.int32): 2}
+
+
+def _check(status):
+    if status != 0:
+        ffi, lib = _ffi.load()
+        name = ffi.string(lib.apnn_status_string(status)).decode()
+        raise error_for(name, ffi.string(lib.apnn_last_error()).decode())
+
+
+def version():
+    ffi, lib = _ffi.load()
+    return ffi.string(lib.apnn_version()).decode()
+
+
+def cuda_device_count():
+    ffi, lib = _ffi.load()
+    out = ffi.new("int32_t*")
+    _check(lib.apnn_cuda_device_count(out))
+    return int(out[0])
+
+
+def _encoding(name):
+    if name not in ENCODINGS:
+        raise InvalidArgumentError(f"encoding must be one of {sorted(ENCODINGS)}, got {name!r}")
+    return ENCODINGS[name]
+
+
+def as_codes(codes, name="codes"):
+    """A 2-D C-contiguous int8/uint8/int32 array of the given integer codes."""
+    arr = np.asarray(codes)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise InvalidTypeError(f"{name} must be an integer array of codes, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise InvalidArgumentError(f"{name} must be 2-D (rows x K), got shape {arr.shape}")
+    if arr.dtype not in _CODE_DTYPES:
+        if arr.size and (arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max):
+            raise InvalidArgumentError(f"{name} has values outside int32")
+        arr = arr.astype(np.int32)
+    return np.ascontiguousarray(arr)
+
+
+class Context:
+    """A libapnn context on one backend: 'auto' (CUDA if a GPU is usable, else host), 'cuda', 'host'."""
+
+    def __init__(self, backend="auto"):
+        if backend not in BACKENDS:
+            raise InvalidArgumentError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+        self._ffi, self._lib = _ffi.load()
+        handle = self._ffi.new("apnn_context_t*")
+        _check(self._lib.apnn_context_create(BACKENDS[backend], handle))
+        self._handle = handle[0]
+        info = self._ffi.new("apnn_context_info_t*")
+        _check(self._lib.apnn_context_info(self._handle, info))
+        self.backend = _BACKEND_NAMES[info.backend]
+        self.device_name = self._ffi.string(info.device_name).decode()
+        self.compute_capability = int(info.compute_capability)
+        self.multiprocessors = int(info.multiprocessors)
+
+    def __repr__(self):
+        return f"Context(backend={self.backend!r}, device={self.device_name!r})"
+
+    def __del__(self):
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            self._lib.apnn_context_destroy(handle)
+            self._handle = None
+
+    def synchronize(self):
+        _check(self._lib.apnn_context_synchronize(self._handle))
+
+    def _quant(self, bits, encoding, zero_point):
+        q = self._ffi.new("apnn_quant_t*")
+        if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool):
+            raise InvalidTypeError(f"bits must be an int, got {type(bits).__name__}")
+        q.bits = int(bits)
+        q.encoding = _encoding(encoding)
+        q.zero_point = int(zero_point)
+        return q
+
+    def pack(self, codes, bits, encoding="unsigned", zero_point=0):
+        """Packs a 2-D array of integer codes (rows x K) into bit-planes on this context."""
+        arr = as_codes(codes)
+        quant = self._quant(bits, encoding, zero_point)
+        out = self._ffi.new("apnn_packed_t*")
+        _check(self._lib.apnn_pack(self._handle, self._ffi.cast("void*", arr.ctypes.data), _CODE_DTYPES[arr.dtype],
+                                   arr.shape[0], arr.shape[1], quant, out))
+        return PackedMatrix(self, out[0])
+
+    def quantize_pack(self, values, scale, bits, encoding="unsigned", zero_point=0):
+        """Quantizes float values (code = clamp(round_half_even(v / scale) + zero_point)) and packs them."""
+        arr = np.asarray(values)
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise InvalidTypeError(f"values must be a float array, got dtype {arr.dtype}")
+        if arr.ndim != 2:
+            raise InvalidArgumentError(f"values must be 2-D, got shape {arr.shape}")
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        quant = self._quant(bits, encoding, zero_point)
+        out = self._ffi.new("apnn_packed_t*")
+        _check(self._lib.apnn_quantize_pack(self._handle, self._ffi.cast("float*", arr.ctypes.data), arr.shape[0],
+                                            arr.shape[1], float(scale), quant, out))
+        return PackedMatrix(self, out[0])
+
+    def buffer(self, nbytes):
+        out = self._ffi.new("apnn_buffer_t*")
+        _check(self._lib.apnn_buffer_create(self._handle, int(nbytes), out))
+        return Buffer(self, out[0], int(nbytes))
+
+    def _check_packed(self, *packed):
+        for p in packed:
+            if not isinstance(p, PackedMatrix):
+                raise InvalidTypeError(f"expected a PackedMatrix, got {type(p).__name__}")
+            if p.context is not self:
+                raise InvalidArgumentError("a PackedMatrix was packed by another context")
+
+    def gemm(self, x, w):
+        """Y = (X - zx)(W - zw)^T exactly, int32, for packed X (M x K) and W (N x K)."""
+        self._check_packed(x, w)
+        y = np.empty((x.rows, w.rows), dtype=np.int32)
+        _check(self._lib.apnn_gemm(self._handle, x._handle, w._handle, self._ffi.cast("int32_t*", y.ctypes.data)))
+        return y
+
+    def gemm_into(self, x, w, y_buffer):
+        """Y into a Buffer of this context, without a copy to the host (asynchronous on CUDA)."""
+        self._check_packed(x, w)
+        _check(self._lib.apnn_gemm_buffer(self._handle, x._handle, w._handle, y_buffer._handle))
+
+    def gemm_benchmark(self, x, w, y_buffer, warmup=10, iters=100):
+        """Median microseconds of one GEMM (CUDA graph replays timed with CUDA events on a GPU)."""
+        self._check_packed(x, w)
+        us = self._ffi.new("double*")
+        _check(self._lib.apnn_gemm_benchmark(self._handle, x._handle, w._handle, y_buffer._handle, int(warmup),
+                                             int(iters), us))
+        return float(us[0])
+
+    def gemm_kernel_name(self, x, w):
+        self._check_packed(x, w)
+        buf = self._ffi.new("char[]", 128)
+        _check(self._lib.apnn_gemm_kernel_name(self._handle, x._handle, w._handle, buf, 128))
+        return self._ffi.string(buf).decode()
+
+
+class PackedMatrix:
+    """Bit-planes of a rows x K code matrix, owned by a Context (layout: apnn.h)."""
+
+    def __init__(self, context, handle):
+        self.context = context
+        self._handle = handle
+        ffi, lib = context._ffi, context._lib
+        rows, cols, quant = ffi.new("int64_t*"), ffi.new("int64_t*"), ffi.new("apnn_quant_t*")
+        _check(lib.apnn_packed_info(handle, rows, cols, quant))
+        self.rows, self.cols = int(rows[0]), int(cols[0])
+        self.bits = int(quant.bits)
+        self.encoding = {v: k for k, v in ENCODINGS.items()}[int(quant.encoding)]
+        self.zero_point = int(quant.zero_point)
+
+    @property
+    def shape(self):
+        return (self.rows, self.cols)
+
+    def __repr__(self):
+        return (f"PackedMatrix(shape={self.shape}, bits={self.bits}, encoding={self.encoding!r}, "
+                f"zero_point={self.zero_point})")
+
+    def planes(self):
+        """The packed words as an array (bits, rows_padded, words) of uint32."""
+        rows_padded = -(-self.rows // 128) * 128
+        words = -(-self.cols // 256) * 256 // 32
+        out = np.empty((self.bits, rows_padded, words), dtype=np.uint32)
+        ffi, lib = self.context._ffi, self.context._lib
+        _check(lib.apnn_packed_read_planes(self._handle, ffi.cast("uint32_t*", out.ctypes.data), out.size))
+        return out
+
+    def __del__(self):
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            self.context._lib.apnn_packed_destroy(handle)
+            self._handle = None
+
+
+class Buffer:
+    """Memory of a context's backend (device memory on CUDA)."""
+
+    def __init__(self, context, handle, nbytes):
+        self.context, self._handle, self.nbytes = context, handle, nbytes
+
+    def write(self, array):
+        arr = np.ascontiguousarray(array)
+        if arr.nbytes > self.nbytes:
+            raise InvalidArgumentError(f"array of {arr.nbytes} bytes does not fit a buffer of {self.nbytes}")
+        _check(self.context._lib.apnn_buffer_write(self._handle, self.context._ffi.cast("void*", arr.ctypes.data),
+                                                   arr.nbytes))
+
+    def read(self, shape, dtype):
+        out = np.empty(shape, dtype=dtype)
+        _check(self.context._lib.apnn_buffer_read(self._handle, self.context._ffi.cast("void*", out.ctypes.data),
+                                                  out.nbytes))
+        return out
+
+    def __del__(self):
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            self.context._lib.apnn_buffer_destroy(handle)
+            self._handle = None
+
+
+_default_contexts = {}
+
+
+def default_context(backend="auto"):
+    """One shared Context per backend name, created on first use."""
+    if backend not in _default_contexts:
+        _default_contexts[backend] = Context(backend)
+    return _default_contexts[backend]
