@@ -8,45 +8,19 @@
 #include <vector>
 
 #include "apnn/apnn.h"
+#include "common/api_util.h"
 #include "common/objects.h"
 #include "common/quant.h"
 #include "common/status.h"
 
 using apnn::require_arg;
+using apnn::guarded;
+using apnn::check_context;
+using apnn::check_packed;
+using apnn::check_buffer;
+using apnn::Scratch;
 
 namespace {
-
-template <typename F>
-apnn_status_t guarded(const char* function, F&& body) {
-  try {
-    body();
-    return APNN_STATUS_SUCCESS;
-  } catch (const apnn::Error& e) {
-    apnn::set_last_error(std::string(function) + ": " + e.what());
-    return e.status();
-  } catch (const std::bad_alloc&) {
-    apnn::set_last_error(std::string(function) + ": out of host memory");
-    return APNN_STATUS_OUT_OF_MEMORY;
-  } catch (const std::exception& e) {
-    apnn::set_last_error(std::string(function) + ": internal error: " + e.what());
-    return APNN_STATUS_INTERNAL_ERROR;
-  } catch (...) {
-    apnn::set_last_error(std::string(function) + ": internal error");
-    return APNN_STATUS_INTERNAL_ERROR;
-  }
-}
-
-void check_context(apnn_context_t ctx) { require_arg(ctx != nullptr, "context is NULL"); }
-
-void check_packed(apnn_context_t ctx, apnn_packed_t p, const char* name) {
-  require_arg(p != nullptr, std::string(name) + " is NULL");
-  require_arg(p->ctx == ctx, std::string(name) + " belongs to another context");
-}
-
-void check_buffer(apnn_context_t ctx, apnn_buffer_t b, const char* name) {
-  require_arg(b != nullptr, std::string(name) + " is NULL");
-  require_arg(b->ctx == ctx, std::string(name) + " belongs to another context");
-}
 
 size_t dtype_size(apnn_dtype_t dtype) {
   switch (dtype) {
@@ -109,14 +83,6 @@ void pack_into(apnn_context_t ctx, const void* codes_mem, apnn_dtype_t dtype, in
   ctx->live_objects++;
   *out = p;
 }
-
-// RAII scratch memory of the backend.
-struct Scratch {
-  apnn::Backend* backend;
-  void* mem;
-  Scratch(apnn::Backend* b, size_t bytes) : backend(b), mem(b->allocate(bytes)) {}
-  ~Scratch() { backend->release(mem); }
-};
 
 void check_gemm(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w) {
   check_context(ctx);
@@ -403,6 +369,20 @@ apnn_status_t apnn_gemm_kernel_name(apnn_context_t ctx, apnn_packed_t x, apnn_pa
     const std::string s = ctx->backend->gemm_kernel_name(x->matrix, w->matrix);
     std::strncpy(name, s.c_str(), capacity - 1);
     name[capacity - 1] = '\0';
+  });
+}
+
+apnn_status_t apnn_context_set_gemm_override(apnn_context_t ctx, int32_t config, int32_t split_k, int32_t generic) {
+  return guarded(__func__, [&] {
+    check_context(ctx);
+    require_arg(config >= -1 && config < 3, "config must be -1 (automatic) or 0..2, got " + std::to_string(config));
+    require_arg(split_k >= 0 && split_k <= 64, "split_k must be 0 (automatic) or 1..64, got " +
+                                                   std::to_string(split_k));
+    apnn::GemmOverride choice;
+    choice.config = config;
+    choice.split_k = split_k;
+    choice.generic = generic != 0;
+    ctx->backend->set_gemm_override(choice);
   });
 }
 

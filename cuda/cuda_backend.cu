@@ -76,11 +76,12 @@ class CudaBackend final : public Backend {
   }
 
   void gemm(const PackedMatrix& x, const PackedMatrix& w, int32_t* y) override {
-    launch_gemm(plan_gemm(x, w, props_.multiProcessorCount), x, w, y, stream_);
+    launch_gemm(plan_gemm(x, w, props_.multiProcessorCount, override_), x, w, y, stream_);
   }
   std::string gemm_kernel_name(const PackedMatrix& x, const PackedMatrix& w) const override {
-    return plan_gemm(x, w, props_.multiProcessorCount).name;
+    return plan_gemm(x, w, props_.multiProcessorCount, override_).name;
   }
+  void set_gemm_override(const GemmOverride& choice) override { override_ = choice; }
 
   // Captures `per_graph` calls in a CUDA graph and times its replays with CUDA events, the
   // way the cuBLAS/cuDNN baselines are timed, so launch overhead is counted alike.
@@ -132,6 +133,7 @@ class CudaBackend final : public Backend {
  private:
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;
+  GemmOverride override_;
 };
 
 }  // namespace

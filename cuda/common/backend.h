@@ -26,6 +26,13 @@ struct PackedMatrix {
   int64_t total_words() const { return quant.bits * plane_words(); }
 };
 
+// A pinned GEMM kernel choice (apnn_context_set_gemm_override); negatives / 0 mean automatic.
+struct GemmOverride {
+  int config = -1;
+  int split_k = 0;
+  bool generic = false;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -47,6 +54,7 @@ class Backend {
   // Y (M x N int32, backend memory) = (X - zx)(W - zw)^T; shapes already validated.
   virtual void gemm(const PackedMatrix& x, const PackedMatrix& w, int32_t* y_mem) = 0;
   virtual std::string gemm_kernel_name(const PackedMatrix& x, const PackedMatrix& w) const = 0;
+  virtual void set_gemm_override(const GemmOverride& choice) = 0;
 
   // Median time of one call of `op` in microseconds, after `warmup` calls.
   virtual double benchmark(const std::function<void()>& op, int warmup, int iters) = 0;

@@ -25,6 +25,7 @@ constexpr TileConfig kConfigs[] = {
     {"b64x64_k256", 64, 64, 256, 4, 0.55},
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
+static_assert(kNumConfigs == kNumGemmConfigs, "keep gemm_dispatch.h in step");
 
 template <int Config, int P, int Q>
 struct Kernel;
@@ -57,7 +58,8 @@ void launch(const GemmParams& params, dim3 grid, cudaStream_t stream) {
 }
 
 template <int Config>
-void launch_config(int p, int q, const GemmParams& params, dim3 grid, cudaStream_t stream) {
+void launch_config(int p, int q, bool generic, const GemmParams& params, dim3 grid, cudaStream_t stream) {
+  if (generic) return launch<Config, 0, 0>(params, grid, stream);
   // Compile-time specialized fast paths (x planes P, w planes Q), then the generic kernel.
 #define APNN_FAST_PATH(P, Q) \
   if (p == P && q == Q) return launch<Config, P, Q>(params, grid, stream);
@@ -85,7 +87,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiprocessors) {
+GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiprocessors, const GemmOverride& pin) {
   const int p = x.quant.bits, q = w.quant.bits;
   const int64_t chunks = x.words / 4;
   // Pick the configuration with the least estimated time: waves x per-block work / efficiency.
@@ -93,6 +95,7 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiproces
   double best_cost = 1e300;
   int64_t best_blocks = 0;
   for (int c = 0; c < kNumConfigs; ++c) {
+    if (pin.config >= 0 && c != pin.config) continue;
     const TileConfig& cfg = kConfigs[c];
     const int64_t tm = cfg.bm / p, tn = cfg.bn / q;
     if (tm < 1 || tn < 1) continue;
@@ -112,13 +115,16 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiproces
   int split = 1;
   if (best_blocks < slots) split = static_cast<int>(std::min<int64_t>({slots / best_blocks, k_tiles, 16}));
   split = std::max(split, 1);
+  if (pin.split_k > 0) split = static_cast<int>(std::min<int64_t>(pin.split_k, k_tiles));
   // Make every split own at least one tile.
   while (split > 1 && ceil_div(k_tiles, ceil_div(k_tiles, split)) < split) --split;
+  const bool generic = pin.generic || !is_fast_path(p, q);
 
   GemmPlan plan;
   plan.config = best;
   plan.split_k = split;
-  plan.name = std::string(is_fast_path(p, q) ? "" : "generic_") + "w" + std::to_string(q) + "a" + std::to_string(p) +
+  plan.generic = generic;
+  plan.name = std::string(generic ? "generic_" : "") + "w" + std::to_string(q) + "a" + std::to_string(p) +
               "_" + cfg.name + "_split" + std::to_string(split);
   return plan;
 }
@@ -151,13 +157,15 @@ void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix
 
   const dim3 grid(static_cast<unsigned>(ceil_div(w.rows, params.tn)), static_cast<unsigned>(ceil_div(x.rows, params.tm)),
                   static_cast<unsigned>(plan.split_k));
+  require(grid.y <= 65535, APNN_STATUS_UNSUPPORTED,
+          "M = " + std::to_string(x.rows) + " needs more than 65535 row tiles; split M");
   if (plan.split_k > 1) {
     APNN_CUDA_CHECK(cudaMemsetAsync(y, 0, static_cast<size_t>(x.rows) * w.rows * sizeof(int32_t), stream));
   }
   switch (plan.config) {
-    case 0: return launch_config<0>(params.p, params.q, params, grid, stream);
-    case 1: return launch_config<1>(params.p, params.q, params, grid, stream);
-    default: return launch_config<2>(params.p, params.q, params, grid, stream);
+    case 0: return launch_config<0>(params.p, params.q, plan.generic, params, grid, stream);
+    case 1: return launch_config<1>(params.p, params.q, plan.generic, params, grid, stream);
+    default: return launch_config<2>(params.p, params.q, plan.generic, params, grid, stream);
   }
 }
 

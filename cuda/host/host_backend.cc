@@ -109,6 +109,8 @@ class HostBackend final : public Backend {
     return "host_bitplane_popcount";
   }
 
+  void set_gemm_override(const GemmOverride&) override {}
+
   double benchmark(const std::function<void()>& op, int warmup, int iters) override {
     for (int i = 0; i < warmup; ++i) op();
     std::vector<double> times;

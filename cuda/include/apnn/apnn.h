@@ -193,6 +193,14 @@ APNN_API apnn_status_t apnn_gemm_benchmark(apnn_context_t ctx, apnn_packed_t x, 
 APNN_API apnn_status_t apnn_gemm_kernel_name(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w,
                                              char* name, size_t capacity);
 
+/* Pins the CUDA GEMM kernel choice, for tests and tuning: `config` is the tile configuration
+ * (0: 256x128, 1: 128x128, 2: 64x64 bit-rows x bit-columns per block; -1: automatic),
+ * `split_k` the number of K splits (0: automatic), and `generic` != 0 runs the generic kernel
+ * even where a compile-time specialized one exists. Results are identical; only speed differs.
+ * Accepted and ignored by the host backend. */
+APNN_API apnn_status_t apnn_context_set_gemm_override(apnn_context_t ctx, int32_t config, int32_t split_k,
+                                                      int32_t generic);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

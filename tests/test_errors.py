@@ -1,0 +1,105 @@
+"""Bad input gets a clear error (status + message) and a Python exception, never a crash."""
+import numpy as np
+import pytest
+
+import apnn
+from apnn import _ffi
+from conftest import HAS_GPU
+
+
+def codes(shape, value=1, dtype=np.int8):
+    return np.full(shape, value, dtype=dtype)
+
+
+@pytest.mark.parametrize("bits", [0, 9, -1])
+def test_unsupported_bits(ctx, bits):
+    with pytest.raises(apnn.InvalidArgumentError, match="bits must be in 1..8"):
+        ctx.pack(codes((2, 3)), bits)
+
+
+def test_binary_needs_one_bit(ctx):
+    with pytest.raises(apnn.InvalidArgumentError, match="binary"):
+        ctx.pack(codes((2, 3)), 2, "binary")
+
+
+@pytest.mark.parametrize("bits,encoding,bad", [(1, "unsigned", 2), (2, "unsigned", -1), (3, "signed", 4),
+                                               (3, "signed", -5), (1, "binary", 0), (8, "unsigned", 256)])
+def test_codes_out_of_range_name_the_position(ctx, bits, encoding, bad):
+    c = np.zeros((3, 40), dtype=np.int32) + (1 if encoding == "binary" else 0)
+    c[2, 17] = bad
+    with pytest.raises(apnn.InvalidArgumentError, match=r"code -?\d+ at \(2, 17\) is outside"):
+        ctx.pack(c, bits, encoding)
+
+
+@pytest.mark.parametrize("bad", [np.ones((2, 3), np.float32), np.ones((2, 3), bool)])
+def test_wrong_dtype(ctx, bad):
+    with pytest.raises(apnn.InvalidTypeError, match="integer array"):
+        ctx.pack(bad, 2)
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 3, 4), (0, 5), (5, 0)])
+def test_wrong_shape(ctx, shape):
+    with pytest.raises(apnn.InvalidArgumentError):
+        ctx.pack(np.zeros(shape, np.int8), 2)
+
+
+def test_k_mismatch(ctx):
+    x, w = ctx.pack(codes((2, 30)), 2), ctx.pack(codes((3, 31)), 1)
+    with pytest.raises(apnn.InvalidArgumentError, match="K = 30"):
+        ctx.gemm(x, w)
+
+
+def test_unknown_encoding_and_backend(ctx):
+    with pytest.raises(apnn.InvalidArgumentError, match="encoding"):
+        ctx.pack(codes((2, 3)), 2, "ternary")
+    with pytest.raises(apnn.InvalidArgumentError, match="backend"):
+        apnn.Context("tpu")
+
+
+def test_overflow_is_refused(ctx):
+    x, w = ctx.pack(codes((1, 40000), 255, np.uint8), 8), ctx.pack(codes((1, 40000), 255, np.uint8), 8)
+    with pytest.raises(apnn.UnsupportedError, match="overflow"):
+        ctx.gemm(x, w)
+
+
+def test_objects_of_another_context(ctx):
+    other = apnn.Context("host")
+    x = other.pack(codes((2, 3)), 2)
+    with pytest.raises(apnn.InvalidArgumentError, match="another context"):
+        ctx.gemm(x, x)
+
+
+def test_null_pointers_through_the_c_api():
+    ffi, lib = _ffi.load()
+    assert lib.apnn_context_create(2, ffi.NULL) == lib.APNN_STATUS_INVALID_ARGUMENT
+    assert "NULL" in ffi.string(lib.apnn_last_error()).decode()
+    assert lib.apnn_gemm(ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL) == lib.APNN_STATUS_INVALID_ARGUMENT
+    assert lib.apnn_pack(ffi.NULL, ffi.NULL, 0, 1, 1, ffi.NULL, ffi.NULL) == lib.APNN_STATUS_INVALID_ARGUMENT
+    assert lib.apnn_packed_destroy(ffi.NULL) == lib.APNN_STATUS_INVALID_ARGUMENT
+    assert lib.apnn_context_destroy(ffi.NULL) == lib.APNN_STATUS_INVALID_ARGUMENT
+    assert lib.apnn_buffer_write(ffi.NULL, ffi.NULL, 4) == lib.APNN_STATUS_INVALID_ARGUMENT
+
+
+def test_context_with_live_objects_cannot_be_destroyed():
+    ffi, lib = _ffi.load()
+    handle = ffi.new("apnn_context_t*")
+    assert lib.apnn_context_create(lib.APNN_BACKEND_HOST, handle) == 0
+    buf = ffi.new("apnn_buffer_t*")
+    assert lib.apnn_buffer_create(handle[0], 16, buf) == 0
+    assert lib.apnn_context_destroy(handle[0]) == lib.APNN_STATUS_INVALID_ARGUMENT
+    assert "destroy them first" in ffi.string(lib.apnn_last_error()).decode()
+    assert lib.apnn_buffer_destroy(buf[0]) == 0
+    assert lib.apnn_context_destroy(handle[0]) == 0
+
+
+@pytest.mark.skipif(HAS_GPU, reason="this machine has a GPU")
+def test_cuda_without_gpu_is_a_clear_error():
+    with pytest.raises(apnn.NoDeviceError, match="needs a GPU"):
+        apnn.Context("cuda")
+    assert apnn.Context("auto").backend == "host"
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="needs a GPU")
+def test_auto_picks_cuda_on_a_gpu():
+    ctx = apnn.Context("auto")
+    assert ctx.backend == "cuda" and ctx.compute_capability >= 80
