@@ -36,7 +36,10 @@ class CudaBackend final : public Backend {
                 std::to_string(props_.major * 10 + props_.minor) + ")");
     APNN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   }
-  ~CudaBackend() override { cudaStreamDestroy(stream_); }
+  ~CudaBackend() override {
+    release_workspace();
+    cudaStreamDestroy(stream_);
+  }
 
   void info(apnn_context_info_t* info) const override {
     info->backend = APNN_BACKEND_CUDA;
@@ -76,12 +79,38 @@ class CudaBackend final : public Backend {
   }
 
   void gemm(const PackedMatrix& x, const PackedMatrix& w, int32_t* y) override {
-    launch_gemm(plan_gemm(x, w, props_.multiProcessorCount, override_), x, w, y, stream_);
+    const GemmPlan plan = plan_gemm(x, w, props_.multiProcessorCount, override_);
+    launch_gemm(plan, x, w, y, split_k_workspace(gemm_workspace_size(plan, x, w)), stream_);
   }
   std::string gemm_kernel_name(const PackedMatrix& x, const PackedMatrix& w) const override {
     return plan_gemm(x, w, props_.multiProcessorCount, override_).name;
   }
   void set_gemm_override(const GemmOverride& choice) override { override_ = choice; }
+
+  // Grows the zeroed split-K workspace on demand. Growing synchronizes, so a benchmark's
+  // warm-up call (outside graph capture) is what allocates it.
+  GemmWorkspace split_k_workspace(const GemmWorkspaceSize& need) {
+    if (need.entries > ws_entries_ || need.counters > ws_counters_) {
+      cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+      APNN_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
+      require(capturing == cudaStreamCaptureStatusNone, APNN_STATUS_INTERNAL_ERROR,
+              "split-K workspace must grow outside CUDA graph capture");
+      APNN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      release_workspace();
+      ws_entries_ = std::max(need.entries, ws_entries_);
+      ws_counters_ = std::max(need.counters, ws_counters_);
+      workspace_.workspace = static_cast<int32_t*>(allocate(ws_entries_ * sizeof(int32_t)));
+      workspace_.tile_counters = static_cast<unsigned*>(allocate(ws_counters_ * sizeof(unsigned)));
+      APNN_CUDA_CHECK(cudaMemset(workspace_.workspace, 0, ws_entries_ * sizeof(int32_t)));
+      APNN_CUDA_CHECK(cudaMemset(workspace_.tile_counters, 0, ws_counters_ * sizeof(unsigned)));
+    }
+    return workspace_;
+  }
+  void release_workspace() noexcept {
+    release(workspace_.workspace);
+    release(workspace_.tile_counters);
+    workspace_ = {};
+  }
 
   // Captures `per_graph` calls in a CUDA graph and times its replays with CUDA events, the
   // way the cuBLAS/cuDNN baselines are timed, so launch overhead is counted alike.
@@ -134,6 +163,8 @@ class CudaBackend final : public Backend {
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;
   GemmOverride override_;
+  GemmWorkspace workspace_;
+  size_t ws_entries_ = 0, ws_counters_ = 0;
 };
 
 }  // namespace

@@ -100,10 +100,10 @@ def test_fast_paths_agree_with_generic_and_every_tile(cuda_ctx, rng, x_bit, w_bi
         for config in (0, 1, 2):
             for generic in (0, 1):
                 for split in (1, 3):
-                    cuda_ctx._lib.apnn_context_set_gemm_override(cuda_ctx._handle, config, split, generic)
+                    cuda_ctx.set_gemm_override(config, split, generic)
                     results[(config, generic, split)] = (cuda_ctx.gemm_kernel_name(x, w), cuda_ctx.gemm(x, w))
     finally:
-        cuda_ctx._lib.apnn_context_set_gemm_override(cuda_ctx._handle, -1, 0, 0)
+        cuda_ctx.set_gemm_override()
     names = {name for name, _ in results.values()}
     assert any(n.startswith("generic_") for n in names) and any(not n.startswith("generic_") for n in names)
     first = next(iter(results.values()))[1]

@@ -9,6 +9,8 @@
 #include <string>
 
 #include "apnn/apnn.h"
+#include "common/status.h"
+#include "conv/conv_types.h"
 
 namespace apnn {
 
@@ -21,6 +23,9 @@ struct PackedMatrix {
   apnn_quant_t quant{};
   uint32_t* planes_mem = nullptr;    // bits * rows_padded * words words
   int32_t* row_sums_mem = nullptr;   // rows_padded entries: sum over k of the plane part
+  // NHWC tensor shape (apnn_pack_nhwc): rows = batch * height * width, cols = channels.
+  // batch == 0 for a plain matrix.
+  int64_t batch = 0, height = 0, width = 0;
 
   int64_t plane_words() const { return rows_padded * words; }
   int64_t total_words() const { return quant.bits * plane_words(); }
@@ -55,6 +60,13 @@ class Backend {
   virtual void gemm(const PackedMatrix& x, const PackedMatrix& w, int32_t* y_mem) = 0;
   virtual std::string gemm_kernel_name(const PackedMatrix& x, const PackedMatrix& w) const = 0;
   virtual void set_gemm_override(const GemmOverride& choice) = 0;
+
+  // Convolution (cuda/conv, cuda/host/host_conv.cc); arguments already validated.
+  virtual void conv2d(const ConvCall&) {
+    throw Error(APNN_STATUS_UNSUPPORTED, "this backend has no convolution");
+  }
+  virtual std::string conv2d_kernel_name(const ConvCall&) const { return "none"; }
+  virtual void set_conv_override(const ConvOverride&) {}
 
   // Median time of one call of `op` in microseconds, after `warmup` calls.
   virtual double benchmark(const std::function<void()>& op, int warmup, int iters) = 0;

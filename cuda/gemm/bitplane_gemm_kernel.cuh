@@ -27,6 +27,9 @@ __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool 
   const int bytes = valid ? 16 : 0;  // 0: zero-fill, nothing read
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
 }
+__device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -67,7 +70,9 @@ struct BitplaneGemm {
   static constexpr int kPipeBytes = STAGES * kStageBytes;
   static constexpr int kAccStride = BN + 4;  // int32 per row of the combine tile
   static constexpr int kAccBytes = BM * kAccStride * 4;
-  static constexpr int kSmemBytes = kPipeBytes > kAccBytes ? kPipeBytes : kAccBytes;
+  static constexpr int kMainBytes = kPipeBytes > kAccBytes ? kPipeBytes : kAccBytes;
+  // Row sums of the block's output rows and columns (at most BM + BN of them).
+  static constexpr int kSmemBytes = kMainBytes + (BM + BN) * 4;
   static constexpr int kLoadsX = BM * kCpr / kThreads, kLoadsW = BN * kCpr / kThreads;
   static constexpr int kMi = WM / 16, kNi = WN / 8;
   static_assert(kCpr == 2 || kCpr == 4 || kCpr == 8, "KT must be 256, 512 or 1024 bits");
@@ -129,6 +134,19 @@ __global__ void __launch_bounds__(BitplaneGemm<BM, BN, WM, WN, KT, STAGES, P, Q>
   }
 
   const uint32_t smem_base = smem_addr(smem);
+
+  // The row sums feed only the final corrections; fetch them with the first stage so their
+  // latency hides behind the main loop.
+  int32_t* x_sums = reinterpret_cast<int32_t*>(smem + Cfg::kMainBytes);
+  int32_t* w_sums = x_sums + tm;
+  for (int i = tid; i < tm + tn; i += Cfg::kThreads) {
+    const bool is_x = i < tm;
+    const int index = is_x ? m0 + i : n0 + (i - tm);
+    const int limit = is_x ? params.x_rows_padded : params.w_rows_padded;
+    if (index < limit) {
+      cp_async_4(smem_addr(x_sums + i), (is_x ? params.x_row_sums : params.w_row_sums) + index);
+    }
+  }
   auto load_stage = [&](int slot, int kt) {
     const uint32_t stage = smem_base + slot * Cfg::kStageBytes;
     const int chunk0 = kt * kCpr;
@@ -206,10 +224,7 @@ __global__ void __launch_bounds__(BitplaneGemm<BM, BN, WM, WN, KT, STAGES, P, Q>
   __syncthreads();
 
   const bool first_split = blockIdx.z == 0;
-  for (int idx = tid; idx < tm * tn; idx += Cfg::kThreads) {
-    const int mm = idx / tn, nn = idx % tn;
-    const int m = m0 + mm, n = n0 + nn;
-    if (m >= params.M || n >= params.N) continue;
+  auto combined = [&](int mm, int nn) {
     int64_t sum = 0;
 #pragma unroll
     for (int i = 0; i < (P ? P : kMaxPlanes); ++i) {
@@ -222,16 +237,43 @@ __global__ void __launch_bounds__(BitplaneGemm<BM, BN, WM, WN, KT, STAGES, P, Q>
       }
       sum += params.cx[i] * row;
     }
-    if (first_split) {
-      sum += params.ow * params.x_row_sums[m] + params.ox * params.w_row_sums[n] + params.k_ox_ow;
+    if (first_split) sum += params.ow * x_sums[mm] + params.ox * w_sums[nn] + params.k_ox_ow;
+    return sum;
+  };
+
+  if (gridDim.z == 1) {
+    for (int idx = tid; idx < tm * tn; idx += Cfg::kThreads) {
+      const int mm = idx / tn, nn = idx % tn, m = m0 + mm, n = n0 + nn;
+      if (m < params.M && n < params.N) params.y[static_cast<int64_t>(m) * params.N + n] = static_cast<int32_t>(combined(mm, nn));
     }
-    int32_t* out = params.y + static_cast<int64_t>(m) * params.N + n;
-    if (gridDim.z == 1) {
-      *out = static_cast<int32_t>(sum);
-    } else {
-      atomicAdd(out, static_cast<int32_t>(sum));
+    return;
+  }
+
+  // Split K: add the partial tile into the workspace; the last split to arrive writes Y and
+  // leaves workspace and counter zeroed for the next call (no memset launch needed). int32
+  // wrap-around is harmless: the final sum fits, and modular addition is exact.
+  for (int idx = tid; idx < tm * tn; idx += Cfg::kThreads) {
+    const int mm = idx / tn, nn = idx % tn, m = m0 + mm, n = n0 + nn;
+    if (m < params.M && n < params.N)
+      atomicAdd(&params.workspace[static_cast<int64_t>(m) * params.N + n], static_cast<int32_t>(combined(mm, nn)));
+  }
+  __threadfence();
+  __syncthreads();
+  __shared__ bool last_split;
+  unsigned* counter = params.tile_counters + blockIdx.y * gridDim.x + blockIdx.x;
+  if (tid == 0) last_split = atomicAdd(counter, 1u) == gridDim.z - 1;
+  __syncthreads();
+  if (!last_split) return;
+  __threadfence();
+  for (int idx = tid; idx < tm * tn; idx += Cfg::kThreads) {
+    const int mm = idx / tn, nn = idx % tn, m = m0 + mm, n = n0 + nn;
+    if (m < params.M && n < params.N) {
+      int32_t* ws = &params.workspace[static_cast<int64_t>(m) * params.N + n];
+      params.y[static_cast<int64_t>(m) * params.N + n] = __ldcg(ws);
+      *ws = 0;
     }
   }
+  if (tid == 0) *counter = 0;
 }
 
 }  // namespace apnn

@@ -23,6 +23,8 @@ constexpr TileConfig kConfigs[] = {
     {"b256x128_k512", 256, 128, 512, 1, 1.00},
     {"b128x128_k512", 128, 128, 512, 2, 0.85},
     {"b64x64_k256", 64, 64, 256, 4, 0.55},
+    {"b256x128_k1024", 256, 128, 1024, 1, 0.99},
+    {"b128x256_k512", 128, 256, 512, 1, 0.98},
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 static_assert(kNumConfigs == kNumGemmConfigs, "keep gemm_dispatch.h in step");
@@ -43,6 +45,17 @@ template <int P, int Q>
 struct Kernel<2, P, Q> {
   using Cfg = BitplaneGemm<64, 64, 32, 32, 256, 4, P, Q>;
   static constexpr auto fn = bitplane_gemm_kernel<64, 64, 32, 32, 256, 4, P, Q>;
+};
+
+template <int P, int Q>
+struct Kernel<3, P, Q> {
+  using Cfg = BitplaneGemm<256, 128, 64, 64, 1024, 3, P, Q>;
+  static constexpr auto fn = bitplane_gemm_kernel<256, 128, 64, 64, 1024, 3, P, Q>;
+};
+template <int P, int Q>
+struct Kernel<4, P, Q> {
+  using Cfg = BitplaneGemm<128, 256, 64, 64, 512, 4, P, Q>;
+  static constexpr auto fn = bitplane_gemm_kernel<128, 256, 64, 64, 512, 4, P, Q>;
 };
 
 template <int Config, int P, int Q>
@@ -100,8 +113,9 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiproces
     const int64_t tm = cfg.bm / p, tn = cfg.bn / q;
     if (tm < 1 || tn < 1) continue;
     const int64_t blocks = ceil_div(x.rows, tm) * ceil_div(w.rows, tn);
-    const int64_t waves = ceil_div(blocks, static_cast<int64_t>(multiprocessors) * cfg.blocks_per_sm);
-    const double cost = static_cast<double>(waves) * cfg.bm * cfg.bn / cfg.blocks_per_sm / cfg.efficiency;
+    // Time ~ the work each SM does: its share of blocks times the work of one block.
+    const int64_t blocks_per_sm = ceil_div(blocks, multiprocessors);
+    const double cost = static_cast<double>(blocks_per_sm) * cfg.bm * cfg.bn / cfg.efficiency;
     if (cost < best_cost) {
       best_cost = cost;
       best = c;
@@ -129,8 +143,15 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiproces
   return plan;
 }
 
+GemmWorkspaceSize gemm_workspace_size(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix& w) {
+  if (plan.split_k == 1) return {};
+  const TileConfig& cfg = kConfigs[plan.config];
+  const int64_t tiles = ceil_div(x.rows, cfg.bm / x.quant.bits) * ceil_div(w.rows, cfg.bn / w.quant.bits);
+  return {static_cast<size_t>(x.rows) * w.rows, static_cast<size_t>(tiles)};
+}
+
 void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix& w, int32_t* y,
-                 cudaStream_t stream) {
+                 const GemmWorkspace& workspace, cudaStream_t stream) {
   const TileConfig& cfg = kConfigs[plan.config];
   GemmParams params{};
   params.x_planes = x.planes_mem;
@@ -160,11 +181,16 @@ void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix
   require(grid.y <= 65535, APNN_STATUS_UNSUPPORTED,
           "M = " + std::to_string(x.rows) + " needs more than 65535 row tiles; split M");
   if (plan.split_k > 1) {
-    APNN_CUDA_CHECK(cudaMemsetAsync(y, 0, static_cast<size_t>(x.rows) * w.rows * sizeof(int32_t), stream));
+    require(workspace.workspace != nullptr && workspace.tile_counters != nullptr, APNN_STATUS_INTERNAL_ERROR,
+            "split-K GEMM launched without a workspace");
+    params.workspace = workspace.workspace;
+    params.tile_counters = workspace.tile_counters;
   }
   switch (plan.config) {
     case 0: return launch_config<0>(params.p, params.q, plan.generic, params, grid, stream);
     case 1: return launch_config<1>(params.p, params.q, plan.generic, params, grid, stream);
+    case 3: return launch_config<3>(params.p, params.q, plan.generic, params, grid, stream);
+    case 4: return launch_config<4>(params.p, params.q, plan.generic, params, grid, stream);
     default: return launch_config<2>(params.p, params.q, plan.generic, params, grid, stream);
   }
 }

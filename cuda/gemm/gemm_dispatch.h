@@ -16,10 +16,22 @@ struct GemmPlan {
   bool generic = false;
 };
 
-constexpr int kNumGemmConfigs = 3;
+constexpr int kNumGemmConfigs = 5;
 
 GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiprocessors, const GemmOverride& pin);
+// Split-K scratch: int32 entries and tile counters, zero between calls (the kernel re-zeroes
+// what it used), owned by the caller.
+struct GemmWorkspaceSize {
+  size_t entries = 0;
+  size_t counters = 0;
+};
+struct GemmWorkspace {
+  int32_t* workspace = nullptr;
+  unsigned* tile_counters = nullptr;
+};
+GemmWorkspaceSize gemm_workspace_size(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix& w);
+
 void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix& w, int32_t* y,
-                 cudaStream_t stream);
+                 const GemmWorkspace& workspace, cudaStream_t stream);
 
 }  // namespace apnn

@@ -12,6 +12,7 @@
 #include "common/backend.h"
 #include "common/quant.h"
 #include "common/status.h"
+#include "host/host_conv.h"
 
 namespace apnn {
 namespace {
@@ -110,6 +111,11 @@ class HostBackend final : public Backend {
   }
 
   void set_gemm_override(const GemmOverride&) override {}
+
+  void conv2d(const ConvCall& call) override {
+    host_conv2d(call, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  }
+  std::string conv2d_kernel_name(const ConvCall&) const override { return "host_conv_popcount"; }
 
   double benchmark(const std::function<void()>& op, int warmup, int iters) override {
     for (int i = 0; i < warmup; ++i) op();

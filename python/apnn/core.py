@@ -96,6 +96,21 @@ class Context:
                                    arr.shape[0], arr.shape[1], quant, out))
         return PackedMatrix(self, out[0])
 
+    def pack_buffer(self, buffer, dtype, rows, cols, bits, encoding="unsigned", zero_point=0):
+        """Packs codes already in a Buffer of this context (no host round trip)."""
+        dt = np.dtype(dtype)
+        if dt not in _CODE_DTYPES:
+            raise InvalidTypeError(f"codes must be int8, uint8 or int32, got {dt}")
+        quant = self._quant(bits, encoding, zero_point)
+        out = self._ffi.new("apnn_packed_t*")
+        _check(self._lib.apnn_pack_buffer(self._handle, buffer._handle, _CODE_DTYPES[dt], int(rows), int(cols), quant,
+                                          out))
+        return PackedMatrix(self, out[0])
+
+    def set_gemm_override(self, config=-1, split_k=0, generic=False):
+        """Pins the CUDA GEMM kernel (tile config 0..2, split_k, generic); defaults restore automatic choice."""
+        _check(self._lib.apnn_context_set_gemm_override(self._handle, int(config), int(split_k), int(bool(generic))))
+
     def quantize_pack(self, values, scale, bits, encoding="unsigned", zero_point=0):
         """Quantizes float values (code = clamp(round_half_even(v / scale) + zero_point)) and packs them."""
         arr = np.asarray(values)

@@ -193,8 +193,137 @@ APNN_API apnn_status_t apnn_gemm_benchmark(apnn_context_t ctx, apnn_packed_t x, 
 APNN_API apnn_status_t apnn_gemm_kernel_name(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w,
                                              char* name, size_t capacity);
 
+/* ---- Convolution and fused epilogues -------------------------------------------- */
+/*
+ * Packed NHWC tensors
+ *   An activation tensor of N x H x W x C codes (NHWC, row-major) is exactly the packed matrix
+ *   of (N*H*W) rows x C columns: one row per pixel, its channels along the bit axis, padded to
+ *   256 bits (layout above). apnn_pack_nhwc packs one; apnn_packed_info then reports
+ *   rows = N*H*W, cols = C, and apnn_packed_tensor_shape the 4-D shape. Plain matrices from
+ *   apnn_pack have no tensor shape and are refused by the convolution calls.
+ *
+ * Convolution weights (apnn_conv_weights_t)
+ *   O x KH x KW x C codes (OHWC). Row o holds the KH*KW taps one after another, each tap's C
+ *   channels padded with zero bits to the same Cpad = round_up(C, 256) as the activations:
+ *       word(plane j, row o, tap t = kh*KW + kw, word w) at (j*O_padded + o)*KH*KW*Cpad/32 + t*Cpad/32 + w
+ *   with O_padded = round_up(O, 128). Next to the planes the library keeps, per output channel,
+ *   a summed-area table of the per-tap plane-part sums (the rank-1 corrections need the sum
+ *   over the taps that are valid at each output pixel, see below).
+ *
+ * The convolution (stride sh, sw; zero padding ph, pw; OH = (H + 2ph - KH)/sh + 1, likewise OW)
+ *   Y[n][oh][ow][o] = sum_{kh,kw,c} xr[n][oh*sh - ph + kh][ow*sw - pw + kw][c] * (W[o][kh][kw][c] - zw)
+ *   exactly in int32, where xr = X - zx inside the image and xr = 0 outside it: a padding pixel
+ *   is the real value 0 whatever the encoding and zero point (it is not the code 0, nor -1 for
+ *   BINARY). The library refuses (UNSUPPORTED) shapes where KH*KW*C*max|x|*max|w| could
+ *   overflow int32.
+ *
+ * The fused epilogue (apnn_epilogue_t), per output element y = Y[n][oh][ow][o], in float32 with
+ * every operation rounded to nearest even on its own (no fused multiply-add), "fl(.)":
+ *   1. affine:    a = fl(fl(float(y) * scale[o]) + bias[o])      float(y): int32 -> float32, RNE
+ *   2. residual:  a = fl(a + fl(float(r) * residual_scale))     r = the residual's integer real
+ *                 value at the same (n, oh, ow, o): an int32 buffer, or a packed tensor's
+ *                 (value - zero_point)
+ *   3. activation: RELU a = (a > 0 ? a : 0);  CLIP a = (a >= lo ? a : lo), then (a > hi ? hi : a)
+ *   4. pooling over k x k windows with stride s (no padding, OHp = (OH - k)/s + 1): MAX keeps m =
+ *      the first element, then m = (v > m ? v : m) in row-major window order; AVG sums in
+ *      row-major window order, s = fl(s + v), then a = fl(s / float(k*k)). Pooling comes after
+ *      the activation and before re-quantization.
+ *   5. output: float32 a; or codes of the output tensor's (bits, encoding, zero point zp):
+ *      BINARY code = (a >= 0 ? +1 : -1); otherwise t = rint_half_even(fl(a / out_scale)),
+ *      t = (t >= lo - zp ? t : lo - zp), t = (t > hi - zp ? hi - zp : t), code = t + zp, with
+ *      [lo, hi] the code range (so a NaN becomes the lowest code). The codes are written as
+ *      packed planes (and row sums) straight into the output tensor.
+ *   apnn.reference.conv_epilogue (Python) is the same rule in numpy.
+ */
+
+typedef struct apnn_conv_weights* apnn_conv_weights_t;
+typedef struct apnn_epilogue* apnn_epilogue_t;
+
+typedef enum apnn_activation {
+  APNN_ACTIVATION_NONE = 0,
+  APNN_ACTIVATION_RELU = 1,
+  APNN_ACTIVATION_CLIP = 2
+} apnn_activation_t;
+
+typedef enum apnn_pool {
+  APNN_POOL_NONE = 0,
+  APNN_POOL_MAX = 1,
+  APNN_POOL_AVG = 2
+} apnn_pool_t;
+
+/* What an epilogue does; scale and bias are copied at apnn_epilogue_create. */
+typedef struct apnn_epilogue_desc {
+  int64_t channels;             /* O, the number of output channels it applies to */
+  const float* scale;           /* O finite values, or NULL for all 1 */
+  const float* bias;            /* O finite values, or NULL for all 0 */
+  float residual_scale;         /* multiplies the residual's integer value (step 2) */
+  apnn_activation_t activation;
+  float clip_lo, clip_hi;       /* CLIP bounds, clip_lo <= clip_hi */
+  apnn_pool_t pool;
+  int32_t pool_size;            /* k: 2 or 3 (ignored for NONE) */
+  int32_t pool_stride;          /* s: 1..k (ignored for NONE) */
+  float out_scale;              /* > 0: scale of packed output codes (step 5) */
+} apnn_epilogue_desc_t;
+
+/* One convolution call. Exactly one output: `y` (a buffer of the context) or `y_packed`.
+ *   no epilogue: y receives N x OH x OW x O int32 (NHWC), no residual allowed;
+ *   epilogue:    y receives N x OHp x OWp x O float32, or y_packed (an NHWC tensor of that
+ *                shape made by apnn_pack_nhwc / apnn_packed_create_nhwc) receives the codes.
+ * At most one residual, of the pre-pooling output shape N x OH x OW x O. */
+typedef struct apnn_conv_args {
+  apnn_packed_t x;              /* NHWC activations, C channels */
+  apnn_conv_weights_t w;        /* O x KH x KW x C */
+  int32_t stride_h, stride_w;   /* 1..16 */
+  int32_t pad_h, pad_w;         /* 0..KH-1 and 0..KW-1 */
+  apnn_epilogue_t epilogue;     /* NULL: raw int32 output */
+  apnn_packed_t residual;       /* NULL, or an NHWC tensor */
+  apnn_buffer_t residual_int32; /* NULL, or N*OH*OW*O int32 values */
+  apnn_buffer_t y;
+  apnn_packed_t y_packed;
+} apnn_conv_args_t;
+
+/* Packs n x h x w x c codes (NHWC, host memory, INT8 / UINT8 / INT32) as a packed tensor. */
+APNN_API apnn_status_t apnn_pack_nhwc(apnn_context_t ctx, const void* codes, apnn_dtype_t dtype, int64_t n,
+                                      int64_t h, int64_t w, int64_t c, const apnn_quant_t* quant,
+                                      apnn_packed_t* packed);
+/* An NHWC tensor with every bit 0 (code 0; -1 for BINARY), e.g. for a fused epilogue's output. */
+APNN_API apnn_status_t apnn_packed_create_nhwc(apnn_context_t ctx, int64_t n, int64_t h, int64_t w, int64_t c,
+                                               const apnn_quant_t* quant, apnn_packed_t* packed);
+/* N, H, W, C of a packed tensor; INVALID_ARGUMENT for a plain matrix. */
+APNN_API apnn_status_t apnn_packed_tensor_shape(apnn_packed_t packed, int64_t shape[4]);
+
+/* Packs o x kh x kw x c weight codes (OHWC, host memory) in the layout above. kh, kw in 1..15. */
+APNN_API apnn_status_t apnn_pack_conv_weights(apnn_context_t ctx, const void* codes, apnn_dtype_t dtype,
+                                              int64_t o, int64_t kh, int64_t kw, int64_t c,
+                                              const apnn_quant_t* quant, apnn_conv_weights_t* weights);
+APNN_API apnn_status_t apnn_conv_weights_destroy(apnn_conv_weights_t weights);
+/* O, KH, KW, C and quantization of packed weights; any output pointer may be NULL. */
+APNN_API apnn_status_t apnn_conv_weights_info(apnn_conv_weights_t weights, int64_t shape[4], apnn_quant_t* quant);
+
+APNN_API apnn_status_t apnn_epilogue_create(apnn_context_t ctx, const apnn_epilogue_desc_t* desc,
+                                            apnn_epilogue_t* epilogue);
+APNN_API apnn_status_t apnn_epilogue_destroy(apnn_epilogue_t epilogue);
+
+/* Output shape of a call before pooling (shape[0..3] = N, OH, OW, O) and after it (pooled). */
+APNN_API apnn_status_t apnn_conv2d_output_shape(apnn_context_t ctx, const apnn_conv_args_t* args,
+                                                int64_t shape[4], int64_t pooled[4]);
+/* Runs the convolution (asynchronous on CUDA; read y with apnn_buffer_read). */
+APNN_API apnn_status_t apnn_conv2d(apnn_context_t ctx, const apnn_conv_args_t* args);
+/* Times apnn_conv2d like apnn_gemm_benchmark (median microseconds of one call). */
+APNN_API apnn_status_t apnn_conv2d_benchmark(apnn_context_t ctx, const apnn_conv_args_t* args, int32_t warmup,
+                                             int32_t iters, double* microseconds);
+/* Name of the kernel configuration the context would use, NUL-terminated. */
+APNN_API apnn_status_t apnn_conv2d_kernel_name(apnn_context_t ctx, const apnn_conv_args_t* args, char* name,
+                                               size_t capacity);
+/* Pins the CUDA convolution's choices, for tests and benchmarks: split_k (0: automatic, else
+ * 1..64 splits of the taps x channels loop) and fuse (1: epilogue inside the convolution
+ * kernel where possible, 0: always a separate epilogue kernel). Results are identical.
+ * Accepted and ignored by the host backend. */
+APNN_API apnn_status_t apnn_context_set_conv_override(apnn_context_t ctx, int32_t split_k, int32_t fuse);
+
 /* Pins the CUDA GEMM kernel choice, for tests and tuning: `config` is the tile configuration
- * (0: 256x128, 1: 128x128, 2: 64x64 bit-rows x bit-columns per block; -1: automatic),
+ * (0: 256x128, 1: 128x128, 2: 64x64, 3: 256x128 with 1024-bit K steps, 4: 128x256 bit-rows x
+ * bit-columns per block; -1: automatic),
  * `split_k` the number of K splits (0: automatic), and `generic` != 0 runs the generic kernel
  * even where a compile-time specialized one exists. Results are identical; only speed differs.
  * Accepted and ignored by the host backend. */
