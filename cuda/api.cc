@@ -372,7 +372,7 @@ apnn_status_t apnn_gemm_kernel_name(apnn_context_t ctx, apnn_packed_t x, apnn_pa
   });
 }
 
-apnn_status_t apnn_context_set_gemm_override(apnn_context_t ctx, int32_t config, int32_t split_k, int32_t generic) {
+apnn_status_t apnn_context_set_gemm_override(apnn_context_t ctx, int32_t config, int32_t split_k, int32_t flags) {
   return guarded(__func__, [&] {
     check_context(ctx);
     require_arg(config >= -1 && config < 5, "config must be -1 (automatic) or 0..4, got " + std::to_string(config));
@@ -381,7 +381,10 @@ apnn_status_t apnn_context_set_gemm_override(apnn_context_t ctx, int32_t config,
     apnn::GemmOverride choice;
     choice.config = config;
     choice.split_k = split_k;
-    choice.generic = generic != 0;
+    require_arg((flags & ~(APNN_GEMM_FORCE_GENERIC | APNN_GEMM_NO_CLUSTER)) == 0,
+                "unknown flags " + std::to_string(flags));
+    choice.generic = (flags & APNN_GEMM_FORCE_GENERIC) != 0;
+    choice.no_cluster = (flags & APNN_GEMM_NO_CLUSTER) != 0;
     ctx->backend->set_gemm_override(choice);
   });
 }

@@ -8,6 +8,7 @@
 
 #include "common/backend.h"
 #include "common/cuda_check.h"
+#include "conv/conv_dispatch.h"
 #include "gemm/gemm_dispatch.h"
 #include "gemm/pack.h"
 
@@ -79,13 +80,20 @@ class CudaBackend final : public Backend {
   }
 
   void gemm(const PackedMatrix& x, const PackedMatrix& w, int32_t* y) override {
-    const GemmPlan plan = plan_gemm(x, w, props_.multiProcessorCount, override_);
+    const GemmPlan plan = plan_gemm(x, w, gemm_target(), override_);
     launch_gemm(plan, x, w, y, split_k_workspace(gemm_workspace_size(plan, x, w)), stream_);
   }
   std::string gemm_kernel_name(const PackedMatrix& x, const PackedMatrix& w) const override {
-    return plan_gemm(x, w, props_.multiProcessorCount, override_).name;
+    return plan_gemm(x, w, gemm_target(), override_).name;
   }
   void set_gemm_override(const GemmOverride& choice) override { override_ = choice; }
+
+  void conv2d(const ConvCall& call) override { conv_.run(call, props_.multiProcessorCount, stream_); }
+  std::string conv2d_kernel_name(const ConvCall& call) const override {
+    return conv_.kernel_name(call, props_.multiProcessorCount);
+  }
+  void set_conv_override(const ConvOverride& choice) override { conv_.set_override(choice); }
+  GemmTarget gemm_target() const { return {props_.multiProcessorCount, props_.major >= 9}; }
 
   // Grows the zeroed split-K workspace on demand. Growing synchronizes, so a benchmark's
   // warm-up call (outside graph capture) is what allocates it.
@@ -163,6 +171,7 @@ class CudaBackend final : public Backend {
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;
   GemmOverride override_;
+  ConvRunner conv_;  // convolution choices and workspace (cuda/conv)
   GemmWorkspace workspace_;
   size_t ws_entries_ = 0, ws_counters_ = 0;
 };

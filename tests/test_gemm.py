@@ -93,19 +93,30 @@ def test_cuda_large_shapes(cuda_ctx, rng, m, n, k):
 @requires_gpu
 @pytest.mark.parametrize("x_bit,w_bit", [(1, 1), (2, 1), (3, 1), (4, 1), (2, 2), (4, 2), (4, 4), (8, 1), (8, 2)])
 def test_fast_paths_agree_with_generic_and_every_tile(cuda_ctx, rng, x_bit, w_bit):
-    x = cuda_ctx.pack(reference.random_codes(rng, (333, 1500), x_bit, "unsigned"), x_bit, "unsigned")
-    w = cuda_ctx.pack(reference.random_codes(rng, (271, 1500), w_bit, "signed"), w_bit, "signed")
+    x_codes = reference.random_codes(rng, (333, 1500), x_bit, "unsigned")
+    w_codes = reference.random_codes(rng, (271, 1500), w_bit, "signed")
+    x = cuda_ctx.pack(x_codes, x_bit, "unsigned")
+    w = cuda_ctx.pack(w_codes, w_bit, "signed")
     results = {}
     try:
-        for config in (0, 1, 2):
-            for generic in (0, 1):
-                for split in (1, 3):
-                    cuda_ctx.set_gemm_override(config, split, generic)
-                    results[(config, generic, split)] = (cuda_ctx.gemm_kernel_name(x, w), cuda_ctx.gemm(x, w))
+        for config in range(5):
+            for generic in (False, True):
+                for split, clusters in ((1, True), (3, True), (2, False)):
+                    cuda_ctx.set_gemm_override(config, split, generic, clusters)
+                    results[(config, generic, split, clusters)] = (cuda_ctx.gemm_kernel_name(x, w), cuda_ctx.gemm(x, w))
     finally:
         cuda_ctx.set_gemm_override()
     names = {name for name, _ in results.values()}
     assert any(n.startswith("generic_") for n in names) and any(not n.startswith("generic_") for n in names)
-    first = next(iter(results.values()))[1]
+    expected = reference.gemm(x_codes, w_codes, x_bit=x_bit, w_bit=w_bit, x_encoding="unsigned", w_encoding="signed")
     for key, (name, y) in results.items():
-        assert np.array_equal(y, first), f"{name} differs"
+        assert np.array_equal(y, expected), f"{name} differs from the oracle"
+    # Repeated calls reuse the split-K workspace: it must come back zeroed.
+    cuda_ctx.set_gemm_override(2, 2, False, False)
+    try:
+        for _ in range(3):
+            assert np.array_equal(cuda_ctx.gemm(x, w), expected)
+    finally:
+        cuda_ctx.set_gemm_override()
+    # Split K through clusters and through the global workspace both ran (the names tell).
+    assert any(n.endswith("c") for n in names) and any(n.endswith("split2") for n in names)

@@ -36,6 +36,7 @@ struct GemmOverride {
   int config = -1;
   int split_k = 0;
   bool generic = false;
+  bool no_cluster = false;
 };
 
 class Backend {

@@ -8,9 +8,15 @@
 //     Y[m][n] = sum_ij cx_i cw_j popc(X_i[m] & W_j[n]) + ow*Sx[m] + ox*Sw[n] + K*ox*ow,
 // (DESIGN.md section 1) and writes int32.
 //
+// Split K: the blocks of one output tile along grid.z either form a thread-block cluster
+// (sm_90) and add their popcount tiles through distributed shared memory, or (sm_80) add
+// their partial results into a self-cleaning global workspace.
+//
 // Pipeline: STAGES-deep cp.async ring of KT-bit slices; shared-memory rows are KT/8 bytes,
 // 16-byte chunks XOR-swizzled so that ldmatrix reads 8 rows without bank conflicts.
 #pragma once
+
+#include <cooperative_groups.h>
 
 #include <cstdint>
 
@@ -223,39 +229,66 @@ __global__ void __launch_bounds__(BitplaneGemm<BM, BN, WM, WN, KT, STAGES, P, Q>
     }
   __syncthreads();
 
+  // Weighted sums over plane pairs plus the rank-1 corrections. Computed modulo 2^32: the
+  // true result fits in int32 (checked by the API), and ring arithmetic is exact mod 2^32.
   const bool first_split = blockIdx.z == 0;
-  auto combined = [&](int mm, int nn) {
-    int64_t sum = 0;
+  auto combined = [&](const int32_t* popc, int mm, int nn) {
+    uint32_t sum = 0;
 #pragma unroll
     for (int i = 0; i < (P ? P : kMaxPlanes); ++i) {
       if (!P && i >= p) break;
-      int64_t row = 0;
+      uint32_t row = 0;
 #pragma unroll
       for (int j = 0; j < (Q ? Q : kMaxPlanes); ++j) {
         if (!Q && j >= q) break;
-        row += static_cast<int64_t>(params.cw[j]) * tile[(i * tm + mm) * Cfg::kAccStride + j * tn + nn];
+        row += static_cast<uint32_t>(params.cw[j]) *
+               static_cast<uint32_t>(popc[(i * tm + mm) * Cfg::kAccStride + j * tn + nn]);
       }
-      sum += params.cx[i] * row;
+      sum += static_cast<uint32_t>(params.cx[i]) * row;
     }
-    if (first_split) sum += params.ow * x_sums[mm] + params.ox * w_sums[nn] + params.k_ox_ow;
     return sum;
+  };
+  auto corrections = [&](int mm, int nn) {
+    return static_cast<uint32_t>(params.ow) * static_cast<uint32_t>(x_sums[mm]) +
+           static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(w_sums[nn]) + static_cast<uint32_t>(params.k_ox_ow);
   };
 
   if (gridDim.z == 1) {
     for (int idx = tid; idx < tm * tn; idx += Cfg::kThreads) {
       const int mm = idx / tn, nn = idx % tn, m = m0 + mm, n = n0 + nn;
-      if (m < params.M && n < params.N) params.y[static_cast<int64_t>(m) * params.N + n] = static_cast<int32_t>(combined(mm, nn));
+      if (m < params.M && n < params.N) params.y[static_cast<int64_t>(m) * params.N + n] = static_cast<int32_t>(combined(tile, mm, nn) + corrections(mm, nn));
     }
     return;
   }
 
-  // Split K: add the partial tile into the workspace; the last split to arrive writes Y and
-  // leaves workspace and counter zeroed for the next call (no memset launch needed). int32
-  // wrap-around is harmless: the final sum fits, and modular addition is exact.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (params.cluster_split) {
+    // The gridDim.z blocks of this tile are one cluster: block r sums every block's raw
+    // popcounts for its share of the outputs, read straight from their shared memory.
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();  // every popcount tile is complete
+    const int ranks = static_cast<int>(cluster.num_blocks());
+    const int rank = static_cast<int>(cluster.block_rank());
+    for (int idx = rank * Cfg::kThreads + tid; idx < tm * tn; idx += ranks * Cfg::kThreads) {
+      const int mm = idx / tn, nn = idx % tn, m = m0 + mm, n = n0 + nn;
+      if (m >= params.M || n >= params.N) continue;
+      uint32_t sum = corrections(mm, nn);
+      for (int r = 0; r < ranks; ++r) sum += combined(cluster.map_shared_rank(tile, r), mm, nn);
+      params.y[static_cast<int64_t>(m) * params.N + n] = static_cast<int32_t>(sum);
+    }
+    cluster.sync();  // keep shared memory alive until every block has read it
+    return;
+  }
+#endif
+
+  // Split K without clusters: add the partial tile into the workspace; the last split to
+  // arrive writes Y and leaves workspace and counter zeroed for the next call.
   for (int idx = tid; idx < tm * tn; idx += Cfg::kThreads) {
     const int mm = idx / tn, nn = idx % tn, m = m0 + mm, n = n0 + nn;
     if (m < params.M && n < params.N)
-      atomicAdd(&params.workspace[static_cast<int64_t>(m) * params.N + n], static_cast<int32_t>(combined(mm, nn)));
+      atomicAdd(reinterpret_cast<unsigned*>(&params.workspace[static_cast<int64_t>(m) * params.N + n]),
+                combined(tile, mm, nn) + (first_split ? corrections(mm, nn) : 0u));
   }
   __threadfence();
   __syncthreads();

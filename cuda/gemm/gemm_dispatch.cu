@@ -20,43 +20,30 @@ struct TileConfig {
   double efficiency;  // relative speed per block tile at full occupancy
 };
 constexpr TileConfig kConfigs[] = {
-    {"b256x128_k512", 256, 128, 512, 1, 1.00},
-    {"b128x128_k512", 128, 128, 512, 2, 0.85},
-    {"b64x64_k256", 64, 64, 256, 4, 0.55},
-    {"b256x128_k1024", 256, 128, 1024, 1, 0.99},
-    {"b128x256_k512", 128, 256, 512, 1, 0.98},
+    {"b256x128_k1024", 256, 128, 1024, 1, 0.87},
+    {"b128x128_k512", 128, 128, 512, 2, 1.00},
+    {"b64x64_k256", 64, 64, 256, 4, 0.50},
+    {"b128x128_k1024", 128, 128, 1024, 2, 1.02},
+    {"b64x64_k1024", 64, 64, 1024, 4, 0.52},
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 static_assert(kNumConfigs == kNumGemmConfigs, "keep gemm_dispatch.h in step");
 
+// The kernel of each configuration (must match kConfigs row for row).
 template <int Config, int P, int Q>
 struct Kernel;
-template <int P, int Q>
-struct Kernel<0, P, Q> {
-  using Cfg = BitplaneGemm<256, 128, 64, 64, 512, 4, P, Q>;
-  static constexpr auto fn = bitplane_gemm_kernel<256, 128, 64, 64, 512, 4, P, Q>;
-};
-template <int P, int Q>
-struct Kernel<1, P, Q> {
-  using Cfg = BitplaneGemm<128, 128, 64, 64, 512, 4, P, Q>;
-  static constexpr auto fn = bitplane_gemm_kernel<128, 128, 64, 64, 512, 4, P, Q>;
-};
-template <int P, int Q>
-struct Kernel<2, P, Q> {
-  using Cfg = BitplaneGemm<64, 64, 32, 32, 256, 4, P, Q>;
-  static constexpr auto fn = bitplane_gemm_kernel<64, 64, 32, 32, 256, 4, P, Q>;
-};
-
-template <int P, int Q>
-struct Kernel<3, P, Q> {
-  using Cfg = BitplaneGemm<256, 128, 64, 64, 1024, 3, P, Q>;
-  static constexpr auto fn = bitplane_gemm_kernel<256, 128, 64, 64, 1024, 3, P, Q>;
-};
-template <int P, int Q>
-struct Kernel<4, P, Q> {
-  using Cfg = BitplaneGemm<128, 256, 64, 64, 512, 4, P, Q>;
-  static constexpr auto fn = bitplane_gemm_kernel<128, 256, 64, 64, 512, 4, P, Q>;
-};
+#define APNN_GEMM_CONFIG(ID, BM, BN, WM, WN, KT, STAGES)                        \
+  template <int P, int Q>                                                        \
+  struct Kernel<ID, P, Q> {                                                      \
+    using Cfg = BitplaneGemm<BM, BN, WM, WN, KT, STAGES, P, Q>;                  \
+    static constexpr auto fn = bitplane_gemm_kernel<BM, BN, WM, WN, KT, STAGES, P, Q>; \
+  };
+APNN_GEMM_CONFIG(0, 256, 128, 64, 64, 1024, 3)
+APNN_GEMM_CONFIG(1, 128, 128, 64, 64, 512, 4)
+APNN_GEMM_CONFIG(2, 64, 64, 32, 32, 256, 4)
+APNN_GEMM_CONFIG(3, 128, 128, 64, 64, 1024, 3)
+APNN_GEMM_CONFIG(4, 64, 64, 32, 32, 1024, 2)
+#undef APNN_GEMM_CONFIG
 
 template <int Config, int P, int Q>
 void launch(const GemmParams& params, dim3 grid, cudaStream_t stream) {
@@ -66,8 +53,21 @@ void launch(const GemmParams& params, dim3 grid, cudaStream_t stream) {
     APNN_CUDA_CHECK(cudaFuncSetAttribute(K::fn, cudaFuncAttributeMaxDynamicSharedMemorySize, K::Cfg::kSmemBytes));
     attribute_set = true;
   }
-  K::fn<<<grid, K::Cfg::kThreads, K::Cfg::kSmemBytes, stream>>>(params);
-  cuda_check_launch("bitplane_gemm_kernel");
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = dim3(K::Cfg::kThreads);
+  config.dynamicSmemBytes = K::Cfg::kSmemBytes;
+  config.stream = stream;
+  cudaLaunchAttribute cluster;
+  if (params.cluster_split) {
+    cluster.id = cudaLaunchAttributeClusterDimension;
+    cluster.val.clusterDim.x = 1;
+    cluster.val.clusterDim.y = 1;
+    cluster.val.clusterDim.z = grid.z;
+    config.attrs = &cluster;
+    config.numAttrs = 1;
+  }
+  APNN_CUDA_CHECK(cudaLaunchKernelEx(&config, K::fn, params));
 }
 
 template <int Config>
@@ -100,7 +100,9 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiprocessors, const GemmOverride& pin) {
+GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarget& target, const GemmOverride& pin) {
+  const int multiprocessors = target.multiprocessors;
+  const bool clusters = target.clusters && !pin.no_cluster;
   const int p = x.quant.bits, q = w.quant.bits;
   const int64_t chunks = x.words / 4;
   // Pick the configuration with the least estimated time: waves x per-block work / efficiency.
@@ -127,9 +129,11 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiproces
   const int64_t k_tiles = ceil_div(chunks, cfg.kt / 128);
   const int64_t slots = static_cast<int64_t>(multiprocessors) * cfg.blocks_per_sm;
   int split = 1;
-  if (best_blocks < slots) split = static_cast<int>(std::min<int64_t>({slots / best_blocks, k_tiles, 16}));
+  // A cluster holds at most 8 blocks (the portable limit).
+  const int64_t max_split = clusters ? 8 : 16;
+  if (best_blocks < slots) split = static_cast<int>(std::min<int64_t>({slots / best_blocks, k_tiles, max_split}));
   split = std::max(split, 1);
-  if (pin.split_k > 0) split = static_cast<int>(std::min<int64_t>(pin.split_k, k_tiles));
+  if (pin.split_k > 0) split = static_cast<int>(std::min<int64_t>({pin.split_k, k_tiles, max_split}));
   // Make every split own at least one tile.
   while (split > 1 && ceil_div(k_tiles, ceil_div(k_tiles, split)) < split) --split;
   const bool generic = pin.generic || !is_fast_path(p, q);
@@ -138,13 +142,14 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiproces
   plan.config = best;
   plan.split_k = split;
   plan.generic = generic;
+  plan.cluster_split = split > 1 && clusters;
   plan.name = std::string(generic ? "generic_" : "") + "w" + std::to_string(q) + "a" + std::to_string(p) +
-              "_" + cfg.name + "_split" + std::to_string(split);
+              "_" + cfg.name + "_split" + std::to_string(split) + (plan.cluster_split ? "c" : "");
   return plan;
 }
 
 GemmWorkspaceSize gemm_workspace_size(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix& w) {
-  if (plan.split_k == 1) return {};
+  if (plan.split_k == 1 || plan.cluster_split) return {};
   const TileConfig& cfg = kConfigs[plan.config];
   const int64_t tiles = ceil_div(x.rows, cfg.bm / x.quant.bits) * ceil_div(w.rows, cfg.bn / w.quant.bits);
   return {static_cast<size_t>(x.rows) * w.rows, static_cast<size_t>(tiles)};
@@ -180,7 +185,8 @@ void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix
                   static_cast<unsigned>(plan.split_k));
   require(grid.y <= 65535, APNN_STATUS_UNSUPPORTED,
           "M = " + std::to_string(x.rows) + " needs more than 65535 row tiles; split M");
-  if (plan.split_k > 1) {
+  params.cluster_split = plan.cluster_split ? 1 : 0;
+  if (plan.split_k > 1 && !plan.cluster_split) {
     require(workspace.workspace != nullptr && workspace.tile_counters != nullptr, APNN_STATUS_INTERNAL_ERROR,
             "split-K GEMM launched without a workspace");
     params.workspace = workspace.workspace;
@@ -189,9 +195,9 @@ void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix
   switch (plan.config) {
     case 0: return launch_config<0>(params.p, params.q, plan.generic, params, grid, stream);
     case 1: return launch_config<1>(params.p, params.q, plan.generic, params, grid, stream);
+    case 2: return launch_config<2>(params.p, params.q, plan.generic, params, grid, stream);
     case 3: return launch_config<3>(params.p, params.q, plan.generic, params, grid, stream);
     case 4: return launch_config<4>(params.p, params.q, plan.generic, params, grid, stream);
-    default: return launch_config<2>(params.p, params.q, plan.generic, params, grid, stream);
   }
 }
 

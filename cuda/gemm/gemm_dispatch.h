@@ -14,11 +14,18 @@ struct GemmPlan {
   int config = 0;
   int split_k = 1;
   bool generic = false;
+  bool cluster_split = false;  // split-K reduced through a thread-block cluster (sm_90)
+};
+
+// What the planner needs to know of the GPU.
+struct GemmTarget {
+  int multiprocessors = 1;
+  bool clusters = false;  // thread-block clusters (compute capability 9.0+)
 };
 
 constexpr int kNumGemmConfigs = 5;
 
-GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, int multiprocessors, const GemmOverride& pin);
+GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarget& target, const GemmOverride& pin);
 // Split-K scratch: int32 entries and tile counters, zero between calls (the kernel re-zeroes
 // what it used), owned by the caller.
 struct GemmWorkspaceSize {

@@ -20,7 +20,9 @@ struct GemmParams {
   int tm, tn; // output rows / columns per block
   int32_t cx[kMaxPlanes], cw[kMaxPlanes];  // plane coefficients
   int64_t ox, ow, k_ox_ow;                 // real offsets and K * ox * ow
-  // Split K only: M x N int32 and one counter per output tile, all zero between calls.
+  // Split K: reduce through a thread-block cluster (sm_90) ...
+  int cluster_split;
+  // ... or else through M x N int32 and one counter per output tile, zero between calls.
   int32_t* workspace;
   unsigned* tile_counters;
 };

@@ -9,9 +9,13 @@ from .core import Buffer, Context, PackedMatrix, cuda_device_count, default_cont
 from .errors import (ApnnError, CudaError, InvalidArgumentError, InvalidTypeError, NoDeviceError, OutOfMemoryError,
                      UnsupportedError)
 from .gemm import gemm
+from .conv import (ConvWeights, Epilogue, PackedTensor, conv2d, conv2d_benchmark, conv2d_kernel_name, conv2d_packed,
+                   empty_nhwc, pack_conv_weights, pack_nhwc, set_conv_override)
 
 __all__ = [
     "ApnnError", "Buffer", "Context", "CudaError", "InvalidArgumentError", "InvalidTypeError", "NoDeviceError",
     "OutOfMemoryError", "PackedMatrix", "UnsupportedError", "cuda_device_count", "default_context", "gemm",
     "reference", "version",
+    "ConvWeights", "Epilogue", "PackedTensor", "conv2d", "conv2d_benchmark", "conv2d_kernel_name", "conv2d_packed",
+    "empty_nhwc", "pack_conv_weights", "pack_nhwc", "set_conv_override",
 ]

@@ -107,9 +107,12 @@ class Context:
                                           out))
         return PackedMatrix(self, out[0])
 
-    def set_gemm_override(self, config=-1, split_k=0, generic=False):
-        """Pins the CUDA GEMM kernel (tile config 0..2, split_k, generic); defaults restore automatic choice."""
-        _check(self._lib.apnn_context_set_gemm_override(self._handle, int(config), int(split_k), int(bool(generic))))
+    def set_gemm_override(self, config=-1, split_k=0, generic=False, clusters=True):
+        """Pins the CUDA GEMM kernel (tile config 0..4, split_k, generic kernel, split-K through
+        clusters or global memory); the defaults restore the automatic choice."""
+        flags = (self._lib.APNN_GEMM_FORCE_GENERIC if generic else 0) | (0 if clusters else
+                                                                         self._lib.APNN_GEMM_NO_CLUSTER)
+        _check(self._lib.apnn_context_set_gemm_override(self._handle, int(config), int(split_k), flags))
 
     def quantize_pack(self, values, scale, bits, encoding="unsigned", zero_point=0):
         """Quantizes float values (code = clamp(round_half_even(v / scale) + zero_point)) and packs them."""

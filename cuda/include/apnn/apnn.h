@@ -321,14 +321,17 @@ APNN_API apnn_status_t apnn_conv2d_kernel_name(apnn_context_t ctx, const apnn_co
  * Accepted and ignored by the host backend. */
 APNN_API apnn_status_t apnn_context_set_conv_override(apnn_context_t ctx, int32_t split_k, int32_t fuse);
 
+/* Flags of apnn_context_set_gemm_override. */
+#define APNN_GEMM_FORCE_GENERIC 1 /* the generic kernel even where a specialized one exists */
+#define APNN_GEMM_NO_CLUSTER 2    /* split K through global memory, not thread-block clusters */
+
 /* Pins the CUDA GEMM kernel choice, for tests and tuning: `config` is the tile configuration
- * (0: 256x128, 1: 128x128, 2: 64x64, 3: 256x128 with 1024-bit K steps, 4: 128x256 bit-rows x
- * bit-columns per block; -1: automatic),
- * `split_k` the number of K splits (0: automatic), and `generic` != 0 runs the generic kernel
- * even where a compile-time specialized one exists. Results are identical; only speed differs.
- * Accepted and ignored by the host backend. */
+ * (0: 256x128 bit-rows x bit-columns per block with 1024-bit K steps, 1: 128x128 / 512,
+ * 2: 64x64 / 256, 3: 128x128 / 1024, 4: 64x64 / 1024; -1: automatic), `split_k` the number
+ * of K splits (0: automatic; at most 8 with clusters), and `flags` a mask of APNN_GEMM_*.
+ * Results are identical; only speed differs. Accepted and ignored by the host backend. */
 APNN_API apnn_status_t apnn_context_set_gemm_override(apnn_context_t ctx, int32_t config, int32_t split_k,
-                                                      int32_t generic);
+                                                      int32_t flags);
 
 #ifdef __cplusplus
 } /* extern "C" */

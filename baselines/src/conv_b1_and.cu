@@ -1,0 +1,8 @@
+// CUTLASS INT1 AND-popc implicit-GEMM convolution.
+#include "conv_lowbit.cuh"
+
+namespace apnnb {
+void conv_b1_and(const ConvShape& s, const void* x, const void* w, int32_t* y, cudaStream_t stream) {
+  run_conv<ConvB1<cutlass::arch::OpAndPopc>>("CUTLASS INT1 AND-popc conv", s, x, w, y, stream);
+}
+}  // namespace apnnb

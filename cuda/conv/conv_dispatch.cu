@@ -1,0 +1,208 @@
+// The choice among convolution plans (split-K, fused or separate epilogue) and the launches.
+#include "conv/conv_dispatch.h"
+
+#include <algorithm>
+#include <string>
+
+#include "common/cuda_check.h"
+#include "common/quant.h"
+#include "conv/conv_kernel.cuh"
+
+namespace apnn {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+struct ConvPlan {
+  int tm = 0, tn = 0;
+  int row_tiles = 0, col_tiles = 0;
+  int k_tiles = 0;
+  int split = 1;
+  bool fused = false;  // epilogue inside the convolution kernel
+};
+
+ConvPlan plan_conv(const ConvCall& call, int multiprocessors, const ConvOverride& pin) {
+  const auto& g = call.geometry;
+  const int p = call.x->quant.bits, q = call.w->quant.bits;
+  ConvPlan plan;
+  plan.tm = conv_detail::kBM / p;
+  plan.tn = conv_detail::kBN / q;
+  plan.row_tiles = static_cast<int>(ceil_div(g.out_pixels(), plan.tm));
+  plan.col_tiles = static_cast<int>(ceil_div(g.out_channels, plan.tn));
+  plan.k_tiles = static_cast<int>(g.kh * g.kw * (call.x->words / 8));
+  const int64_t blocks = static_cast<int64_t>(plan.row_tiles) * plan.col_tiles;
+  // The fused epilogue needs the whole K sum in one block, no pooling across tiles, and for
+  // packed output whole 32-channel words per block.
+  const bool fusable = call.has_epilogue && call.epilogue.pool == APNN_POOL_NONE &&
+                       (call.y_packed == nullptr || plan.tn % 32 == 0) && pin.fuse;
+  int split = 1;
+  if (pin.split_k > 0) {
+    split = pin.split_k;
+  } else if (!fusable && blocks < multiprocessors) {
+    // Latency-bound shapes: spread K so that about two blocks run per SM.
+    split = static_cast<int>(std::min<int64_t>({ceil_div(2 * multiprocessors, blocks), plan.k_tiles / 2, 16}));
+  }
+  split = std::max(1, std::min(split, plan.k_tiles));
+  while (split > 1 && ceil_div(plan.k_tiles, ceil_div(plan.k_tiles, split)) < split) --split;  // no empty splits
+  plan.split = split;
+  plan.fused = fusable && split == 1;
+  return plan;
+}
+
+template <int P, int Q>
+void launch_conv(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
+  bitplane_conv_kernel<P, Q><<<grid, conv_detail::kThreads, 0, stream>>>(prm);
+  cuda_check_launch("bitplane_conv_kernel");
+}
+
+void launch_conv_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
+  // Compile-time fast paths for the common binary-weight layers; the generic kernel otherwise.
+  if (p == 1 && q == 1) return launch_conv<1, 1>(prm, grid, stream);
+  if (p == 2 && q == 1) return launch_conv<2, 1>(prm, grid, stream);
+  if (p == 2 && q == 2) return launch_conv<2, 2>(prm, grid, stream);
+  launch_conv<0, 0>(prm, grid, stream);
+}
+
+OutputQuant output_quant(const apnn_quant_t& q) {
+  OutputQuant out;
+  out.bits = q.bits;
+  out.encoding = q.encoding;
+  out.zero_point = q.zero_point;
+  out.lo = code_min(q.bits, q.encoding);
+  out.hi = code_max(q.bits, q.encoding);
+  return out;
+}
+
+}  // namespace
+
+ConvRunner::~ConvRunner() {
+  if (workspace_) cudaFree(workspace_);
+}
+
+int32_t* ConvRunner::workspace(size_t bytes) {
+  if (bytes > workspace_bytes_) {
+    if (workspace_) {
+      APNN_CUDA_CHECK(cudaDeviceSynchronize());
+      cudaFree(workspace_);
+      workspace_ = nullptr;
+      workspace_bytes_ = 0;
+    }
+    APNN_CUDA_CHECK(cudaMalloc(&workspace_, bytes));
+    workspace_bytes_ = bytes;
+  }
+  return workspace_;
+}
+
+std::string ConvRunner::kernel_name(const ConvCall& call, int multiprocessors) const {
+  const ConvPlan plan = plan_conv(call, multiprocessors, override_);
+  const int p = call.x->quant.bits, q = call.w->quant.bits;
+  const bool fast = (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2);
+  std::string name = std::string(fast ? "" : "generic_") + "conv_w" + std::to_string(q) + "a" + std::to_string(p) +
+                     "_b64x64_k256_split" + std::to_string(plan.split);
+  if (call.has_epilogue) name += plan.fused ? "_fused_epilogue" : "_separate_epilogue";
+  return name;
+}
+
+void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t stream) {
+  const auto& g = call.geometry;
+  const auto& x = *call.x;
+  const auto& w = *call.w;
+  const ConvPlan plan = plan_conv(call, multiprocessors, override_);
+  require(plan.row_tiles <= 65535 && plan.col_tiles <= 65535, APNN_STATUS_UNSUPPORTED,
+          "the convolution output has too many tiles for one launch; split the batch");
+
+  ConvKernelParams prm{};
+  prm.x_planes = x.planes_mem;
+  prm.x_row_sums = x.row_sums_mem;
+  prm.x_rows_padded = static_cast<int>(x.rows_padded);
+  prm.cwords = static_cast<int>(x.words);
+  prm.H = static_cast<int>(g.height);
+  prm.W = static_cast<int>(g.width);
+  prm.C = static_cast<int>(g.channels);
+  prm.w_planes = w.planes_mem;
+  prm.w_sat = w.tap_sat_mem;
+  prm.w_rows_padded = static_cast<int>(w.rows_padded);
+  prm.w_words = static_cast<int>(w.words);
+  prm.O = static_cast<int>(g.out_channels);
+  prm.KH = static_cast<int>(g.kh);
+  prm.KW = static_cast<int>(g.kw);
+  prm.stride_h = static_cast<int>(g.stride_h);
+  prm.stride_w = static_cast<int>(g.stride_w);
+  prm.pad_h = static_cast<int>(g.pad_h);
+  prm.pad_w = static_cast<int>(g.pad_w);
+  prm.OH = static_cast<int>(g.out_h);
+  prm.OW = static_cast<int>(g.out_w);
+  prm.M = static_cast<int>(g.out_pixels());
+  prm.p = x.quant.bits;
+  prm.q = w.quant.bits;
+  prm.tm = plan.tm;
+  prm.tn = plan.tn;
+  prm.tiles_per_tap = static_cast<int>(x.words / 8);
+  prm.k_tiles = plan.k_tiles;
+  for (int i = 0; i < 8; ++i) {
+    prm.cx[i] = i < prm.p ? plane_coefficient(i, prm.p, x.quant.encoding) : 0;
+    prm.cw[i] = i < prm.q ? plane_coefficient(i, prm.q, w.quant.encoding) : 0;
+  }
+  prm.ox = real_offset(x.quant);
+  prm.ow = real_offset(w.quant);
+  if (call.has_epilogue) {
+    prm.ep = call.epilogue;
+    prm.res = call.residual;
+  }
+  if (call.y_packed) {
+    prm.oq = output_quant(call.y_packed->quant);
+    prm.out_planes = call.y_packed->planes_mem;
+    prm.out_row_sums = call.y_packed->row_sums_mem;
+    prm.out_rows_padded = call.y_packed->rows_padded;
+    prm.out_words = call.y_packed->words;
+  }
+
+  const dim3 grid(plan.col_tiles, plan.row_tiles, plan.split);
+  const size_t y_bytes = static_cast<size_t>(g.out_pixels() * g.out_channels) * sizeof(int32_t);
+  if (!call.has_epilogue) {
+    prm.mode = kConvOutInt32;
+    prm.y = static_cast<int32_t*>(call.y_mem);
+    if (plan.split > 1) APNN_CUDA_CHECK(cudaMemsetAsync(prm.y, 0, y_bytes, stream));
+    launch_conv_any(prm.p, prm.q, prm, grid, stream);
+    return;
+  }
+  if (plan.fused) {
+    if (call.y_packed) {
+      prm.mode = kConvOutFusedPacked;
+      APNN_CUDA_CHECK(cudaMemsetAsync(prm.out_row_sums, 0, call.y_packed->rows_padded * sizeof(int32_t), stream));
+    } else {
+      prm.mode = kConvOutFusedFloat;
+      prm.y_float = static_cast<float*>(call.y_mem);
+    }
+    launch_conv_any(prm.p, prm.q, prm, grid, stream);
+    return;
+  }
+  // Separate epilogue: int32 results into the workspace, then the epilogue kernel.
+  prm.mode = kConvOutInt32;
+  prm.y = workspace(y_bytes);
+  if (plan.split > 1) APNN_CUDA_CHECK(cudaMemsetAsync(prm.y, 0, y_bytes, stream));
+  launch_conv_any(prm.p, prm.q, prm, grid, stream);
+
+  EpilogueKernelParams ek{};
+  ek.y = prm.y;
+  ek.O = prm.O;
+  ek.OH = prm.OH;
+  ek.OW = prm.OW;
+  ek.PH = static_cast<int>(g.pooled_h);
+  ek.PW = static_cast<int>(g.pooled_w);
+  ek.pooled_pixels = static_cast<int>(g.pooled_pixels());
+  ek.ep = prm.ep;
+  ek.res = prm.res;
+  ek.oq = prm.oq;
+  ek.y_float = call.y_packed ? nullptr : static_cast<float*>(call.y_mem);
+  ek.out_planes = prm.out_planes;
+  ek.out_row_sums = prm.out_row_sums;
+  ek.out_rows_padded = prm.out_rows_padded;
+  ek.out_words = prm.out_words;
+  const int threads = 256;
+  const int64_t blocks = ceil_div(static_cast<int64_t>(ek.pooled_pixels) * 32, threads);
+  conv_epilogue_kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(ek);
+  cuda_check_launch("conv_epilogue_kernel");
+}
+
+}  // namespace apnn

@@ -1,0 +1,293 @@
+// Implicit-GEMM convolution on mma.sync.m16n8k256.b1.and.popc, over packed NHWC bit-planes.
+//
+// The GEMM view (DESIGN.md section 1; cuda/gemm/bitplane_gemm_kernel.cuh): bit-rows are
+// p planes x TM output pixels, bit-columns q planes x TN output channels, and K walks
+// taps x channel words. No im2col is materialized: for each 256-bit K slice the loader computes
+// the input pixel of that tap for each of its output pixels and copies the 32-byte chunk with
+// cp.async; a tap that lands on padding is zero-filled, so it adds nothing to any popcount,
+// which is exactly the "padding pixel = real 0" rule. The offsets of the encodings and zero
+// points then need corrections over the valid taps only (per output pixel):
+//   Y = sum_ij cx_i cw_j popc + ow * sum_valid Sx[pixel] + ox * sum_valid Sw[o][tap] + count*C*ox*ow
+// where the valid taps form a rectangle, so sum_valid Sw is 4 lookups in a summed-area table.
+#pragma once
+
+#include <cstdint>
+
+#include "common/epilogue.h"
+#include "conv/conv_params.h"
+#include "gemm/bitplane_gemm_kernel.cuh"
+
+namespace apnn {
+namespace conv_detail {
+
+constexpr int kBM = 64, kBN = 64;  // bit-rows x bit-columns per block
+constexpr int kWM = 32, kWN = 32;  // per warp
+constexpr int kKT = 256;           // bits per pipeline stage (one mma k-step)
+constexpr int kStages = 4;
+constexpr int kWarpsN = kBN / kWN;
+constexpr int kThreads = (kBM / kWM) * kWarpsN * 32;
+constexpr int kCpr = kKT / 128;  // 16-byte chunks per row per stage
+constexpr int kStageBytes = (kBM + kBN) * kKT / 8;
+constexpr int kAccStride = kBN + 4;
+constexpr int kPipeBytes = kStages * kStageBytes;
+constexpr int kAccBytes = kBM * kAccStride * 4;
+constexpr int kSmemBytes = kPipeBytes > kAccBytes ? kPipeBytes : kAccBytes;
+constexpr int kMi = kWM / 16, kNi = kWN / 8;
+static_assert(kBM * kCpr == kThreads && kBN * kCpr == kThreads, "one X and one W chunk per thread per stage");
+
+// Valid tap range [first, last) of output coordinate `out` along one axis.
+__device__ __forceinline__ void tap_range(int out, int stride, int pad, int kernel, int size, int& first, int& last) {
+  const int in0 = out * stride - pad;
+  first = max(0, -in0);
+  last = min(kernel, size - in0);
+}
+
+}  // namespace conv_detail
+
+// P, Q: compile-time plane counts, or 0 to read them from params.
+template <int P, int Q>
+__global__ void __launch_bounds__(conv_detail::kThreads) bitplane_conv_kernel(const ConvKernelParams prm) {
+  using namespace conv_detail;
+  using namespace gemm_detail;
+  __shared__ __align__(128) unsigned char smem[kSmemBytes];
+  __shared__ long long s_xsum[kBM];  // per output pixel: sum of input row sums over valid taps
+  __shared__ int4 s_rect[kBM];       // per output pixel: valid tap rectangle (kh0, kh1, kw0, kw1)
+
+  const int p = P ? P : prm.p;
+  const int q = Q ? Q : prm.q;
+  const int tm = P ? kBM / P : prm.tm;
+  const int tn = Q ? kBN / Q : prm.tn;
+  const int m0 = blockIdx.y * tm, n0 = blockIdx.x * tn;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int warp_m = warp / kWarpsN, warp_n = warp % kWarpsN;
+
+  const int tiles_per_split = (prm.k_tiles + gridDim.z - 1) / gridDim.z;
+  const int kt_begin = blockIdx.z * tiles_per_split;
+  const int num_tiles = max(0, min(prm.k_tiles, kt_begin + tiles_per_split) - kt_begin);
+
+  // This thread's X slot: bit-row r (plane, output pixel), 16-byte chunk c of each stage.
+  const int r = tid / kCpr, c = tid % kCpr;
+  const int x_plane = r / tm, mm_load = r % tm, m_load = m0 + mm_load;
+  const bool x_ok = x_plane < p && m_load < prm.M;
+  int img_row0 = 0, ih0 = 0, iw0 = 0;  // first input row of the image, top-left input coordinate
+  if (x_ok) {
+    const int ohw = prm.OH * prm.OW;
+    const int n = m_load / ohw, rem = m_load % ohw;
+    img_row0 = n * prm.H;
+    ih0 = (rem / prm.OW) * prm.stride_h - prm.pad_h;
+    iw0 = (rem % prm.OW) * prm.stride_w - prm.pad_w;
+  }
+  const uint32_t* x_plane_base = prm.x_planes + static_cast<int64_t>(x_ok ? x_plane : 0) * prm.x_rows_padded * prm.cwords;
+  // This thread's W slot: bit-column r (plane, output channel).
+  const int w_plane = r / tn, o_load = n0 + r % tn;
+  const bool w_ok = w_plane < q && o_load < prm.O;
+  const uint32_t* w_row = prm.w_planes + (static_cast<int64_t>(w_ok ? w_plane : 0) * prm.w_rows_padded +
+                                          (w_ok ? o_load : 0)) * prm.w_words;
+  const uint32_t x_dst = swizzled<kCpr>(r, c);
+  const uint32_t w_dst = kBM * kKT / 8 + swizzled<kCpr>(r, c);
+
+  const uint32_t smem_base = smem_addr(smem);
+  auto load_stage = [&](int slot, int kt) {
+    const uint32_t stage = smem_base + slot * kStageBytes;
+    const int tap = kt / prm.tiles_per_tap;
+    const int word = ((kt - tap * prm.tiles_per_tap) * kCpr + c) * 4;  // word within the tap's channels
+    const int kh = tap / prm.KW, kw = tap - kh * prm.KW;
+    const int ih = ih0 + kh, iw = iw0 + kw;
+    const bool valid = x_ok && ih >= 0 && ih < prm.H && iw >= 0 && iw < prm.W;
+    const uint32_t* xs = valid ? x_plane_base + static_cast<int64_t>((img_row0 + ih) * prm.W + iw) * prm.cwords + word
+                               : prm.x_planes;
+    cp_async_16(stage + x_dst, xs, valid);
+    cp_async_16(stage + w_dst, w_ok ? w_row + tap * prm.cwords + word : prm.w_planes, w_ok);
+  };
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < num_tiles) load_stage(s, kt_begin + s);
+    cp_async_commit();
+  }
+
+  // While the first stages load: the per-pixel correction terms (first split only).
+  if (blockIdx.z == 0 && tid < tm) {
+    const int m = m0 + tid;
+    int4 rect = make_int4(0, 0, 0, 0);
+    long long xsum = 0;
+    if (m < prm.M) {
+      const int ohw = prm.OH * prm.OW;
+      const int n = m / ohw, oh = (m % ohw) / prm.OW, ow = m % prm.OW;
+      tap_range(oh, prm.stride_h, prm.pad_h, prm.KH, prm.H, rect.x, rect.y);
+      tap_range(ow, prm.stride_w, prm.pad_w, prm.KW, prm.W, rect.z, rect.w);
+      if (prm.ow != 0) {
+        for (int a = rect.x; a < rect.y; ++a) {
+          const int row = (n * prm.H + oh * prm.stride_h - prm.pad_h + a) * prm.W + ow * prm.stride_w - prm.pad_w;
+          for (int b = rect.z; b < rect.w; ++b) xsum += prm.x_row_sums[row + b];
+        }
+      }
+    }
+    s_xsum[tid] = xsum;
+    s_rect[tid] = rect;
+  }
+
+  int32_t acc[kMi][kNi][4];
+#pragma unroll
+  for (int i = 0; i < kMi; ++i)
+#pragma unroll
+    for (int j = 0; j < kNi; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
+
+  const int a_row = warp_m * kWM + (lane & 15), a_half = lane >> 4;
+  const int b_row = warp_n * kWN + (lane & 7) + ((lane >> 4) << 3), b_half = (lane >> 3) & 1;
+
+  for (int t = 0; t < num_tiles; ++t) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    const int next = t + kStages - 1;
+    if (next < num_tiles) load_stage(next % kStages, kt_begin + next);
+    cp_async_commit();
+
+    const uint32_t stage = smem_base + (t % kStages) * kStageBytes;
+    const uint32_t x_tile = stage, w_tile = stage + kBM * kKT / 8;
+    uint32_t a[kMi][4];
+    uint32_t b[kNi][2];
+#pragma unroll
+    for (int i = 0; i < kMi; ++i) ldmatrix_x4(a[i], x_tile + swizzled<kCpr>(a_row + i * 16, a_half));
+#pragma unroll
+    for (int j = 0; j < kNi; j += 2) {
+      uint32_t rr[4];
+      ldmatrix_x4(rr, w_tile + swizzled<kCpr>(b_row + j * 8, b_half));
+      b[j][0] = rr[0];
+      b[j][1] = rr[1];
+      b[j + 1][0] = rr[2];
+      b[j + 1][1] = rr[3];
+    }
+#pragma unroll
+    for (int i = 0; i < kMi; ++i)
+#pragma unroll
+      for (int j = 0; j < kNi; ++j) mma_b1_and(acc[i][j], a[i], b[j][0], b[j][1]);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Popcount tile -> shared memory.
+  int32_t* tile = reinterpret_cast<int32_t*>(smem);
+  const int g = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int i = 0; i < kMi; ++i)
+#pragma unroll
+    for (int j = 0; j < kNi; ++j) {
+      const int row = warp_m * kWM + i * 16 + g, col = warp_n * kWN + j * 8 + tig * 2;
+      *reinterpret_cast<int2*>(&tile[row * kAccStride + col]) = make_int2(acc[i][j][0], acc[i][j][1]);
+      *reinterpret_cast<int2*>(&tile[(row + 8) * kAccStride + col]) = make_int2(acc[i][j][2], acc[i][j][3]);
+    }
+  __syncthreads();
+
+  // Combine plane pairs, add the corrections, then store or run the epilogue.
+  const bool first_split = blockIdx.z == 0;
+  const int sat_w = prm.KW + 1, sat_stride = (prm.KH + 1) * (prm.KW + 1);
+  for (int idx = tid; idx < tm * tn; idx += kThreads) {
+    const int mm = idx / tn, nn = idx % tn;
+    const int m = m0 + mm, o = n0 + nn;
+    if (m >= prm.M || o >= prm.O) continue;
+    int64_t sum = 0;
+#pragma unroll
+    for (int i = 0; i < (P ? P : 8); ++i) {
+      if (!P && i >= p) break;
+      int64_t row = 0;
+#pragma unroll
+      for (int j = 0; j < (Q ? Q : 8); ++j) {
+        if (!Q && j >= q) break;
+        row += static_cast<int64_t>(prm.cw[j]) * tile[(i * tm + mm) * kAccStride + j * tn + nn];
+      }
+      sum += prm.cx[i] * row;
+    }
+    if (first_split) {
+      const int4 rect = s_rect[mm];
+      const int64_t count = static_cast<int64_t>(max(0, rect.y - rect.x)) * max(0, rect.w - rect.z);
+      int64_t sw = 0;
+      if (prm.ox != 0 && count > 0) {
+        const int32_t* sat = prm.w_sat + static_cast<int64_t>(o) * sat_stride;
+        sw = static_cast<int64_t>(sat[rect.y * sat_w + rect.w]) - sat[rect.x * sat_w + rect.w] -
+             sat[rect.y * sat_w + rect.z] + sat[rect.x * sat_w + rect.z];
+      }
+      sum += prm.ow * s_xsum[mm] + prm.ox * sw + count * prm.C * prm.ox * prm.ow;
+    }
+    const int32_t y = static_cast<int32_t>(sum);
+    if (prm.mode == kConvOutInt32) {
+      int32_t* out = prm.y + static_cast<int64_t>(m) * prm.O + o;
+      if (gridDim.z == 1) {
+        *out = y;
+      } else {
+        atomicAdd(out, y);
+      }
+    } else if (prm.mode == kConvOutFusedFloat) {
+      prm.y_float[static_cast<int64_t>(m) * prm.O + o] = epilogue_pre_pool(prm.ep, prm.res, y, m, o);
+    } else {
+      // Only this thread reads tile slot (mm, nn) (plane pair 0, 0), so it can hold the code.
+      tile[mm * kAccStride + nn] = requantize(prm.oq, prm.ep.out_scale, epilogue_pre_pool(prm.ep, prm.res, y, m, o));
+    }
+  }
+  if (prm.mode != kConvOutFusedPacked) return;
+  __syncthreads();
+
+  // Pack the codes: one thread per (pixel, 32-channel word); tn is a multiple of 32 here.
+  const int groups = tn / 32;
+  for (int idx = tid; idx < tm * groups; idx += kThreads) {
+    const int mm = idx / groups, grp = idx % groups;
+    const int m = m0 + mm, o0 = n0 + grp * 32;
+    if (m >= prm.M || o0 >= prm.O) continue;
+    uint32_t words[kEpilogueMaxPlanes] = {};
+    int32_t part = 0;
+    const int real = min(32, prm.O - o0);
+    for (int bit = 0; bit < real; ++bit) {
+      const int32_t code = tile[mm * kAccStride + grp * 32 + bit];
+      const uint32_t bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
+#pragma unroll
+      for (int b = 0; b < kEpilogueMaxPlanes; ++b) words[b] |= ((bits >> b) & 1u) << bit;
+      part += plane_part(code, prm.oq.encoding);
+    }
+    for (int b = 0; b < prm.oq.bits; ++b)
+      prm.out_planes[(b * prm.out_rows_padded + m) * prm.out_words + o0 / 32] = words[b];
+    atomicAdd(&prm.out_row_sums[m], part);
+  }
+}
+
+// The separate epilogue: one warp per pooled output pixel, each lane a 32-channel word.
+__global__ void conv_epilogue_kernel(const EpilogueKernelParams prm) {
+  const int lane = threadIdx.x & 31;
+  const int pm = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  if (pm >= prm.pooled_pixels) return;  // whole warps exit together
+  const int n = pm / (prm.PH * prm.PW), py = (pm / prm.PW) % prm.PH, px = pm % prm.PW;
+  const int k = prm.ep.pool_size, s = prm.ep.pool_stride;
+  const int word_count = (prm.O + 31) / 32;
+  int32_t part = 0;
+  for (int w = lane; w < word_count; w += 32) {
+    uint32_t words[kEpilogueMaxPlanes] = {};
+    for (int bit = 0; bit < 32; ++bit) {
+      const int o = w * 32 + bit;
+      if (o >= prm.O) break;
+      float acc = 0.0f;
+      for (int i = 0; i < k * k; ++i) {
+        const int m = (n * prm.OH + py * s + i / k) * prm.OW + px * s + i % k;
+        const float v = epilogue_pre_pool(prm.ep, prm.res, prm.y[static_cast<int64_t>(m) * prm.O + o], m, o);
+        acc = pool_step(prm.ep.pool, acc, v, i);
+      }
+      const float value = pool_finish(prm.ep.pool, acc, k * k);
+      if (prm.y_float) {
+        prm.y_float[static_cast<int64_t>(pm) * prm.O + o] = value;
+      } else {
+        const int32_t code = requantize(prm.oq, prm.ep.out_scale, value);
+        const uint32_t bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
+#pragma unroll
+        for (int b = 0; b < kEpilogueMaxPlanes; ++b) words[b] |= ((bits >> b) & 1u) << bit;
+        part += plane_part(code, prm.oq.encoding);
+      }
+    }
+    if (!prm.y_float)
+      for (int b = 0; b < prm.oq.bits; ++b) prm.out_planes[(b * prm.out_rows_padded + pm) * prm.out_words + w] = words[b];
+  }
+  if (prm.y_float) return;
+  for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
+  if (lane == 0) prm.out_row_sums[pm] = part;
+}
+
+}  // namespace apnn

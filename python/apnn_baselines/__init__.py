@@ -1,0 +1,10 @@
+"""apnn_baselines: CUTLASS INT1 / INT4 GEMM and convolution, and whole networks in FP32, FP16,
+INT8 (CUTLASS) and binarized (TCBNN style), behind libapnn_baselines.so (baselines.h)."""
+from . import models, reference
+from .core import KINDS, PRECISIONS, Net, conv, cuda_device_count, device_name, gemm, version
+from .errors import (BaselineError, CudaError, InvalidArgumentError, NoDeviceError, OutOfMemoryError,
+                     UnsupportedError)
+
+__all__ = ["KINDS", "PRECISIONS", "Net", "conv", "cuda_device_count", "device_name", "gemm", "version", "models",
+           "reference", "BaselineError", "CudaError", "InvalidArgumentError", "NoDeviceError", "OutOfMemoryError",
+           "UnsupportedError"]

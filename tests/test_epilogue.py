@@ -1,0 +1,234 @@
+"""The fused epilogue (affine, residual, activation, pooling, re-quantization) against the
+numpy oracle (apnn.reference.conv_epilogue), bit for bit, plus the convolution errors."""
+import numpy as np
+import pytest
+
+import apnn
+from apnn import reference
+from conftest import requires_gpu
+
+OUT_KINDS = [(1, "binary"), (1, "unsigned"), (2, "unsigned"), (2, "signed"), (4, "signed"), (8, "unsigned"),
+             (3, "signed"), (5, "unsigned")]
+
+
+def random_case(rng, ctx):
+    """A random convolution + epilogue; returns (library result, oracle result, description)."""
+    k = int(rng.choice([1, 3, 5]))
+    stride = int(rng.choice([1, 1, 2]))
+    pad = int(rng.integers(0, k))
+    n, c, o = int(rng.integers(1, 3)), int(rng.integers(1, 200)), int(rng.integers(1, 80))
+    h, w = int(rng.integers(max(k, 4), 11)), int(rng.integers(max(k, 4), 11))
+    x_bit, w_bit = int(rng.integers(1, 5)), int(rng.integers(1, 3))
+    x_enc = str(rng.choice(["unsigned", "signed"] + (["binary"] if x_bit == 1 else [])))
+    w_enc = str(rng.choice(["unsigned", "signed"] + (["binary"] if w_bit == 1 else [])))
+    x = reference.random_codes(rng, (n, h, w, c), x_bit, x_enc)
+    wc = reference.random_codes(rng, (o, k, k, c), w_bit, w_enc)
+    y_int = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, x_encoding=x_enc, w_encoding=w_enc, stride=stride,
+                             padding=pad)
+    oh, ow = y_int.shape[1:3]
+    scale = (rng.standard_normal(o) * 0.05).astype(np.float32)
+    bias = (rng.standard_normal(o) * 2).astype(np.float32)
+    activation = str(rng.choice(["none", "relu", "clip"]))
+    clip = (-1.5, 3.25)
+    pool = str(rng.choice(["none", "max", "avg"])) if min(oh, ow) >= 3 else "none"
+    pool_size = int(rng.choice([2, 3]))
+    pool_stride = int(rng.integers(1, pool_size + 1))
+    residual_kind = str(rng.choice(["none", "int32", "packed"]))
+    residual_scale = float(rng.choice([1.0, 0.25, -0.5]))
+    out_bits, out_enc = OUT_KINDS[int(rng.integers(0, len(OUT_KINDS) + 1)) - 1] if rng.random() < 0.8 else (None, None)
+    out_zp = 0 if out_enc in (None, "binary") else int(rng.integers(-2, 3))
+    out_scale = float(rng.choice([0.5, 0.37, 1.0]))
+
+    residual_values, residual_arg = None, None
+    if residual_kind == "int32":
+        residual_values = rng.integers(-1000, 1000, size=(n, oh, ow, o)).astype(np.int32)
+        residual_arg = residual_values
+    elif residual_kind == "packed":
+        r_bits, r_enc, r_zp = 3, "signed", int(rng.integers(-2, 3))
+        r_codes = reference.random_codes(rng, (n, oh, ow, o), r_bits, r_enc)
+        residual_arg = apnn.pack_nhwc(ctx, r_codes, r_bits, r_enc, r_zp)
+        residual_values = reference.decode(r_codes, r_bits, r_enc, r_zp)
+
+    ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, residual_scale=residual_scale, activation=activation, clip=clip,
+                       pool=pool, pool_size=pool_size, pool_stride=pool_stride, out_scale=out_scale)
+    xt = apnn.pack_nhwc(ctx, x, x_bit, x_enc)
+    wt = apnn.pack_conv_weights(ctx, wc, w_bit, w_enc)
+    out_spec = None if out_bits is None else (out_bits, out_enc, out_zp, out_scale)
+    expected = reference.conv_epilogue(y_int, scale=scale, bias=bias, residual=residual_values,
+                                       residual_scale=residual_scale, activation=activation, clip=clip, pool=pool,
+                                       pool_size=pool_size, pool_stride=pool_stride, out=out_spec)
+    if out_bits is None:
+        got = apnn.conv2d_packed(ctx, xt, wt, stride=stride, padding=pad, epilogue=ep, residual=residual_arg)
+    else:
+        out = apnn.empty_nhwc(ctx, expected.shape, out_bits, out_enc, out_zp)
+        apnn.conv2d_packed(ctx, xt, wt, stride=stride, padding=pad, epilogue=ep, residual=residual_arg, out=out)
+        got = out.codes()
+    desc = (f"x={x.shape} w{w_bit}a{x_bit} {x_enc}/{w_enc} k={k} s={stride} p={pad} act={activation} pool={pool}"
+            f"{pool_size}/{pool_stride} residual={residual_kind} out={out_spec}")
+    return got, expected, desc
+
+
+def assert_same(got, expected, desc):
+    assert got.shape == expected.shape, desc
+    if got.dtype == np.float32:
+        same = (got == expected) | (np.isnan(got) & np.isnan(expected))
+    else:
+        same = got == expected
+    bad = np.argwhere(~same)
+    assert bad.size == 0, f"{desc}: {len(bad)} wrong, first at {bad[0]}: {got[tuple(bad[0])]} != " \
+                          f"{expected[tuple(bad[0])]}"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_fused_epilogues(ctx, rng, seed):
+    got, expected, desc = random_case(rng, ctx)
+    assert_same(got, expected, desc)
+
+
+@requires_gpu
+@pytest.mark.parametrize("seed", range(20))
+def test_cuda_separate_epilogue_kernel(cuda_ctx, rng, seed):
+    apnn.set_conv_override(cuda_ctx, split_k=int(rng.choice([0, 1, 3])), fuse=False)
+    try:
+        got, expected, desc = random_case(rng, cuda_ctx)
+    finally:
+        apnn.set_conv_override(cuda_ctx)
+    assert_same(got, expected, desc)
+
+
+def test_round_half_to_even_and_clamp(ctx):
+    # 1x1 conv of x = 1 with weights w: y = w; out_scale 2 puts y/2 on halves.
+    w = np.arange(-8, 8, dtype=np.int8).reshape(16, 1, 1, 1)
+    x = np.ones((1, 1, 1, 1), dtype=np.int8)
+    xt, wt = apnn.pack_nhwc(ctx, x, 2), apnn.pack_conv_weights(ctx, w, 4, "signed")
+    ep = apnn.Epilogue(ctx, 16, out_scale=2.0)
+    out = apnn.empty_nhwc(ctx, (1, 1, 1, 16), 3, "signed", zero_point=1)
+    codes = apnn.conv2d_packed(ctx, xt, wt, epilogue=ep, out=out).codes().reshape(-1)
+    t = np.rint(np.arange(-8, 8) / 2.0)  # half to even: -3.5 -> -4, 2.5 -> 2
+    np.testing.assert_array_equal(codes, np.clip(t, -4 - 1, 3 - 1) + 1)
+
+
+def test_chained_layers_keep_row_sums(ctx, rng):
+    # The packed output feeds the next layer, whose binary weights need its row sums.
+    x = reference.random_codes(rng, (2, 9, 9, 70), 2, "unsigned")
+    w1 = reference.random_codes(rng, (40, 3, 3, 70), 1, "binary")
+    w2 = reference.random_codes(rng, (20, 3, 3, 40), 1, "binary")
+    scale = np.full(40, 0.05, np.float32)
+    ep = apnn.Epilogue(ctx, 40, scale=scale, activation="relu", pool="max", pool_size=2, out_scale=0.5)
+    mid = apnn.empty_nhwc(ctx, (2, 4, 4, 40), 2, "unsigned")
+    apnn.conv2d_packed(ctx, apnn.pack_nhwc(ctx, x, 2), apnn.pack_conv_weights(ctx, w1, 1, "binary"), padding=1,
+                       epilogue=ep, out=mid)
+    y1 = reference.conv2d(x, w1, x_bit=2, w_bit=1, w_encoding="binary", padding=1)
+    mid_expected = reference.conv_epilogue(y1, scale=scale, activation="relu", pool="max", pool_size=2,
+                                           out=(2, "unsigned", 0, 0.5))
+    np.testing.assert_array_equal(mid.codes(), mid_expected)
+    y2 = apnn.conv2d_packed(ctx, mid, apnn.pack_conv_weights(ctx, w2, 1, "binary"), padding=1)
+    np.testing.assert_array_equal(y2, reference.conv2d(mid_expected, w2, x_bit=2, w_bit=1, w_encoding="binary",
+                                                       padding=1))
+
+
+# ---- Bad input ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small(ctx):
+    x = apnn.pack_nhwc(ctx, np.ones((1, 6, 6, 8), np.int8), 2)
+    w = apnn.pack_conv_weights(ctx, np.ones((4, 3, 3, 8), np.int8), 1, "binary")
+    return ctx, x, w
+
+
+def test_channel_mismatch(small):
+    ctx, x, _ = small
+    w = apnn.pack_conv_weights(ctx, np.ones((4, 3, 3, 9), np.int8), 1, "binary")
+    with pytest.raises(apnn.InvalidArgumentError, match="C = 8 channels but w has C = 9"):
+        apnn.conv2d_packed(ctx, x, w)
+
+
+@pytest.mark.parametrize("stride,padding,match", [(0, 0, "stride"), (17, 0, "stride"), (1, 3, "padding"),
+                                                  (1, -1, "padding"), ((1, 0), 0, "stride")])
+def test_bad_stride_or_padding(small, stride, padding, match):
+    ctx, x, w = small
+    with pytest.raises(apnn.InvalidArgumentError, match=match):
+        apnn.conv2d_packed(ctx, x, w, stride=stride, padding=padding)
+
+
+def test_kernel_larger_than_input(ctx):
+    x = apnn.pack_nhwc(ctx, np.ones((1, 2, 2, 8), np.int8), 2)
+    w = apnn.pack_conv_weights(ctx, np.ones((4, 5, 5, 8), np.int8), 1, "binary")
+    with pytest.raises(apnn.InvalidArgumentError, match="does not fit"):
+        apnn.conv2d_packed(ctx, x, w)
+
+
+def test_plain_matrix_is_not_a_tensor(small):
+    ctx, _, w = small
+    m = ctx.pack(np.ones((36, 8), np.int8), 2)
+    with pytest.raises(apnn.InvalidTypeError, match="PackedTensor"):
+        apnn.conv2d_packed(ctx, m, w)
+    from apnn import _ffi
+    ffi, lib = _ffi.load()
+    args = ffi.new("apnn_conv_args_t*")
+    args.x, args.w, args.stride_h, args.stride_w = m._handle, w._handle, 1, 1
+    assert lib.apnn_conv2d(ctx._handle, args) == lib.APNN_STATUS_INVALID_ARGUMENT
+    assert "plain matrix" in ffi.string(lib.apnn_last_error()).decode()
+
+
+def test_null_arguments_are_errors(ctx):
+    from apnn import _ffi
+    ffi, lib = _ffi.load()
+    assert lib.apnn_conv2d(ffi.NULL, ffi.NULL) == lib.APNN_STATUS_INVALID_ARGUMENT
+    assert lib.apnn_conv2d(ctx._handle, ffi.NULL) == lib.APNN_STATUS_INVALID_ARGUMENT
+    args = ffi.new("apnn_conv_args_t*")
+    assert lib.apnn_conv2d(ctx._handle, args) == lib.APNN_STATUS_INVALID_ARGUMENT
+    assert lib.apnn_epilogue_create(ctx._handle, ffi.NULL, ffi.new("apnn_epilogue_t*")) != 0
+    assert lib.apnn_pack_conv_weights(ctx._handle, ffi.NULL, 0, 1, 1, 1, 1, ffi.NULL, ffi.NULL) != 0
+    assert lib.apnn_conv_weights_destroy(ffi.NULL) == lib.APNN_STATUS_INVALID_ARGUMENT
+    assert lib.apnn_epilogue_destroy(ffi.NULL) == lib.APNN_STATUS_INVALID_ARGUMENT
+
+
+def test_weight_code_out_of_range_names_position(ctx):
+    codes = np.ones((2, 3, 3, 5), np.int32)
+    codes[1, 2, 0, 4] = 0
+    with pytest.raises(apnn.InvalidArgumentError, match=r"code 0 at \(1, 2, 0, 4\) is outside"):
+        apnn.pack_conv_weights(ctx, codes, 1, "binary")
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 16, 4), (1, 3, 3, 0)])
+def test_bad_weight_shapes(ctx, shape):
+    with pytest.raises(apnn.InvalidArgumentError):
+        apnn.pack_conv_weights(ctx, np.ones(shape, np.int8), 2)
+
+
+def test_overflow_is_refused(ctx):
+    x = apnn.pack_nhwc(ctx, np.ones((1, 11, 11, 2000), np.uint8), 8)
+    w = apnn.pack_conv_weights(ctx, np.ones((1, 11, 11, 2000), np.uint8), 8)
+    with pytest.raises(apnn.UnsupportedError, match="overflow"):
+        apnn.conv2d_packed(ctx, x, w)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(scale=[np.nan] * 4), "scale"), (dict(bias=[np.inf] * 4), "bias"), (dict(scale=[1.0] * 3), "entries"),
+    (dict(activation="clip", clip=(2.0, 1.0)), "clip"), (dict(pool="max", pool_size=4), "pool_size"),
+    (dict(pool="avg", pool_size=2, pool_stride=3), "pool_stride"), (dict(out_scale=0.0), "out_scale"),
+    (dict(activation="gelu"), "activation"), (dict(pool="min"), "pool")])
+def test_bad_epilogue(ctx, kwargs, match):
+    with pytest.raises(apnn.InvalidArgumentError, match=match):
+        apnn.Epilogue(ctx, 4, **kwargs)
+
+
+def test_epilogue_output_mismatches(small):
+    ctx, x, w = small
+    ep = apnn.Epilogue(ctx, 4)
+    with pytest.raises(apnn.InvalidArgumentError, match="epilogue is for 5 channels"):
+        apnn.conv2d_packed(ctx, x, w, epilogue=apnn.Epilogue(ctx, 5))
+    with pytest.raises(apnn.InvalidArgumentError, match="y_packed has shape"):
+        apnn.conv2d_packed(ctx, x, w, epilogue=ep, out=apnn.empty_nhwc(ctx, (1, 4, 4, 5), 2))
+    with pytest.raises(apnn.InvalidArgumentError, match="needs an epilogue"):
+        apnn.conv2d_packed(ctx, x, w, out=apnn.empty_nhwc(ctx, (1, 4, 4, 4), 2))
+    with pytest.raises(apnn.InvalidArgumentError, match="residual has shape"):
+        apnn.conv2d_packed(ctx, x, w, epilogue=ep, residual=apnn.pack_nhwc(ctx, np.ones((1, 4, 4, 3), np.int8), 2))
+    with pytest.raises(apnn.InvalidArgumentError, match="residual_int32 holds"):
+        apnn.conv2d_packed(ctx, x, w, epilogue=ep, residual=np.ones((1, 4, 4, 3), np.int32))
+    with pytest.raises(apnn.InvalidArgumentError, match="residual needs an epilogue"):
+        apnn.conv2d_packed(ctx, x, w, residual=np.ones((1, 4, 4, 4), np.int32))
+    with pytest.raises(apnn.InvalidArgumentError, match="pooling window does not fit"):
+        apnn.conv2d_packed(ctx, x, w, stride=4, epilogue=apnn.Epilogue(ctx, 4, pool="max", pool_size=2))

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# GPU check of the CUTLASS / TCBNN-style baselines (no Bazel needed). From the repository root:
+#   PYTHONPATH=python APNN_BASELINES_LIBRARY=/path/libapnn_baselines.so bash tools/device/check_baselines.sh
+# (or through tools/device/run.sh, which sets both from .stage/). Needs numpy, pytest, absl-py, cffi.
+# Runs the GPU tests (every baseline against its numpy oracle), then the three benchmarks on the
+# seed shapes: GEMM M=64, N=K=128..1024; conv 16x16 3x3 C=O=128..1024 batch 1; networks batch 8.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD/python:$PWD/tests"
+export PYTHONUNBUFFERED=1
+if [ -z "${APNN_BASELINES_LIBRARY:-}" ]; then
+  for candidate in .stage/libapnn_baselines.so bazel-bin/baselines/libapnn_baselines.so; do
+    [ -f "$candidate" ] && export APNN_BASELINES_LIBRARY="$PWD/$candidate" && break
+  done
+fi
+echo "== libapnn_baselines: ${APNN_BASELINES_LIBRARY:-<not set: searching near the package>}"
+status=0
+step() {  # step NAME TIMEOUT_S COMMAND...
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name"
+  timeout "$limit" "$@"
+  local rc=$?
+  [ $rc -ne 0 ] && { echo "!! $name failed (rc=$rc)"; status=1; }
+  return 0
+}
+step "pytest tests/test_baselines.py" 90 \
+  python3 -m pytest -q -p no:cacheprovider --noconftest -rs tests/test_baselines.py
+step "GEMM INT1 (XOR, AND) and INT4, M=64 N=K=128..1024" 30 \
+  python3 tools/bench_baseline_gemm.py --bits=1,4 --shapes=seed --iters=50 --warmup=5
+step "conv INT1 (XOR, AND) and INT4, 16x16 3x3 C=O=128..1024 batch 1" 40 \
+  python3 tools/bench_baseline_conv.py --bits=1,4 --iters=50 --warmup=5
+step "networks, batch 8" 60 \
+  python3 tools/bench_baseline_nn.py --model=all --precision=all --batch=8 --iters=10 --warmup=2
+echo "== check_baselines: $([ $status -eq 0 ] && echo PASSED || echo FAILED)"
+exit $status
