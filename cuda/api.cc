@@ -375,7 +375,7 @@ apnn_status_t apnn_gemm_kernel_name(apnn_context_t ctx, apnn_packed_t x, apnn_pa
 apnn_status_t apnn_context_set_gemm_override(apnn_context_t ctx, int32_t config, int32_t split_k, int32_t flags) {
   return guarded(__func__, [&] {
     check_context(ctx);
-    require_arg(config >= -1 && config < 5, "config must be -1 (automatic) or 0..4, got " + std::to_string(config));
+    require_arg(config >= -1 && config < 7, "config must be -1 (automatic) or 0..6, got " + std::to_string(config));
     require_arg(split_k >= 0 && split_k <= 64, "split_k must be 0 (automatic) or 1..64, got " +
                                                    std::to_string(split_k));
     apnn::GemmOverride choice;

@@ -21,25 +21,29 @@ from apnn import reference
 import torch_baselines
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("w_bit", ["1"], "Weight bits (a list runs every combination).")
-flags.DEFINE_list("x_bit", ["2"], "Activation bits (a list runs every combination).")
-flags.DEFINE_string("x_encoding", "unsigned", "Activation encoding: unsigned, signed or binary.")
-flags.DEFINE_string("w_encoding", "auto", "Weight encoding: unsigned, signed, binary, or auto (binary for 1 bit, "
-                    "else signed).")
-flags.DEFINE_enum("shapes", "seed", ["seed", "large", "all"], "seed: M=64, N=K=128..1024; large: 1024^3, 4096^3, "
-                  "8192^3 and M=8..256 with N=K=4096, 8192.")
-flags.DEFINE_list("m", None, "M values (overrides --shapes; with --n and --k, all combinations).")
-flags.DEFINE_list("n", None, "N values.")
-flags.DEFINE_list("k", None, "K values.")
-flags.DEFINE_enum("backend", "auto", ["auto", "cuda", "host"], "libapnn backend.")
-flags.DEFINE_integer("iters", 100, "Timed calls per shape.")
-flags.DEFINE_integer("warmup", 10, "Untimed calls before timing.")
-flags.DEFINE_bool("compare", False, "Also time cuBLAS FP16/INT8/FP8 through PyTorch (when importable).")
-flags.DEFINE_bool("pack", False, "Also time packing of X (int8 codes in device memory -> planes).")
-flags.DEFINE_bool("sweep_configs", False, "Also time every tile configuration (apnn_context_set_gemm_override) and "
-                  "print each, to tune the dispatcher.")
-flags.DEFINE_string("json_out", None, "Write all results to this JSON file.")
-flags.DEFINE_integer("seed", 0, "Random seed.")
+
+
+def define_flags():
+    """The command-line flags (defined only when run as a program, so the module imports cleanly)."""
+    flags.DEFINE_list("w_bit", ["1"], "Weight bits (a list runs every combination).")
+    flags.DEFINE_list("x_bit", ["2"], "Activation bits (a list runs every combination).")
+    flags.DEFINE_string("x_encoding", "unsigned", "Activation encoding: unsigned, signed or binary.")
+    flags.DEFINE_string("w_encoding", "auto", "Weight encoding: unsigned, signed, binary, or auto (binary for 1 bit, "
+                        "else signed).")
+    flags.DEFINE_enum("shapes", "seed", ["seed", "large", "all"], "seed: M=64, N=K=128..1024; large: 1024^3, 4096^3, "
+                      "8192^3 and M=8..256 with N=K=4096, 8192.")
+    flags.DEFINE_list("m", None, "M values (overrides --shapes; with --n and --k, all combinations).")
+    flags.DEFINE_list("n", None, "N values.")
+    flags.DEFINE_list("k", None, "K values.")
+    flags.DEFINE_enum("backend", "auto", ["auto", "cuda", "host"], "libapnn backend.")
+    flags.DEFINE_integer("iters", 100, "Timed calls per shape.")
+    flags.DEFINE_integer("warmup", 10, "Untimed calls before timing.")
+    flags.DEFINE_bool("compare", False, "Also time cuBLAS FP16/INT8/FP8 through PyTorch (when importable).")
+    flags.DEFINE_bool("pack", False, "Also time packing of X (int8 codes in device memory -> planes).")
+    flags.DEFINE_bool("sweep_configs", False, "Also time every tile configuration (apnn_context_set_gemm_override) and "
+                      "print each, to tune the dispatcher.")
+    flags.DEFINE_string("json_out", None, "Write all results to this JSON file.")
+    flags.DEFINE_integer("seed", 0, "Random seed.")
 
 
 def seed_shapes():
@@ -80,7 +84,8 @@ def verify(y, x, w, x_bit, w_bit, x_enc, w_enc, rng):
     return mode
 
 
-def run_one(ctx, rng, m, n, k, x_bit, w_bit, x_enc, w_enc):
+def run_one(ctx, rng, m, n, k, x_bit, w_bit, x_enc, w_enc, warmup=10, iters=100, sweep_configs=False, pack=False):
+    """Packs random codes, runs once, verifies against the oracle (raises SystemExit if wrong), then times."""
     x = reference.random_codes(rng, (m, k), x_bit, x_enc)
     w = reference.random_codes(rng, (n, k), w_bit, w_enc)
     xp = ctx.pack(x, x_bit, x_enc)
@@ -89,19 +94,19 @@ def run_one(ctx, rng, m, n, k, x_bit, w_bit, x_enc, w_enc):
     ctx.gemm_into(xp, wp, y_buf)
     y = y_buf.read((m, n), np.int32)
     mode = verify(y, x, w, x_bit, w_bit, x_enc, w_enc, rng)
-    us = ctx.gemm_benchmark(xp, wp, y_buf, warmup=FLAGS.warmup, iters=FLAGS.iters)
+    us = ctx.gemm_benchmark(xp, wp, y_buf, warmup=warmup, iters=iters)
     row = dict(w_bit=w_bit, x_bit=x_bit, x_encoding=x_enc, w_encoding=w_enc, M=m, N=n, K=k,
                kernel=ctx.gemm_kernel_name(xp, wp), us=us, tops=2.0 * m * n * k / (us * 1e-6) / 1e12, verified=mode)
-    if FLAGS.sweep_configs and ctx.backend == "cuda":
+    if sweep_configs and ctx.backend == "cuda":
         row["sweep_us"] = {}
-        for config in range(5):
+        for config in range(7):
             ctx.set_gemm_override(config=config)
             ctx.gemm_into(xp, wp, y_buf)
             if not np.array_equal(y_buf.read((m, n), np.int32), y):
                 raise SystemExit(f"WRONG RESULT with tile config {config}")
-            row["sweep_us"][ctx.gemm_kernel_name(xp, wp)] = ctx.gemm_benchmark(xp, wp, y_buf, FLAGS.warmup, FLAGS.iters)
+            row["sweep_us"][ctx.gemm_kernel_name(xp, wp)] = ctx.gemm_benchmark(xp, wp, y_buf, warmup, iters)
         ctx.set_gemm_override()
-    if FLAGS.pack:
+    if pack:
         codes = ctx.buffer(x.nbytes)
         codes.write(x)
         ctx.pack_buffer(codes, x.dtype, m, k, x_bit, x_enc)
@@ -130,7 +135,8 @@ def main(argv):
             if ctx.backend == "host" and m * n * k > 1 << 31:
                 print(f"w{w_bit}a{x_bit} M={m} N={n} K={k}: skipped on the host backend (too slow)")
                 continue
-            row = run_one(ctx, rng, m, n, k, x_bit, w_bit, x_enc, w_enc)
+            row = run_one(ctx, rng, m, n, k, x_bit, w_bit, x_enc, w_enc, warmup=FLAGS.warmup, iters=FLAGS.iters,
+                          sweep_configs=FLAGS.sweep_configs, pack=FLAGS.pack)
             line = (f"w{w_bit}a{x_bit} M={m:5d} N={n:5d} K={k:5d}  {row['us']:9.2f} us  {row['tops']:9.3f} TOPS  "
                     f"[{row['kernel']}] verified:{row['verified']}")
             if "pack_x_us" in row:
@@ -152,4 +158,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     sys.exit(app.run(main))

@@ -7,6 +7,7 @@
 
 #include "common/cuda_check.h"
 #include "common/quant.h"
+#include "gemm/bitplane_gemm_folded_kernel.cuh"
 #include "gemm/bitplane_gemm_kernel.cuh"
 
 namespace apnn {
@@ -15,9 +16,10 @@ namespace {
 // Tile configurations: bit-rows x bit-cols per block, warp tile, K bits per stage, stages.
 struct TileConfig {
   const char* name;
-  int bm, bn, kt;
+  int bm, bn, kt;     // bit-rows x bit-columns per block (folded: output rows x columns)
   int blocks_per_sm;  // expected residency, for the wave count
   double efficiency;  // relative speed per block tile at full occupancy
+  bool folded = false;  // bitplane_gemm_folded_kernel: plane pairs folded in registers
 };
 constexpr TileConfig kConfigs[] = {
     {"b256x128_k1024", 256, 128, 1024, 1, 0.87},
@@ -25,6 +27,8 @@ constexpr TileConfig kConfigs[] = {
     {"b64x64_k256", 64, 64, 256, 4, 0.50},
     {"b128x128_k1024", 128, 128, 1024, 2, 1.02},
     {"b64x64_k1024", 64, 64, 1024, 4, 0.52},
+    {"folded128x256_k512", 128, 256, 512, 1, 1.40, true},
+    {"folded128x128_k512", 128, 128, 512, 2, 1.30, true},
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 static_assert(kNumConfigs == kNumGemmConfigs, "keep gemm_dispatch.h in step");
@@ -46,8 +50,22 @@ APNN_GEMM_CONFIG(4, 64, 64, 32, 32, 1024, 2)
 #undef APNN_GEMM_CONFIG
 
 template <int Config, int P, int Q>
-void launch(const GemmParams& params, dim3 grid, cudaStream_t stream) {
-  using K = Kernel<Config, P, Q>;
+struct FoldedKernel;
+#define APNN_FOLDED_CONFIG(ID, BM, BN, WM, WN, KT, STAGES)                                  \
+  template <int P, int Q>                                                                    \
+  struct FoldedKernel<ID, P, Q> {                                                            \
+    using Cfg = FoldedGemm<BM, BN, WM, WN, KT, STAGES, P, Q>;                                \
+    static constexpr auto fn = bitplane_gemm_folded_kernel<BM, BN, WM, WN, KT, STAGES, P, Q>; \
+  };
+APNN_FOLDED_CONFIG(5, 128, 256, 64, 64, 512, 3)
+APNN_FOLDED_CONFIG(6, 128, 128, 64, 64, 512, 4)
+#undef APNN_FOLDED_CONFIG
+
+// Plane counts the folded kernel is built for: w1a2, w2a2, w1a4 (more planes spill registers).
+bool is_folded_path(int p, int q) { return (p == 2 && q == 1) || (p == 2 && q == 2) || (p == 4 && q == 1); }
+
+template <typename K>
+void launch_kernel(const GemmParams& params, dim3 grid, cudaStream_t stream) {
   static bool attribute_set = false;  // dynamic shared memory above 48 KB must be opted into
   if (!attribute_set) {
     APNN_CUDA_CHECK(cudaFuncSetAttribute(K::fn, cudaFuncAttributeMaxDynamicSharedMemorySize, K::Cfg::kSmemBytes));
@@ -68,6 +86,19 @@ void launch(const GemmParams& params, dim3 grid, cudaStream_t stream) {
     config.numAttrs = 1;
   }
   APNN_CUDA_CHECK(cudaLaunchKernelEx(&config, K::fn, params));
+}
+
+template <int Config, int P, int Q>
+void launch(const GemmParams& params, dim3 grid, cudaStream_t stream) {
+  launch_kernel<Kernel<Config, P, Q>>(params, grid, stream);
+}
+
+template <int Config>
+void launch_folded(int p, int q, const GemmParams& params, dim3 grid, cudaStream_t stream) {
+  if (p == 2 && q == 1) return launch_kernel<FoldedKernel<Config, 2, 1>>(params, grid, stream);
+  if (p == 4 && q == 1) return launch_kernel<FoldedKernel<Config, 4, 1>>(params, grid, stream);
+  if (p == 2 && q == 2) return launch_kernel<FoldedKernel<Config, 2, 2>>(params, grid, stream);
+  throw Error(APNN_STATUS_INTERNAL_ERROR, "no folded kernel for these plane counts");
 }
 
 template <int Config>
@@ -98,6 +129,11 @@ bool is_fast_path(int p, int q) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Output rows (or columns) per block of a configuration for an operand of `planes` planes.
+int64_t output_rows(const TileConfig& cfg, int planes, bool rows = true) {
+  return cfg.folded ? (rows ? cfg.bm : cfg.bn) : (rows ? cfg.bm : cfg.bn) / planes;
+}
+
 }  // namespace
 
 GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarget& target, const GemmOverride& pin) {
@@ -109,15 +145,18 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   int best = 0;
   double best_cost = 1e300;
   int64_t best_blocks = 0;
+  const bool fold_ok = is_folded_path(p, q) && !pin.generic;
   for (int c = 0; c < kNumConfigs; ++c) {
     if (pin.config >= 0 && c != pin.config) continue;
     const TileConfig& cfg = kConfigs[c];
-    const int64_t tm = cfg.bm / p, tn = cfg.bn / q;
+    if (cfg.folded && !fold_ok) continue;
+    const int64_t tm = cfg.folded ? cfg.bm : cfg.bm / p, tn = cfg.folded ? cfg.bn : cfg.bn / q;
     if (tm < 1 || tn < 1) continue;
     const int64_t blocks = ceil_div(x.rows, tm) * ceil_div(w.rows, tn);
     // Time ~ the work each SM does: its share of blocks times the work of one block.
     const int64_t blocks_per_sm = ceil_div(blocks, multiprocessors);
-    const double cost = static_cast<double>(blocks_per_sm) * cfg.bm * cfg.bn / cfg.efficiency;
+    const double bits_per_block = static_cast<double>(tm) * p * tn * q;
+    const double cost = static_cast<double>(blocks_per_sm) * bits_per_block / cfg.efficiency;
     if (cost < best_cost) {
       best_cost = cost;
       best = c;
@@ -131,12 +170,12 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   int split = 1;
   // A cluster holds at most 8 blocks (the portable limit).
   const int64_t max_split = clusters ? 8 : 16;
-  if (best_blocks < slots) split = static_cast<int>(std::min<int64_t>({slots / best_blocks, k_tiles, max_split}));
+  if (best_blocks < slots && !cfg.folded) split = static_cast<int>(std::min<int64_t>({slots / best_blocks, k_tiles, max_split}));
   split = std::max(split, 1);
-  if (pin.split_k > 0) split = static_cast<int>(std::min<int64_t>({pin.split_k, k_tiles, max_split}));
+  if (pin.split_k > 0 && !cfg.folded) split = static_cast<int>(std::min<int64_t>({pin.split_k, k_tiles, max_split}));
   // Make every split own at least one tile.
   while (split > 1 && ceil_div(k_tiles, ceil_div(k_tiles, split)) < split) --split;
-  const bool generic = pin.generic || !is_fast_path(p, q);
+  const bool generic = !cfg.folded && (pin.generic || !is_fast_path(p, q));
 
   GemmPlan plan;
   plan.config = best;
@@ -151,7 +190,7 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
 GemmWorkspaceSize gemm_workspace_size(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix& w) {
   if (plan.split_k == 1 || plan.cluster_split) return {};
   const TileConfig& cfg = kConfigs[plan.config];
-  const int64_t tiles = ceil_div(x.rows, cfg.bm / x.quant.bits) * ceil_div(w.rows, cfg.bn / w.quant.bits);
+  const int64_t tiles = ceil_div(x.rows, output_rows(cfg, x.quant.bits)) * ceil_div(w.rows, output_rows(cfg, w.quant.bits, false));
   return {static_cast<size_t>(x.rows) * w.rows, static_cast<size_t>(tiles)};
 }
 
@@ -171,8 +210,8 @@ void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix
   params.words = static_cast<int>(x.words);
   params.p = x.quant.bits;
   params.q = w.quant.bits;
-  params.tm = cfg.bm / params.p;
-  params.tn = cfg.bn / params.q;
+  params.tm = cfg.folded ? cfg.bm : cfg.bm / params.p;
+  params.tn = cfg.folded ? cfg.bn : cfg.bn / params.q;
   for (int i = 0; i < kMaxPlanes; ++i) {
     params.cx[i] = i < params.p ? plane_coefficient(i, params.p, x.quant.encoding) : 0;
     params.cw[i] = i < params.q ? plane_coefficient(i, params.q, w.quant.encoding) : 0;
@@ -198,6 +237,8 @@ void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix
     case 2: return launch_config<2>(params.p, params.q, plan.generic, params, grid, stream);
     case 3: return launch_config<3>(params.p, params.q, plan.generic, params, grid, stream);
     case 4: return launch_config<4>(params.p, params.q, plan.generic, params, grid, stream);
+    case 5: return launch_folded<5>(params.p, params.q, params, grid, stream);
+    case 6: return launch_folded<6>(params.p, params.q, params, grid, stream);
   }
 }
 

@@ -321,13 +321,151 @@ APNN_API apnn_status_t apnn_conv2d_kernel_name(apnn_context_t ctx, const apnn_co
  * Accepted and ignored by the host backend. */
 APNN_API apnn_status_t apnn_context_set_conv_override(apnn_context_t ctx, int32_t split_k, int32_t fuse);
 
+/* ---- Networks ----------------------------------------------------------------------- */
+/*
+ * A network is a graph of layers built once, planned once for a batch size (every buffer
+ * allocated, weights packed, the launch sequence fixed and, on CUDA, captured as a CUDA graph)
+ * and run many times. Layers are added in order; each add returns a layer id, and layer 0 is
+ * the network input. A layer reads earlier layers by id; the last layer added is the output.
+ * All tensors are NHWC; shapes below are per image (H x W x C), the batch N is set at plan.
+ *
+ * Layers
+ *   input    H x W x C codes of apnn_network_input_desc_t's quant (default 8-bit unsigned, the
+ *            bytes of an image). apnn_network_run takes codes (INT8 / UINT8 / INT32, each in the
+ *            code range) or FLOAT32 values, quantized with step 5 of the fused epilogue
+ *            (out_scale = input scale): code = clamp(rint_half_even(fl(x / scale)) ...).
+ *   conv     the convolution of apnn_conv2d over its input tensor with the fused epilogue
+ *            (affine scale/bias of set_weights, residual, activation, pooling, output).
+ *   linear   a fully connected layer over its input, flattened in NHWC order (h, w, c): weights
+ *            are O x (H*W*C), row o in that order. It runs as a convolution whose kernel covers
+ *            the whole H x W input (so H, W <= 15; pool first). Same epilogue as conv (no pooling).
+ *   pool     MAX: k x k windows, stride s, padding p (p <= k/2; padding pixels are ignored, never
+ *            the maximum), on the codes (maximum value; requantization is monotonic, so this
+ *            equals pooling before it). AVG: only global (size 0), and it must feed linear layers:
+ *            a linear layer over a global average pool of an H x W x C tensor takes O x C weights
+ *            and computes exactly y = sum_{h,w,c} x[h][w][c] * (W[o][c] - zw), then its epilogue
+ *            uses the scale fl(scale[o] / float(H*W)) in step 1.
+ *   flatten  H x W x C -> 1 x 1 x (H*W*C), NHWC order; only a linear layer may read it (it is a
+ *            reinterpretation, no work).
+ *   Residual add: a conv / linear layer's `residual` names a layer of the same (pre-pooling)
+ *   output shape whose (code - zero_point) times residual_scale is added in epilogue step 2.
+ *
+ * Outputs. Every layer read by another must produce packed codes (APNN_LAYER_OUTPUT_PACKED,
+ * of out_quant and out_scale). The network's output layer may instead produce FLOAT32 (the
+ * epilogue's float values, e.g. logits) or INT32 (raw accumulations; no epilogue at all).
+ * apnn_network_run writes N x H x W x C of the output: float32, int32, or for a packed output
+ * the codes as int32.
+ *
+ * Planning. A max pool with p = 0, k in {2, 3}, s <= k that alone reads a conv/linear layer's
+ * packed output is fused into that layer's epilogue (same result). Planning fails with a clear
+ * message for missing weights, a float/int32 output read by another layer, an average pool
+ * not feeding linear layers, and shapes that could overflow int32. The network keeps its own
+ * stream and workspaces, so its CUDA graph stays valid whatever else runs on the context.
+ * Layer times (apnn_network_benchmark) are per layer id: 0 is the input packing, fused or
+ * virtual layers (flatten, average pool, a fused max pool) take 0.
+ */
+
+typedef struct apnn_network* apnn_network_t;
+
+typedef enum apnn_layer_output {
+  APNN_LAYER_OUTPUT_PACKED = 0,  /* codes of out_quant (readable by later layers) */
+  APNN_LAYER_OUTPUT_FLOAT32 = 1, /* float32 epilogue values (output layer only) */
+  APNN_LAYER_OUTPUT_INT32 = 2    /* raw int32 accumulations, no epilogue (output layer only) */
+} apnn_layer_output_t;
+
+typedef enum apnn_layer_kind {
+  APNN_LAYER_INPUT = 0,
+  APNN_LAYER_CONV = 1,
+  APNN_LAYER_LINEAR = 2,
+  APNN_LAYER_POOL = 3,
+  APNN_LAYER_FLATTEN = 4
+} apnn_layer_kind_t;
+
+typedef struct apnn_network_input_desc {
+  int64_t height, width, channels;
+  apnn_quant_t quant; /* bits 0 means the default: 8-bit unsigned, zero point 0 */
+  float scale;        /* > 0; used for FLOAT32 input (0 means 1) */
+} apnn_network_input_desc_t;
+
+/* A conv or linear layer. Zero-initialize it, then set what you need. */
+typedef struct apnn_layer_desc {
+  int32_t input;               /* id of the layer read */
+  int64_t out_channels;        /* O (output features of a linear layer) */
+  int32_t kernel_h, kernel_w;  /* conv: 1..15 */
+  int32_t stride_h, stride_w;  /* conv: 1..16 (0 means 1) */
+  int32_t pad_h, pad_w;        /* conv: 0..kernel-1 */
+  apnn_quant_t weight_quant;
+  apnn_activation_t activation;
+  float clip_lo, clip_hi;
+  apnn_pool_t pool;            /* conv: fused pooling of the epilogue (no padding) */
+  int32_t pool_size, pool_stride;
+  int32_t residual;            /* id of the residual layer, or 0 for none (the input cannot be one) */
+  float residual_scale;
+  apnn_layer_output_t output;
+  apnn_quant_t out_quant;      /* PACKED output: the codes' quantization */
+  float out_scale;             /* PACKED output: > 0 */
+} apnn_layer_desc_t;
+
+/* Weights of a conv (O x KH x KW x C, OHWC) or linear (O x K) layer, copied and packed at once. */
+typedef struct apnn_layer_weights {
+  const void* values;  /* codes (INT8 / UINT8 / INT32) of weight_quant, or FLOAT32 values */
+  apnn_dtype_t dtype;
+  float weight_scale;  /* FLOAT32: code = clamp(rint_half_even(fl(w / weight_scale)) + zp), as
+                          epilogue step 5 (BINARY: w >= 0 ? +1 : -1); > 0 */
+  const float* scale;  /* O epilogue scales (step 1), or NULL for all 1 */
+  const float* bias;   /* O epilogue biases, or NULL for all 0 */
+} apnn_layer_weights_t;
+
+/* What a layer is, after it was added; shape is per image. */
+typedef struct apnn_layer_info {
+  apnn_layer_kind_t kind;
+  int32_t input;                /* -1 for the input layer */
+  int64_t shape[3];             /* output H, W, C */
+  apnn_layer_output_t output;
+  apnn_quant_t out_quant;       /* of a packed output */
+  apnn_quant_t weight_quant;    /* conv / linear */
+  int64_t macs;                 /* multiply-accumulates per image (conv / linear) */
+  int64_t weight_bytes;         /* bytes of packed weight planes (conv / linear) */
+  int32_t fused;                /* 1: runs inside the layer it reads (fused max pool) or is free */
+} apnn_layer_info_t;
+
+APNN_API apnn_status_t apnn_network_create(apnn_context_t ctx, const apnn_network_input_desc_t* input,
+                                           apnn_network_t* net);
+APNN_API apnn_status_t apnn_network_destroy(apnn_network_t net);
+APNN_API apnn_status_t apnn_network_add_conv(apnn_network_t net, const apnn_layer_desc_t* desc, int32_t* id);
+APNN_API apnn_status_t apnn_network_add_linear(apnn_network_t net, const apnn_layer_desc_t* desc, int32_t* id);
+/* MAX (size 2..15, stride 1..16 (0: size), pad <= size/2) or global AVG (size 0). */
+APNN_API apnn_status_t apnn_network_add_pool(apnn_network_t net, int32_t input, apnn_pool_t pool, int32_t size,
+                                             int32_t stride, int32_t pad, int32_t* id);
+APNN_API apnn_status_t apnn_network_add_flatten(apnn_network_t net, int32_t input, int32_t* id);
+APNN_API apnn_status_t apnn_network_set_weights(apnn_network_t net, int32_t id, const apnn_layer_weights_t* weights);
+APNN_API apnn_status_t apnn_network_layer_count(apnn_network_t net, int32_t* count);
+APNN_API apnn_status_t apnn_network_layer_info(apnn_network_t net, int32_t id, apnn_layer_info_t* info);
+/* Validates the graph and prepares it for `batch` images (again with another batch is fine). */
+APNN_API apnn_status_t apnn_network_plan(apnn_network_t net, int64_t batch);
+/* N, H, W, C and element type (FLOAT32 or INT32) of the planned output. */
+APNN_API apnn_status_t apnn_network_output_shape(apnn_network_t net, int64_t shape[4], apnn_dtype_t* dtype);
+/* One forward pass of the planned batch: input N x H x W x C (host, `dtype`), output (host) as
+ * apnn_network_output_shape says. Synchronous. */
+APNN_API apnn_status_t apnn_network_run(apnn_network_t net, const void* input, apnn_dtype_t dtype, void* output);
+/* Times the forward pass on the device as apnn_gemm_benchmark does (input already uploaded:
+ * from the input buffer through packing to the output buffer), median microseconds, and each
+ * layer alone; read those with apnn_network_layer_times. Uses the input of the last run. */
+APNN_API apnn_status_t apnn_network_benchmark(apnn_network_t net, int32_t warmup, int32_t iters,
+                                              double* microseconds);
+/* Median microseconds per layer id from the last benchmark into `us` (capacity entries);
+ * *count = number of layers. */
+APNN_API apnn_status_t apnn_network_layer_times(apnn_network_t net, double* us, int32_t capacity, int32_t* count);
+
 /* Flags of apnn_context_set_gemm_override. */
 #define APNN_GEMM_FORCE_GENERIC 1 /* the generic kernel even where a specialized one exists */
 #define APNN_GEMM_NO_CLUSTER 2    /* split K through global memory, not thread-block clusters */
 
 /* Pins the CUDA GEMM kernel choice, for tests and tuning: `config` is the tile configuration
  * (0: 256x128 bit-rows x bit-columns per block with 1024-bit K steps, 1: 128x128 / 512,
- * 2: 64x64 / 256, 3: 128x128 / 1024, 4: 64x64 / 1024; -1: automatic), `split_k` the number
+ * 2: 64x64 / 256, 3: 128x128 / 1024, 4: 64x64 / 1024; 5, 6: plane pairs folded in registers,
+ * 128x256 and 128x128 output rows x columns, only for w1a2, w2a2 and w1a4, and without
+ * split K; -1: automatic), `split_k` the number
  * of K splits (0: automatic; at most 8 with clusters), and `flags` a mask of APNN_GEMM_*.
  * Results are identical; only speed differs. Accepted and ignored by the host backend. */
 APNN_API apnn_status_t apnn_context_set_gemm_override(apnn_context_t ctx, int32_t config, int32_t split_k,
