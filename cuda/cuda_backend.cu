@@ -11,6 +11,7 @@
 #include "conv/conv_dispatch.h"
 #include "gemm/gemm_dispatch.h"
 #include "gemm/pack.h"
+#include "nn/nn_kernels.h"
 
 namespace apnn {
 
@@ -93,6 +94,11 @@ class CudaBackend final : public Backend {
     return conv_.kernel_name(call, props_.multiProcessorCount);
   }
   void set_conv_override(const ConvOverride& choice) override { conv_.set_override(choice); }
+  // Networks (cuda/nn).
+  void pack_input(const InputPackCall& call) override { pack_input_cuda(call, stream_); }
+  void max_pool(const PoolCall& call) override { max_pool_cuda(call, stream_); }
+  std::unique_ptr<Recording> record(const std::function<void()>& op) override;
+
   GemmTarget gemm_target() const { return {props_.multiProcessorCount, props_.major >= 9}; }
 
   // Grows the zeroed split-K workspace on demand. Growing synchronizes, so a benchmark's
@@ -175,6 +181,44 @@ class CudaBackend final : public Backend {
   GemmWorkspace workspace_;
   size_t ws_entries_ = 0, ws_counters_ = 0;
 };
+
+// A captured CUDA graph of a fixed launch sequence, replayed on the backend's stream.
+class CudaRecording final : public Backend::Recording {
+ public:
+  CudaRecording(cudaStream_t stream, const std::function<void()>& op) : stream_(stream) {
+    APNN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    APNN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      op();
+    } catch (...) {
+      cudaGraph_t broken = nullptr;
+      cudaStreamEndCapture(stream_, &broken);
+      if (broken) cudaGraphDestroy(broken);
+      throw;
+    }
+    APNN_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph_));
+    const cudaError_t err = cudaGraphInstantiate(&exec_, graph_, 0);
+    if (err != cudaSuccess) {
+      cudaGraphDestroy(graph_);
+      APNN_CUDA_CHECK(err);
+    }
+  }
+  ~CudaRecording() override {
+    cudaStreamSynchronize(stream_);
+    cudaGraphExecDestroy(exec_);
+    cudaGraphDestroy(graph_);
+  }
+  void replay() override { APNN_CUDA_CHECK(cudaGraphLaunch(exec_, stream_)); }
+
+ private:
+  cudaStream_t stream_;
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+};
+
+std::unique_ptr<Backend::Recording> CudaBackend::record(const std::function<void()>& op) {
+  return std::make_unique<CudaRecording>(stream_, op);
+}
 
 }  // namespace
 

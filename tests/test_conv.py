@@ -126,3 +126,39 @@ def test_weights_layout_pads_each_tap(ctx, rng):
     codes = reference.random_codes(rng, (3, 2, 2, 40), 1, "binary")
     w = apnn.pack_conv_weights(ctx, codes, 1, "binary")
     assert w.shape == (3, 2, 2, 40) and w.bits == 1 and w.encoding == "binary"
+
+
+@requires_gpu
+@pytest.mark.parametrize("config", ["0", "1", "legacy"])
+@pytest.mark.parametrize("split_k", [1, 2, 3, 8])
+def test_cuda_tiled_configs_and_cluster_splits(monkeypatch, rng, config, split_k):
+    # Every kernel configuration (APNN_CONV_CONFIG) and cluster split, raw and fused (packed
+    # and float outputs), against the oracle.
+    monkeypatch.setenv("APNN_CONV_CONFIG", config)
+    ctx = apnn.Context("cuda")
+    apnn.set_conv_override(ctx, split_k=split_k)
+    check_conv(ctx, rng, 1, 8, 8, 300, 70, 3, 1, 1, 2, 1, "unsigned", "binary")
+    check_conv(ctx, rng, 2, 9, 7, 64, 130, 5, 2, 2, 3, 2, "signed", "unsigned", 1, 2)
+    check_conv(ctx, rng, 3, 6, 6, 1100, 40, 3, 1, 1, 1, 1, "binary", "binary")
+    for n, hw, c, o, x_bit in [(1, 16, 256, 256, 2), (2, 5, 96, 200, 3)]:
+        x = reference.random_codes(rng, (n, hw, hw, c), x_bit, "unsigned")
+        wc = reference.random_codes(rng, (o, 3, 3, c), 1, "binary")
+        xt = apnn.pack_nhwc(ctx, x, x_bit, "unsigned")
+        wt = apnn.pack_conv_weights(ctx, wc, 1, "binary")
+        y_ref = reference.conv2d(x, wc, x_bit=x_bit, w_bit=1, x_encoding="unsigned", w_encoding="binary", padding=1)
+        scale = rng.uniform(0.5, 1.5, o).astype(np.float32) / np.float32(30)
+        bias = rng.uniform(-1, 1, o).astype(np.float32)
+        ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, activation="relu", out_scale=0.25)
+        for _ in range(2):  # twice: the row-sum workspace must be left clean
+            out = apnn.empty_nhwc(ctx, y_ref.shape, 2, "unsigned")
+            apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep, out=out)
+            expected = reference.conv_epilogue(y_ref, scale=scale, bias=bias, activation="relu",
+                                               out=(2, "unsigned", 0, 0.25))
+            np.testing.assert_array_equal(out.codes(), expected)
+            # The row sums must be right too: chain the output into a 1x1 conv with binary weights.
+            w1 = reference.random_codes(rng, (5, 1, 1, o), 1, "binary")
+            y2 = apnn.conv2d_packed(ctx, out, apnn.pack_conv_weights(ctx, w1, 1, "binary"))
+            np.testing.assert_array_equal(y2, reference.conv2d(expected, w1, x_bit=2, w_bit=1, x_encoding="unsigned",
+                                                               w_encoding="binary"))
+        yf = apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep)
+        np.testing.assert_array_equal(yf, reference.conv_epilogue(y_ref, scale=scale, bias=bias, activation="relu"))

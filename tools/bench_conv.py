@@ -22,20 +22,26 @@ import apnn
 from apnn import reference
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("w_bit", 1, "Weight bits.")
-flags.DEFINE_integer("x_bit", 2, "Activation bits.")
-flags.DEFINE_string("x_encoding", "unsigned", "Activation encoding.")
-flags.DEFINE_string("w_encoding", "auto", "Weight encoding; auto: binary for 1 bit, else signed.")
-flags.DEFINE_integer("out_bit", 2, "Bits of the fused epilogue's packed output (unsigned).")
-flags.DEFINE_integer("batch", 1, "Batch size.")
-flags.DEFINE_enum("shapes", "seed", ["seed", "resnet", "all"], "seed: 16x16, 3x3, C=O=128..1024 step 128; "
-                  "resnet: ResNet-18 convolutions at 224x224.")
-flags.DEFINE_enum("backend", "auto", ["auto", "cuda", "host"], "libapnn backend.")
-flags.DEFINE_integer("iters", 100, "Timed calls per shape.")
-flags.DEFINE_integer("warmup", 10, "Untimed calls before timing.")
-flags.DEFINE_bool("compare", False, "Also time cuDNN FP16 and cuBLAS INT8 through PyTorch (when importable).")
-flags.DEFINE_string("json_out", None, "Write all results to this JSON file.")
-flags.DEFINE_integer("seed", 0, "Random seed.")
+
+
+def define_flags():
+    """The command-line flags (defined only when run as a program, so the module imports cleanly)."""
+    flags.DEFINE_integer("w_bit", 1, "Weight bits.")
+    flags.DEFINE_integer("x_bit", 2, "Activation bits.")
+    flags.DEFINE_string("x_encoding", "unsigned", "Activation encoding.")
+    flags.DEFINE_string("w_encoding", "auto", "Weight encoding; auto: binary for 1 bit, else signed.")
+    flags.DEFINE_integer("out_bit", 2, "Bits of the fused epilogue's packed output (unsigned).")
+    flags.DEFINE_integer("batch", 1, "Batch size.")
+    flags.DEFINE_enum("shapes", "seed", ["seed", "resnet", "all"], "seed: 16x16, 3x3, C=O=128..1024 step 128; "
+                      "resnet: ResNet-18 convolutions at 224x224.")
+    flags.DEFINE_enum("backend", "auto", ["auto", "cuda", "host"], "libapnn backend.")
+    flags.DEFINE_integer("iters", 100, "Timed calls per shape.")
+    flags.DEFINE_integer("warmup", 10, "Untimed calls before timing.")
+    flags.DEFINE_bool("compare", False, "Also time cuDNN FP16 and cuBLAS INT8 through PyTorch (when importable).")
+    flags.DEFINE_string("json_out", None, "Write all results to this JSON file.")
+    flags.DEFINE_integer("seed", 0, "Random seed.")
+    flags.DEFINE_string("sweep", None, "Tuning: comma-separated tiled configurations (APNN_CONV_CONFIG values, "
+                        "e.g. 0,1,legacy); times every one with split_k 1,2,3,4,6,8 per shape instead of the table.")
 
 
 # (name, H, W, C, O, k, stride, pad)
@@ -78,42 +84,45 @@ def torch_times(n, h, w, c, o, k, stride, pad):
     return out
 
 
-def run_shape(ctx, rng, name, h, w, c, o, k, stride, pad):
-    n = FLAGS.batch
-    w_enc = FLAGS.w_encoding if FLAGS.w_encoding != "auto" else ("binary" if FLAGS.w_bit == 1 else "signed")
-    x_codes = reference.random_codes(rng, (n, h, w, c), FLAGS.x_bit, FLAGS.x_encoding)
-    w_codes = reference.random_codes(rng, (o, k, k, c), FLAGS.w_bit, w_enc)
-    x = apnn.pack_nhwc(ctx, x_codes, FLAGS.x_bit, FLAGS.x_encoding)
-    wt = apnn.pack_conv_weights(ctx, w_codes, FLAGS.w_bit, w_enc)
+def run_shape(ctx, rng, name, h, w, c, o, k, stride, pad, *, batch=1, w_bit=1, x_bit=2, x_encoding="unsigned",
+              w_encoding="auto", out_bit=2, warmup=10, iters=100, compare=False, separate=True):
+    """Verifies one shape against the oracle (row["exact"]), then times conv, fused (and separate) epilogue."""
+    n = batch
+    w_enc = w_encoding if w_encoding != "auto" else ("binary" if w_bit == 1 else "signed")
+    x_codes = reference.random_codes(rng, (n, h, w, c), x_bit, x_encoding)
+    w_codes = reference.random_codes(rng, (o, k, k, c), w_bit, w_enc)
+    x = apnn.pack_nhwc(ctx, x_codes, x_bit, x_encoding)
+    wt = apnn.pack_conv_weights(ctx, w_codes, w_bit, w_enc)
     kw = dict(stride=stride, padding=pad)
 
     # Verify the raw result (first image) and the fused result against the oracle.
     y = apnn.conv2d_packed(ctx, x, wt, **kw)
-    ref_kw = dict(x_bit=FLAGS.x_bit, w_bit=FLAGS.w_bit, x_encoding=FLAGS.x_encoding, w_encoding=w_enc, **kw)
+    ref_kw = dict(x_bit=x_bit, w_bit=w_bit, x_encoding=x_encoding, w_encoding=w_enc, **kw)
     y_ref = reference.conv2d(x_codes[:1], w_codes, **ref_kw)
     ok = bool(np.array_equal(y[:1], y_ref))
     scale = (rng.uniform(0.5, 1.5, o) / np.sqrt(k * k * c)).astype(np.float32)
     bias = rng.uniform(-1, 1, o).astype(np.float32)
     ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, activation="relu", out_scale=0.25)
-    out = apnn.empty_nhwc(ctx, y.shape, FLAGS.out_bit, "unsigned")
+    out = apnn.empty_nhwc(ctx, y.shape, out_bit, "unsigned")
     apnn.conv2d_packed(ctx, x, wt, epilogue=ep, out=out, **kw)
     fused_ref = reference.conv_epilogue(y_ref, scale=scale, bias=bias, activation="relu",
-                                        out=(FLAGS.out_bit, "unsigned", 0, 0.25))
+                                        out=(out_bit, "unsigned", 0, 0.25))
     ok = ok and bool(np.array_equal(out.codes()[:1], fused_ref))
 
-    t = dict(warmup=FLAGS.warmup, iters=FLAGS.iters)
+    t = dict(warmup=warmup, iters=iters)
     row = {"name": name, "n": n, "h": h, "w": w, "c": c, "o": o, "k": k, "stride": stride, "pad": pad, "exact": ok}
     row["kernel"] = apnn.conv2d_kernel_name(ctx, x, wt, epilogue=ep, out=out, **kw)
     row["conv_us"] = apnn.conv2d_benchmark(ctx, x, wt, **kw, **t)
     row["fused_us"] = apnn.conv2d_benchmark(ctx, x, wt, epilogue=ep, out=out, **kw, **t)
-    apnn.set_conv_override(ctx, fuse=False)
-    try:
-        row["separate_us"] = apnn.conv2d_benchmark(ctx, x, wt, epilogue=ep, out=out, **kw, **t)
-    finally:
-        apnn.set_conv_override(ctx)
+    if separate:
+        apnn.set_conv_override(ctx, fuse=False)
+        try:
+            row["separate_us"] = apnn.conv2d_benchmark(ctx, x, wt, epilogue=ep, out=out, **kw, **t)
+        finally:
+            apnn.set_conv_override(ctx)
     m = n * y.shape[1] * y.shape[2]
     row["tops"] = 2.0 * m * o * k * k * c / (row["conv_us"] * 1e-6) / 1e12
-    if FLAGS.compare:
+    if compare:
         row.update(torch_times(n, h, w, c, o, k, stride, pad))
     return row
 
@@ -122,19 +131,49 @@ def fmt(v, spec="8.2f"):
     return format(v, spec) if isinstance(v, (int, float)) else format("-", ">" + spec.split(".")[0])
 
 
+def sweep(shapes):
+    """Times conv and fused per (configuration, split) in fresh contexts (APNN_CONV_CONFIG is read per context)."""
+    import os
+    for config in FLAGS.sweep.split(","):
+        os.environ["APNN_CONV_CONFIG"] = config
+        ctx = apnn.Context(FLAGS.backend)
+        for name, h, w, c, o, k, stride, pad in shapes:
+            rng = np.random.default_rng(FLAGS.seed)
+            n = FLAGS.batch
+            x = apnn.pack_nhwc(ctx, reference.random_codes(rng, (n, h, w, c), FLAGS.x_bit, "unsigned"), FLAGS.x_bit)
+            wt = apnn.pack_conv_weights(ctx, reference.random_codes(rng, (o, k, k, c), 1, "binary"), 1, "binary")
+            ep = apnn.Epilogue(ctx, o, scale=np.full(o, 0.01, np.float32), activation="relu", out_scale=0.25)
+            out = apnn.empty_nhwc(ctx, (n, h, w, o), 2, "unsigned")
+            kw = dict(stride=stride, padding=pad, warmup=FLAGS.warmup, iters=FLAGS.iters)
+            line = []
+            for split in (1, 2, 3, 4, 6, 8):
+                apnn.set_conv_override(ctx, split_k=split)
+                a = apnn.conv2d_benchmark(ctx, x, wt, **kw)
+                b = apnn.conv2d_benchmark(ctx, x, wt, epilogue=ep, out=out, **kw)
+                line.append(f"s{split}:{a:5.2f}/{b:5.2f}")
+            apnn.set_conv_override(ctx)
+            print(f"cfg={config:<6} b{n} {name:<9} " + " ".join(line), flush=True)
+    os.environ.pop("APNN_CONV_CONFIG", None)
+
+
 def main(argv):
     del argv
     ctx = apnn.Context(FLAGS.backend)
     rng = np.random.default_rng(FLAGS.seed)
     shapes = {"seed": seed_shapes, "resnet": resnet_shapes, "all": lambda: seed_shapes() + resnet_shapes()}[
         FLAGS.shapes]()
+    if FLAGS.sweep:
+        sweep(shapes)
+        return 0
     print(f"apnn conv w{FLAGS.w_bit}a{FLAGS.x_bit} batch {FLAGS.batch} on {ctx.device_name} ({ctx.backend}); "
           f"fused epilogue: scale/bias, ReLU, {FLAGS.out_bit}-bit packed output")
     print(f"{'shape':<12} {'HxW':>7} {'C':>5} {'O':>5} {'k/s':>5} {'conv us':>8} {'fused':>8} {'separate':>8} "
           f"{'fuse +%':>7} {'TOPS':>7} {'fp16 us':>8} {'int8 us':>8} {'vs fp16':>7}  exact  kernel")
     rows = []
     for name, h, w, c, o, k, stride, pad in shapes:
-        r = run_shape(ctx, rng, name, h, w, c, o, k, stride, pad)
+        r = run_shape(ctx, rng, name, h, w, c, o, k, stride, pad, batch=FLAGS.batch, w_bit=FLAGS.w_bit,
+                      x_bit=FLAGS.x_bit, x_encoding=FLAGS.x_encoding, w_encoding=FLAGS.w_encoding,
+                      out_bit=FLAGS.out_bit, warmup=FLAGS.warmup, iters=FLAGS.iters, compare=FLAGS.compare)
         rows.append(r)
         over = 100.0 * (r["fused_us"] / r["conv_us"] - 1.0)
         fp16 = r.get("cudnn_fp16")
@@ -150,4 +189,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

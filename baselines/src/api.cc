@@ -118,6 +118,15 @@ apnnb_status_t apnnb_device_name(char* name, size_t capacity) {
   });
 }
 
+apnnb_status_t apnnb_device_compute_capability(int32_t* major, int32_t* minor) {
+  return guard([&] {
+    require_arg(major != nullptr && minor != nullptr, "major and minor must not be NULL");
+    const int sm = device_sm();
+    *major = sm / 10;
+    *minor = sm % 10;
+  });
+}
+
 apnnb_status_t apnnb_gemm(apnnb_kind_t kind, int64_t m, int64_t n, int64_t k, const void* a, const void* b,
                           int32_t* c, int32_t warmup, int32_t iters, double* microseconds) {
   return guard([&] {
@@ -133,6 +142,7 @@ apnnb_status_t apnnb_gemm(apnnb_kind_t kind, int64_t m, int64_t n, int64_t k, co
     require(n % 4 == 0, APNNB_STATUS_UNSUPPORTED,
             "the GEMM needs N % 4 == 0, got N = " + std::to_string(n) + " (pad B with zero rows)");
     ensure_device();
+    if (kind == APNNB_INT1_XOR) require_xor_popc("INT1 XOR GEMM");
     DeviceBuffer da(packed_bytes(kind, m, k)), db(packed_bytes(kind, n, k)), dc(static_cast<size_t>(m) * n * 4);
     da.upload(a, da.bytes());
     db.upload(b, db.bytes());
@@ -176,6 +186,7 @@ apnnb_status_t apnnb_conv(apnnb_kind_t kind, int64_t batch, int64_t height, int6
     require(out_channels % 4 == 0, APNNB_STATUS_UNSUPPORTED,
             "the conv needs out_channels % 4 == 0, got " + std::to_string(out_channels));
     ensure_device();
+    if (kind == APNNB_INT1_XOR) require_xor_popc("INT1 XOR conv");
     ConvShape s{int(batch), int(height), int(width), int(channels), int(out_channels), int(kernel), int(stride),
                 int(pad), int(p), int(q)};
     DeviceBuffer dx(packed_bytes(kind, batch * height * width, channels));

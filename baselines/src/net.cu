@@ -95,18 +95,44 @@ __device__ __forceinline__ float residual_value(const void* res, int64_t idx, in
   return to_f<T>(static_cast<const T*>(res)[idx]);
 }
 
+// Popcount of each of `rows` rows of `words` 32-bit words (one warp per row): popc(a) of the
+// BNN GEMM's A rows for the AND-popc path. Padding bits are 0 and count nowhere.
+__global__ void popc_rows(const uint32_t* a, int32_t* out, int64_t rows, int64_t words) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = (int64_t)gridDim.x * blockDim.x / 32;
+  // blockDim.x is a multiple of 32, so all lanes of a warp share `r` (full-mask shuffles are safe).
+  for (int64_t r = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) / 32; r < rows; r += warps) {
+    int s = 0;
+    for (int64_t w = lane; w < words; w += 32) s += __popc(a[r * words + w]);
+    for (int off = 16; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
+    if (lane == 0) out[r] = s;
+  }
+}
+
+// The +-1 dot product of BNN GEMM row `row` and weight row `ch` of real length k_real.
+// XOR path (a_popc == nullptr): acc = popc(a XOR b), dot = K - 2 acc.
+// AND path: acc = popc(a AND b), dot = 4 acc - 2 popc(a) - 2 popc(b) + K (exact: +1/+1 pairs are
+// acc, -1/-1 pairs K - popc(a) - popc(b) + acc, dot = 2 * matches - K).
+__device__ __forceinline__ int64_t bnn_dot(int32_t acc, int64_t k_real, const int32_t* a_popc,
+                                           const int32_t* w_popc, int64_t row, int ch) {
+  if (a_popc) return 4 * static_cast<int64_t>(acc) - 2 * static_cast<int64_t>(a_popc[row]) -
+                     2 * static_cast<int64_t>(w_popc[ch]) + k_real;
+  return k_real - 2 * static_cast<int64_t>(acc);
+}
+
 // y = acc (* scale) + bias (+ residual), ReLU; stored as TOut (float for the last layer).
-// Acc is float (FP32 / FP16) or int32 (INT8, and BNN where it is popc(x XOR w)).
+// Acc is float (FP32 / FP16) or int32 (INT8, and BNN where it is popc(x XOR w), or popc(x AND w)
+// with a_popc / w_popc set).
 template <typename Acc, typename TRes, typename TOut, bool kInt8, bool kBnn>
 __global__ void epilogue(const Acc* acc, const float* bias, const void* res, TOut* out, int64_t m, int o,
-                         float scale, int64_t k_real, int relu) {
+                         float scale, int64_t k_real, int relu, const int32_t* a_popc, const int32_t* w_popc) {
   const int64_t n = m * o;
   const int wc = (o + 31) / 32;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const int ch = static_cast<int>(i % o);
     float y;
     if (kBnn) {
-      y = static_cast<float>(k_real - 2 * static_cast<int64_t>(acc[i])) + bias[ch];
+      y = static_cast<float>(bnn_dot(static_cast<int32_t>(acc[i]), k_real, a_popc, w_popc, i / o, ch)) + bias[ch];
     } else if (kInt8) {
       y = __fadd_rn(__fmul_rn(static_cast<float>(acc[i]), scale), bias[ch]);
     } else {
@@ -125,9 +151,9 @@ __global__ void epilogue(const Acc* acc, const float* bias, const void* res, TOu
   }
 }
 
-// BNN hidden layers: bit = (K - 2 popc + bias (+ residual)) >= 0, packed 32 channels a word.
+// BNN hidden layers: bit = (dot + bias (+ residual)) >= 0, packed 32 channels a word.
 __global__ void epilogue_bnn_pack(const int32_t* acc, const float* bias, const uint32_t* res, uint32_t* out,
-                                  int64_t m, int o, int64_t k_real) {
+                                  int64_t m, int o, int64_t k_real, const int32_t* a_popc, const int32_t* w_popc) {
   const int wc = (o + 31) / 32;
   const int64_t n = m * wc;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
@@ -138,7 +164,7 @@ __global__ void epilogue_bnn_pack(const int32_t* acc, const float* bias, const u
     for (int b = 0; b < 32; ++b) {
       const int ch = w * 32 + b;
       if (ch >= o) break;
-      float y = static_cast<float>(k_real - 2 * static_cast<int64_t>(acc[row * o + ch])) + bias[ch];
+      float y = static_cast<float>(bnn_dot(acc[row * o + ch], k_real, a_popc, w_popc, row, ch)) + bias[ch];
       if (res) y = __fadd_rn(y, ((rword >> b) & 1u) ? 1.0f : -1.0f);
       if (y >= 0.0f) word |= 1u << b;
     }
@@ -319,11 +345,18 @@ Net::Net(apnnb_precision_t precision, int batch, int h, int w, int c, const apnn
     }
   }
   ensure_device();
+  // CUTLASS's b1 XOR-popc mma is assert(0) on sm_90+: BNN layers use AND-popc and the identity there.
+  bnn_and_ = precision == APNNB_BNN && !xor_popc_supported();
   stream_ = std::make_unique<Stream>();
   input_f32_.resize(static_cast<size_t>(batch) * h * w * c * sizeof(float));
   input_.resize(batch * act_bytes(h, w, c));
   col_.resize(col_bytes);
   acc_.resize(acc_bytes);
+  if (bnn_and_) {
+    int64_t max_m = 0;
+    for (const LayerPlan& L : layers_) max_m = std::max(max_m, L.m);
+    row_popc_.resize(static_cast<size_t>(max_m) * sizeof(int32_t));
+  }
   for (int i = 0; i < count; ++i) {
     LayerPlan& L = layers_[i];
     const bool gemm = L.desc.type == APNNB_LAYER_CONV || L.desc.type == APNNB_LAYER_FC;
@@ -333,6 +366,7 @@ Net::Net(apnnb_precision_t precision, int batch, int h, int w, int c, const apnn
     if (!gemm) continue;
     L.weights.resize(static_cast<size_t>(L.out_c) * L.k_gemm * elem_bytes());
     L.bias.resize(static_cast<size_t>(L.out_c) * sizeof(float));
+    if (bnn_and_) L.weight_popc.resize(static_cast<size_t>(L.out_c) * sizeof(int32_t));
     // Default weights: He-uniform (FP), integer codes in [-63, 63] (INT8), random signs (BNN).
     uint64_t s = seed * 0x2545f4914f6cdd1dull + static_cast<uint64_t>(i + 1) * 0x9e3779b97f4a7c15ull;
     std::vector<float> wts(static_cast<size_t>(L.out_c) * L.k_real);
@@ -396,6 +430,16 @@ void Net::set_params(int layer, const float* weights, int64_t weight_count, cons
   }
   L.weights.upload(host.data(), host.size());
   L.bias.upload(b.data(), b.size() * sizeof(float));
+  if (bnn_and_) {  // popc(b) per weight row, once per set of weights (padding bits are 0)
+    std::vector<int32_t> pop(L.out_c, 0);
+    const uint32_t* words = reinterpret_cast<const uint32_t*>(host.data());
+    for (int64_t o = 0; o < L.out_c; ++o) {
+      int32_t sum = 0;
+      for (int64_t j = 0; j < L.k_gemm; ++j) sum += static_cast<int32_t>(__builtin_popcount(words[o * L.k_gemm + j]));
+      pop[o] = sum;
+    }
+    L.weight_popc.upload(pop.data(), pop.size() * sizeof(int32_t));
+  }
 }
 
 void Net::launch_layer(int index) {
@@ -453,8 +497,18 @@ void Net::launch_layer(int index) {
     case APNNB_FP32: gemm_f32(m, o, k, static_cast<const float*>(a), L.weights.as<float>(), acc_.as<float>(), st); break;
     case APNNB_FP16: gemm_f16(m, o, k, static_cast<const __half*>(a), L.weights.as<__half>(), acc_.as<float>(), st); break;
     case APNNB_INT8: gemm_s8(m, o, k, static_cast<const int8_t*>(a), L.weights.as<int8_t>(), acc_.as<int32_t>(), st); break;
-    default: gemm_b1_xor(m, o, k * 32, a, L.weights.get(), acc_.as<int32_t>(), st);
+    default:
+      if (bnn_and_) {
+        popc_rows<<<blocks_for(L.m * 32), kThreads, 0, st>>>(static_cast<const uint32_t*>(a), row_popc_.as<int32_t>(),
+                                                              L.m, L.k_gemm);
+        check_launch("row popcount");
+        gemm_b1_and(m, o, k * 32, a, L.weights.get(), acc_.as<int32_t>(), st);
+      } else {
+        gemm_b1_xor(m, o, k * 32, a, L.weights.get(), acc_.as<int32_t>(), st);
+      }
   }
+  const int32_t* a_popc = bnn_and_ ? row_popc_.as<int32_t>() : nullptr;
+  const int32_t* w_popc = bnn_and_ ? L.weight_popc.as<int32_t>() : nullptr;
   const void* res = d.residual >= 0 ? layers_[d.residual].out.get() : nullptr;
   const int64_t n = L.m * o;
   const float* bias = L.bias.as<float>();
@@ -462,13 +516,13 @@ void Net::launch_layer(int index) {
   if (precision_ == APNNB_BNN && !L.last) {
     const int64_t nw = L.m * units(o);
     epilogue_bnn_pack<<<blocks_for(nw), kThreads, 0, st>>>(acc_.as<int32_t>(), bias, static_cast<const uint32_t*>(res),
-                                                          L.out.as<uint32_t>(), L.m, o, L.k_real);
+                                                          L.out.as<uint32_t>(), L.m, o, L.k_real, a_popc, w_popc);
     check_launch("epilogue");
     return;
   }
 #define APNNB_EPI(ACC, TRES, TOUT, I8, BNN)                                                                        \
   epilogue<ACC, TRES, TOUT, I8, BNN><<<blocks_for(n), kThreads, 0, st>>>(acc_.as<ACC>(), bias, res, L.out.as<TOUT>(), \
-                                                                        L.m, o, L.scale, L.k_real, relu)
+                                                                        L.m, o, L.scale, L.k_real, relu, a_popc, w_popc)
   switch (precision_) {
     case APNNB_FP32: APNNB_EPI(float, float, float, false, false); break;
     case APNNB_FP16:

@@ -23,6 +23,7 @@ struct LayerPlan {
   bool last = false;      // output stored as float32
   float scale = 1.0f;     // INT8 requantization
   DeviceBuffer weights, bias, out;
+  DeviceBuffer weight_popc;  // BNN on the AND path: popc(b) per weight row (int32, out_c)
 };
 
 class Net {
@@ -45,7 +46,9 @@ class Net {
   int batch_, h_, w_, c_;
   std::vector<LayerPlan> layers_;
   std::unique_ptr<Stream> stream_;  // created after the device check
+  bool bnn_and_ = false;  // BNN on the CUTLASS b1 AND-popc GEMM (sm_90+: no XOR-popc there)
   DeviceBuffer input_f32_, input_, col_, acc_;
+  DeviceBuffer row_popc_;  // BNN AND path: popc(a) per GEMM row of the current layer (int32)
 };
 
 }  // namespace apnnb

@@ -27,6 +27,27 @@ void ensure_device() {
               std::to_string(major * 10 + minor));
 }
 
+int device_sm() {
+  ensure_device();
+  // Initialized once (thread-safe); a throw leaves it uninitialized, so a later call retries.
+  static const int sm = [] {
+    cudaDeviceProp props;
+    APNNB_CUDA_CHECK(cudaGetDeviceProperties(&props, 0));
+    return props.major * 10 + props.minor;
+  }();
+  return sm;
+}
+
+bool xor_popc_supported() { return device_sm() < 90; }
+
+void require_xor_popc(const std::string& what) {
+  const int sm = device_sm();
+  require(sm < 90, APNNB_STATUS_UNSUPPORTED,
+          what + ": CUTLASS b1 XOR-popc kernels are disabled on sm_" + std::to_string(sm) +
+              " (no native BMMA.XOR on Hopper and newer; CUTLASS 4.2 compiles its XOR mma to assert(0) "
+              "there); use the AND-popc baseline (int1-and)");
+}
+
 void DeviceBuffer::resize(size_t bytes) {
   reset();
   if (bytes == 0) return;

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <string>
 
 #include "internal.h"
 
@@ -13,6 +14,16 @@ namespace apnnb {
 int cuda_device_count();
 // Selects device 0 and checks it is sm_80 or newer; throws NO_DEVICE otherwise.
 void ensure_device();
+
+// Compute capability of device 0 as major * 10 + minor (80, 86, 89, 90, ...): calls
+// ensure_device(), then reads cudaGetDeviceProperties once per process.
+int device_sm();
+// Whether the CUTLASS b1 XOR-popc kernels may run on device 0. CUTLASS 4.2 enables
+// CUTLASS_ARCH_MMA_B1_XOR_SM80_ENABLED only for __CUDA_ARCH__ <= 890, so on sm_90 and newer its
+// XOR mma is `assert(0)`: a device-side assert that kills the CUDA context. False there.
+bool xor_popc_supported();
+// Throws APNNB_STATUS_UNSUPPORTED unless xor_popc_supported(); `what` names the caller.
+void require_xor_popc(const std::string& what);
 
 // Owning device allocation.
 class DeviceBuffer {

@@ -11,6 +11,7 @@
 #include "apnn/apnn.h"
 #include "common/status.h"
 #include "conv/conv_types.h"
+#include "nn/nn_types.h"
 
 namespace apnn {
 
@@ -71,6 +72,23 @@ class Backend {
 
   // Median time of one call of `op` in microseconds, after `warmup` calls.
   virtual double benchmark(const std::function<void()>& op, int warmup, int iters) = 0;
+
+  // Networks (cuda/nn): quantize + pack the network input, and max pooling on packed codes.
+  virtual void pack_input(const InputPackCall&) {
+    throw Error(APNN_STATUS_UNSUPPORTED, "this backend cannot pack network inputs");
+  }
+  virtual void max_pool(const PoolCall&) {
+    throw Error(APNN_STATUS_UNSUPPORTED, "this backend has no max pooling");
+  }
+  // A fixed launch sequence recorded once and replayed (a CUDA graph on the CUDA backend).
+  class Recording {
+   public:
+    virtual ~Recording() = default;
+    virtual void replay() = 0;
+  };
+  // Records the work `op` queues; nullptr where replaying would only be running `op` again
+  // (the host). `op` must not synchronize or allocate while it is recorded.
+  virtual std::unique_ptr<Recording> record(const std::function<void()>&) { return nullptr; }
 };
 
 std::unique_ptr<Backend> make_host_backend();

@@ -75,8 +75,10 @@ APNN_HD int32_t residual_value(const ResidualParams& r, int64_t m, int64_t o) {
 }
 
 // Steps 1-3: affine, residual, activation of one conv output.
-APNN_HD float epilogue_pre_pool(const EpilogueParams& e, const ResidualParams& r, int32_t y, int64_t m, int64_t o) {
-  float a = fl_add(fl_mul(fl_from_int(y), e.scale[o]), e.bias[o]);
+// With the channel's scale and bias already loaded (kernels hoist them out of pixel loops).
+APNN_HD float epilogue_pre_pool_sb(const EpilogueParams& e, const ResidualParams& r, int32_t y, int64_t m, int64_t o,
+                                   float scale, float bias) {
+  float a = fl_add(fl_mul(fl_from_int(y), scale), bias);
   if (r.int32_values || r.planes) a = fl_add(a, fl_mul(fl_from_int(residual_value(r, m, o)), e.residual_scale));
   if (e.activation == APNN_ACTIVATION_RELU) {
     a = a > 0.0f ? a : 0.0f;
@@ -85,6 +87,9 @@ APNN_HD float epilogue_pre_pool(const EpilogueParams& e, const ResidualParams& r
     a = a > e.clip_hi ? e.clip_hi : a;
   }
   return a;
+}
+APNN_HD float epilogue_pre_pool(const EpilogueParams& e, const ResidualParams& r, int32_t y, int64_t m, int64_t o) {
+  return epilogue_pre_pool_sb(e, r, y, m, o, e.scale[o], e.bias[o]);
 }
 
 // Step 4, incrementally: fold the next window element `v` (index `i` in row-major order).

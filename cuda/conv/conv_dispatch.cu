@@ -2,6 +2,7 @@
 #include "conv/conv_dispatch.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "common/cuda_check.h"
@@ -19,7 +20,58 @@ struct ConvPlan {
   int k_tiles = 0;
   int split = 1;
   bool fused = false;  // epilogue inside the convolution kernel
+  int config = -1;     // tiled-kernel configuration (kTileConfigs), or -1: the fallback kernel
 };
+
+// Configurations of the tiled (cluster split-K) kernel, sm_90.
+struct TileConfig {
+  const char* name;
+  int bm, bn, kt;
+  int blocks_per_sm;
+};
+constexpr TileConfig kTileConfigs[] = {
+    {"b64x64_k1024", 64, 64, 1024, 0},  // blocks_per_sm 0: 2.5, see plan_tiled   // latency: small tiles, long K steps, split across a cluster
+    {"b128x128_k512", 128, 128, 512, 2},  // throughput: large tiles
+};
+constexpr int kMaxClusterSplit = 8;
+
+ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverride& pin, int forced_config) {
+  const auto& g = call.geometry;
+  const int p = call.x->quant.bits, q = call.w->quant.bits;
+  const int64_t chunks = g.kh * g.kw * (call.x->words / 4);
+  auto tiles_of = [&](const TileConfig& c) {
+    return ceil_div(g.out_pixels(), c.bm / p) * ceil_div(g.out_channels, c.bn / q);
+  };
+  // Measured on the H100 (w1a2 16x16 3x3, batch 1 and 8): the 64x64 / KT=1024 tiles with a
+  // cluster split win everywhere except very many tiles, where 128x128 tiles read less.
+  int config = forced_config;
+  if (config < 0) config = tiles_of(kTileConfigs[0]) >= 7 * multiprocessors ? 1 : 0;
+  const TileConfig& cfg = kTileConfigs[config];
+  ConvPlan plan;
+  plan.config = config;
+  plan.tm = cfg.bm / p;
+  plan.tn = cfg.bn / q;
+  plan.row_tiles = static_cast<int>(ceil_div(g.out_pixels(), plan.tm));
+  plan.col_tiles = static_cast<int>(ceil_div(g.out_channels, plan.tn));
+  plan.k_tiles = static_cast<int>(ceil_div(chunks, cfg.kt / 128));
+  const int64_t blocks = static_cast<int64_t>(plan.row_tiles) * plan.col_tiles;
+  const int64_t slots = cfg.blocks_per_sm ? static_cast<int64_t>(cfg.blocks_per_sm) * multiprocessors
+                                          : static_cast<int64_t>(multiprocessors) * 5 / 2 + 6;
+  int split = 1;
+  if (pin.split_k > 0) {
+    split = pin.split_k;
+  } else if (blocks < slots) {
+    // Cluster launches fill about 2.5 blocks per SM (measured: 336 blocks of 64x64 run in one
+    // wave on 132 SMs, 384 take two), so keep blocks x split under that.
+    split = static_cast<int>(std::min<int64_t>(slots / blocks, kMaxClusterSplit));
+  }
+  split = std::max(1, std::min({split, plan.k_tiles, kMaxClusterSplit}));
+  while (split > 1 && ceil_div(plan.k_tiles, ceil_div(plan.k_tiles, split)) < split) --split;  // no empty splits
+  plan.split = split;
+  plan.fused = call.has_epilogue && call.epilogue.pool == APNN_POOL_NONE &&
+               (call.y_packed == nullptr || plan.tn % 32 == 0) && pin.fuse;
+  return plan;
+}
 
 ConvPlan plan_conv(const ConvCall& call, int multiprocessors, const ConvOverride& pin) {
   const auto& g = call.geometry;
@@ -49,6 +101,51 @@ ConvPlan plan_conv(const ConvCall& call, int multiprocessors, const ConvOverride
   return plan;
 }
 
+template <int Config, int P, int Q>
+struct TiledKernel;
+#define APNN_CONV_CONFIG(ID, BM, BN, WM, WN, KT, STAGES)                           \
+  template <int P, int Q>                                                         \
+  struct TiledKernel<ID, P, Q> {                                                  \
+    using Cfg = conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>;                \
+    static constexpr auto fn = conv_tile_kernel<BM, BN, WM, WN, KT, STAGES, P, Q>; \
+  };
+APNN_CONV_CONFIG(0, 64, 64, 32, 32, 1024, 4)
+APNN_CONV_CONFIG(1, 128, 128, 64, 64, 512, 4)
+#undef APNN_CONV_CONFIG
+
+template <int Config, int P, int Q>
+void launch_tiled(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
+  using K = TiledKernel<Config, P, Q>;
+  static bool attribute_set = false;  // dynamic shared memory above 48 KB must be opted into
+  if (!attribute_set) {
+    APNN_CUDA_CHECK(cudaFuncSetAttribute(K::fn, cudaFuncAttributeMaxDynamicSharedMemorySize, K::Cfg::kSmemBytes));
+    attribute_set = true;
+  }
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = dim3(K::Cfg::kThreads);
+  config.dynamicSmemBytes = K::Cfg::kSmemBytes;
+  config.stream = stream;
+  cudaLaunchAttribute cluster;
+  if (grid.z > 1) {
+    cluster.id = cudaLaunchAttributeClusterDimension;
+    cluster.val.clusterDim.x = 1;
+    cluster.val.clusterDim.y = 1;
+    cluster.val.clusterDim.z = grid.z;
+    config.attrs = &cluster;
+    config.numAttrs = 1;
+  }
+  APNN_CUDA_CHECK(cudaLaunchKernelEx(&config, K::fn, prm));
+}
+
+template <int Config>
+void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
+  if (p == 1 && q == 1) return launch_tiled<Config, 1, 1>(prm, grid, stream);
+  if (p == 2 && q == 1) return launch_tiled<Config, 2, 1>(prm, grid, stream);
+  if (p == 2 && q == 2) return launch_tiled<Config, 2, 2>(prm, grid, stream);
+  launch_tiled<Config, 0, 0>(prm, grid, stream);
+}
+
 template <int P, int Q>
 void launch_conv(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
   bitplane_conv_kernel<P, Q><<<grid, conv_detail::kThreads, 0, stream>>>(prm);
@@ -73,10 +170,77 @@ OutputQuant output_quant(const apnn_quant_t& q) {
   return out;
 }
 
+
+void launch_epilogue(const ConvCall& call, const ConvKernelParams& prm, cudaStream_t stream) {
+  const auto& g = call.geometry;
+  EpilogueKernelParams ek{};
+  ek.y = prm.y;
+  ek.O = prm.O;
+  ek.OH = prm.OH;
+  ek.OW = prm.OW;
+  ek.PH = static_cast<int>(g.pooled_h);
+  ek.PW = static_cast<int>(g.pooled_w);
+  ek.pooled_pixels = static_cast<int>(g.pooled_pixels());
+  ek.ep = prm.ep;
+  ek.res = prm.res;
+  ek.oq = prm.oq;
+  ek.y_float = call.y_packed ? nullptr : static_cast<float*>(call.y_mem);
+  ek.out_planes = prm.out_planes;
+  ek.out_row_sums = prm.out_row_sums;
+  ek.out_rows_padded = prm.out_rows_padded;
+  ek.out_words = prm.out_words;
+  const int threads = 256;
+  const int64_t blocks = ceil_div(static_cast<int64_t>(ek.pooled_pixels) * 32, threads);
+  conv_epilogue_kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(ek);
+  cuda_check_launch("conv_epilogue_kernel");
+}
 }  // namespace
+
+ConvRunner::ConvRunner() {
+  // Debug/tuning knob: APNN_CONV_CONFIG = 0 or 1 pins a tiled configuration, "legacy" the
+  // fallback kernel.
+  if (const char* env = std::getenv("APNN_CONV_CONFIG")) {
+    const std::string v(env);
+    if (v == "legacy") forced_config_ = -2;
+    if (v == "0") forced_config_ = 0;
+    if (v == "1") forced_config_ = 1;
+  }
+}
 
 ConvRunner::~ConvRunner() {
   if (workspace_) cudaFree(workspace_);
+  if (row_ws_) cudaFree(row_ws_);
+}
+
+bool ConvRunner::clusters() const {
+  if (clusters_ < 0) {
+    int device = 0, supported = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&supported, cudaDevAttrClusterLaunch, device) != cudaSuccess)
+      supported = 0;
+    clusters_ = supported ? 1 : 0;
+  }
+  return clusters_ == 1;
+}
+
+
+// Zeroed per-pixel row sums + per-row-tile counters for packed outputs; kept zeroed by the
+// kernel. Grows (synchronously) outside graph capture, on the first call of a shape.
+int32_t* ConvRunner::row_workspace(size_t entries, cudaStream_t stream) {
+  if (entries > row_ws_entries_) {
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    APNN_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
+    require(capturing == cudaStreamCaptureStatusNone, APNN_STATUS_INTERNAL_ERROR,
+            "the convolution workspace must grow outside CUDA graph capture");
+    APNN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (row_ws_) cudaFree(row_ws_);
+    row_ws_ = nullptr;
+    row_ws_entries_ = 0;
+    APNN_CUDA_CHECK(cudaMalloc(&row_ws_, entries * sizeof(int32_t)));
+    APNN_CUDA_CHECK(cudaMemset(row_ws_, 0, entries * sizeof(int32_t)));
+    row_ws_entries_ = entries;
+  }
+  return row_ws_;
 }
 
 int32_t* ConvRunner::workspace(size_t bytes) {
@@ -94,11 +258,12 @@ int32_t* ConvRunner::workspace(size_t bytes) {
 }
 
 std::string ConvRunner::kernel_name(const ConvCall& call, int multiprocessors) const {
-  const ConvPlan plan = plan_conv(call, multiprocessors, override_);
+  const ConvPlan plan = (forced_config_ != -2 && clusters() ? plan_tiled(call, multiprocessors, override_, forced_config_) : plan_conv(call, multiprocessors, override_));
   const int p = call.x->quant.bits, q = call.w->quant.bits;
   const bool fast = (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2);
   std::string name = std::string(fast ? "" : "generic_") + "conv_w" + std::to_string(q) + "a" + std::to_string(p) +
-                     "_b64x64_k256_split" + std::to_string(plan.split);
+                     "_" + (plan.config >= 0 ? kTileConfigs[plan.config].name : "b64x64_k256") + "_split" +
+                     std::to_string(plan.split) + (plan.config >= 0 && plan.split > 1 ? "c" : "");
   if (call.has_epilogue) name += plan.fused ? "_fused_epilogue" : "_separate_epilogue";
   return name;
 }
@@ -107,7 +272,7 @@ void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t str
   const auto& g = call.geometry;
   const auto& x = *call.x;
   const auto& w = *call.w;
-  const ConvPlan plan = plan_conv(call, multiprocessors, override_);
+  const ConvPlan plan = (forced_config_ != -2 && clusters() ? plan_tiled(call, multiprocessors, override_, forced_config_) : plan_conv(call, multiprocessors, override_));
   require(plan.row_tiles <= 65535 && plan.col_tiles <= 65535, APNN_STATUS_UNSUPPORTED,
           "the convolution output has too many tiles for one launch; split the batch");
 
@@ -158,6 +323,35 @@ void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t str
   }
 
   const dim3 grid(plan.col_tiles, plan.row_tiles, plan.split);
+  const size_t y_bytes0 = static_cast<size_t>(g.out_pixels() * g.out_channels) * sizeof(int32_t);
+  if (plan.config >= 0) {
+    auto launch = [&](const ConvKernelParams& k) {
+      if (plan.config == 0) return launch_tiled_any<0>(k.p, k.q, k, grid, stream);
+      launch_tiled_any<1>(k.p, k.q, k, grid, stream);
+    };
+    if (!call.has_epilogue) {
+      prm.mode = kConvOutInt32;
+      prm.y = static_cast<int32_t*>(call.y_mem);
+      return launch(prm);
+    }
+    if (plan.fused) {
+      if (call.y_packed) {
+        prm.mode = kConvOutFusedPacked;
+        const size_t pixels = static_cast<size_t>(g.out_pixels());
+        prm.row_sum_ws = row_workspace(pixels + plan.row_tiles, stream);
+        prm.row_counters = reinterpret_cast<unsigned*>(prm.row_sum_ws + pixels);
+      } else {
+        prm.mode = kConvOutFusedFloat;
+        prm.y_float = static_cast<float*>(call.y_mem);
+      }
+      return launch(prm);
+    }
+    prm.mode = kConvOutInt32;
+    prm.y = workspace(y_bytes0);
+    launch(prm);
+    launch_epilogue(call, prm, stream);
+    return;
+  }
   const size_t y_bytes = static_cast<size_t>(g.out_pixels() * g.out_channels) * sizeof(int32_t);
   if (!call.has_epilogue) {
     prm.mode = kConvOutInt32;
@@ -183,26 +377,7 @@ void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t str
   if (plan.split > 1) APNN_CUDA_CHECK(cudaMemsetAsync(prm.y, 0, y_bytes, stream));
   launch_conv_any(prm.p, prm.q, prm, grid, stream);
 
-  EpilogueKernelParams ek{};
-  ek.y = prm.y;
-  ek.O = prm.O;
-  ek.OH = prm.OH;
-  ek.OW = prm.OW;
-  ek.PH = static_cast<int>(g.pooled_h);
-  ek.PW = static_cast<int>(g.pooled_w);
-  ek.pooled_pixels = static_cast<int>(g.pooled_pixels());
-  ek.ep = prm.ep;
-  ek.res = prm.res;
-  ek.oq = prm.oq;
-  ek.y_float = call.y_packed ? nullptr : static_cast<float*>(call.y_mem);
-  ek.out_planes = prm.out_planes;
-  ek.out_row_sums = prm.out_row_sums;
-  ek.out_rows_padded = prm.out_rows_padded;
-  ek.out_words = prm.out_words;
-  const int threads = 256;
-  const int64_t blocks = ceil_div(static_cast<int64_t>(ek.pooled_pixels) * 32, threads);
-  conv_epilogue_kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(ek);
-  cuda_check_launch("conv_epilogue_kernel");
+  launch_epilogue(call, prm, stream);
 }
 
 }  // namespace apnn

@@ -13,7 +13,7 @@ namespace apnn {
 // the results of split-K or unfused calls (grown outside graph capture, by the first call).
 class ConvRunner {
  public:
-  ConvRunner() = default;
+  ConvRunner();
   ConvRunner(const ConvRunner&) = delete;
   ConvRunner& operator=(const ConvRunner&) = delete;
   ~ConvRunner();
@@ -24,10 +24,16 @@ class ConvRunner {
 
  private:
   int32_t* workspace(size_t bytes);
+  int32_t* row_workspace(size_t entries, cudaStream_t stream);
+  bool clusters() const;  // thread-block clusters (sm_90): the tiled kernel
 
   ConvOverride override_;
   int32_t* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
+  int32_t* row_ws_ = nullptr;  // zeroed row sums + counters of fused packed outputs
+  size_t row_ws_entries_ = 0;
+  int forced_config_ = -1;     // APNN_CONV_CONFIG: -1 automatic, -2 the fallback kernel
+  mutable int clusters_ = -1;
 };
 
 }  // namespace apnn

@@ -11,6 +11,8 @@
 // where the valid taps form a rectangle, so sum_valid Sw is 4 lookups in a summed-area table.
 #pragma once
 
+#include <cooperative_groups.h>
+
 #include <cstdint>
 
 #include "common/epilogue.h"
@@ -288,6 +290,319 @@ __global__ void conv_epilogue_kernel(const EpilogueKernelParams prm) {
   if (prm.y_float) return;
   for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
   if (lane == 0) prm.out_row_sums[pm] = part;
+}
+
+
+// ---------------------------------------------------------------------------------------
+// The tiled convolution (sm_90 with thread-block clusters; the kernel above is the fallback).
+//
+// K is one flat sequence of 16-byte chunks (tap-major, then channel words), so a stage of KT
+// bits may span several taps of narrow layers; each thread copies one fixed chunk column of
+// every stage, so the tap decode is once per stage. Split K runs along grid.z as one cluster
+// per output tile: after the main loop every block parks its popcount tile in shared memory
+// and block r reduces a share of the tile's pixels by reading all blocks' tiles through
+// distributed shared memory, then applies the corrections and the epilogue directly (int32,
+// float, or packed codes built with warp ballots: lane = channel). A packed output's row sums
+// are added into a zeroed workspace and the last block of each row tile (arrival counter)
+// writes them and zeroes the workspace again, so no memset and no second kernel is needed.
+namespace conv_detail {
+
+template <int BM, int BN, int WM, int WN, int KT, int STAGES>
+struct ConvTile {
+  static constexpr int kWarpsM = BM / WM, kWarpsN = BN / WN, kWarps = kWarpsM * kWarpsN;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kCpr = KT / 128;
+  static constexpr int kStageBytes = (BM + BN) * KT / 8;
+  static constexpr int kPipeBytes = STAGES * kStageBytes;
+  static constexpr int kAccStride = BN + 4;
+  static constexpr int kAccBytes = BM * kAccStride * 4;
+  static constexpr int kMainBytes = kPipeBytes > kAccBytes ? kPipeBytes : kAccBytes;
+  static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16);  // + per-pixel xsum, tap rectangle
+  static constexpr int kLoadsX = BM * kCpr / kThreads, kLoadsW = BN * kCpr / kThreads;
+  static constexpr int kMi = WM / 16, kNi = WN / 8;
+  static constexpr int kGroups = BN / 32;  // 32-channel groups of the widest tn
+  static_assert(kCpr == 2 || kCpr == 4 || kCpr == 8, "KT must be 256, 512 or 1024 bits");
+  static_assert(BM * kCpr % kThreads == 0 && BN * kCpr % kThreads == 0, "loads must divide evenly");
+  static_assert(kThreads % kCpr == 0, "a thread keeps one chunk column");
+  static_assert(kMainBytes % 16 == 0 && BN % 32 == 0, "alignment");
+};
+
+}  // namespace conv_detail
+
+template <int BM, int BN, int WM, int WN, int KT, int STAGES, int P, int Q>
+__global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>::kThreads)
+    conv_tile_kernel(const ConvKernelParams prm) {
+  using Cfg = conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>;
+  using namespace conv_detail;
+  using namespace gemm_detail;
+  constexpr int kCpr = Cfg::kCpr;
+  extern __shared__ __align__(128) unsigned char smem[];
+  uint32_t* s_xsum = reinterpret_cast<uint32_t*>(smem + Cfg::kMainBytes);
+  int4* s_rect = reinterpret_cast<int4*>(smem + Cfg::kMainBytes + BM * 4);
+  __shared__ bool s_last;
+
+  const int p = P ? P : prm.p;
+  const int q = Q ? Q : prm.q;
+  const int tm = P ? BM / P : prm.tm;
+  const int tn = Q ? BN / Q : prm.tn;
+  const int m0 = blockIdx.y * tm, n0 = blockIdx.x * tn;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int warp_m = warp / Cfg::kWarpsN, warp_n = warp % Cfg::kWarpsN;
+  const int ranks = gridDim.z, rank = blockIdx.z;
+
+  const int cpt = prm.cwords / 4;  // 16-byte chunks per tap
+  const int total_chunks = prm.KH * prm.KW * cpt;
+  const int tiles_per_split = (prm.k_tiles + ranks - 1) / ranks;
+  const int kt_begin = rank * tiles_per_split;
+  const int num_tiles = max(0, min(prm.k_tiles, kt_begin + tiles_per_split) - kt_begin);
+
+  const int c = tid % kCpr;
+  const int ohw = prm.OH * prm.OW;
+  const uint32_t* x_base[Cfg::kLoadsX];
+  int x_ih0[Cfg::kLoadsX], x_iw0[Cfg::kLoadsX];
+  uint32_t x_dst[Cfg::kLoadsX];
+#pragma unroll
+  for (int l = 0; l < Cfg::kLoadsX; ++l) {
+    const int r = (tid + l * Cfg::kThreads) / kCpr;
+    const int plane = r / tm, m = m0 + r % tm;
+    const bool ok = plane < p && m < prm.M;
+    x_base[l] = prm.x_planes;
+    x_ih0[l] = -(1 << 24);  // every tap invalid
+    x_iw0[l] = 0;
+    if (ok) {
+      const int n = m / ohw, rem = m - n * ohw;
+      x_ih0[l] = (rem / prm.OW) * prm.stride_h - prm.pad_h;
+      x_iw0[l] = (rem % prm.OW) * prm.stride_w - prm.pad_w;
+      x_base[l] = prm.x_planes + (static_cast<int64_t>(plane) * prm.x_rows_padded + static_cast<int64_t>(n) * prm.H * prm.W) *
+                                     prm.cwords;
+    }
+    x_dst[l] = swizzled<kCpr>(r, c);
+  }
+  const uint32_t* w_src[Cfg::kLoadsW];
+  bool w_ok[Cfg::kLoadsW];
+  uint32_t w_dst[Cfg::kLoadsW];
+#pragma unroll
+  for (int l = 0; l < Cfg::kLoadsW; ++l) {
+    const int r = (tid + l * Cfg::kThreads) / kCpr;
+    const int plane = r / tn, o = n0 + r % tn;
+    w_ok[l] = plane < q && o < prm.O;
+    w_src[l] = prm.w_planes + (w_ok[l] ? (static_cast<int64_t>(plane) * prm.w_rows_padded + o) * prm.w_words + c * 4 : 0);
+    w_dst[l] = BM * KT / 8 + swizzled<kCpr>(r, c);
+  }
+
+  const uint32_t smem_base = smem_addr(smem);
+  auto load_stage = [&](int slot, int kt) {
+    const uint32_t stage = smem_base + slot * Cfg::kStageBytes;
+    const int kc = kt * kCpr + c;
+    const bool k_ok = kc < total_chunks;
+    const int tap = kc / cpt;
+    const int word = (kc - tap * cpt) * 4;
+    const int kh = tap / prm.KW, kw = tap - kh * prm.KW;
+#pragma unroll
+    for (int l = 0; l < Cfg::kLoadsX; ++l) {
+      const int ih = x_ih0[l] + kh, iw = x_iw0[l] + kw;
+      const bool valid = k_ok && static_cast<unsigned>(ih) < static_cast<unsigned>(prm.H) &&
+                         static_cast<unsigned>(iw) < static_cast<unsigned>(prm.W);
+      const uint32_t* src = valid ? x_base[l] + static_cast<int64_t>(ih * prm.W + iw) * prm.cwords + word : prm.x_planes;
+      cp_async_16(stage + x_dst[l], src, valid);
+    }
+#pragma unroll
+    for (int l = 0; l < Cfg::kLoadsW; ++l) {
+      const bool valid = w_ok[l] && k_ok;
+      cp_async_16(stage + w_dst[l], valid ? w_src[l] + static_cast<int64_t>(kt) * kCpr * 4 : prm.w_planes, valid);
+    }
+  };
+
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < num_tiles) load_stage(s, kt_begin + s);
+    cp_async_commit();
+  }
+
+  // While the first stages load: the per-pixel correction terms.
+  for (int i = tid; i < tm; i += Cfg::kThreads) {
+    const int m = m0 + i;
+    int4 rect = make_int4(0, 0, 0, 0);
+    uint32_t xsum = 0;
+    if (m < prm.M) {
+      const int n = m / ohw, oh = (m % ohw) / prm.OW, ow = m % prm.OW;
+      tap_range(oh, prm.stride_h, prm.pad_h, prm.KH, prm.H, rect.x, rect.y);
+      tap_range(ow, prm.stride_w, prm.pad_w, prm.KW, prm.W, rect.z, rect.w);
+      if (prm.ow != 0) {
+        for (int a = rect.x; a < rect.y; ++a) {
+          const int row = (n * prm.H + oh * prm.stride_h - prm.pad_h + a) * prm.W + ow * prm.stride_w - prm.pad_w;
+          for (int b = rect.z; b < rect.w; ++b) xsum += static_cast<uint32_t>(__ldg(prm.x_row_sums + row + b));
+        }
+      }
+    }
+    s_xsum[i] = xsum;
+    s_rect[i] = rect;
+  }
+
+  int32_t acc[Cfg::kMi][Cfg::kNi][4];
+#pragma unroll
+  for (int i = 0; i < Cfg::kMi; ++i)
+#pragma unroll
+    for (int j = 0; j < Cfg::kNi; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
+
+  const int a_row = warp_m * WM + (lane & 15), a_half = lane >> 4;
+  const int b_row = warp_n * WN + (lane & 7) + ((lane >> 4) << 3), b_half = (lane >> 3) & 1;
+  for (int t = 0; t < num_tiles; ++t) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    const int next = t + STAGES - 1;
+    if (next < num_tiles) load_stage(next % STAGES, kt_begin + next);
+    cp_async_commit();
+    const uint32_t stage = smem_base + (t % STAGES) * Cfg::kStageBytes;
+    const uint32_t x_tile = stage, w_tile = stage + BM * KT / 8;
+#pragma unroll
+    for (int ks = 0; ks < KT / 256; ++ks) {
+      uint32_t a[Cfg::kMi][4];
+      uint32_t b[Cfg::kNi][2];
+#pragma unroll
+      for (int i = 0; i < Cfg::kMi; ++i) ldmatrix_x4(a[i], x_tile + swizzled<kCpr>(a_row + i * 16, 2 * ks + a_half));
+#pragma unroll
+      for (int j = 0; j < Cfg::kNi; j += 2) {
+        uint32_t rr[4];
+        ldmatrix_x4(rr, w_tile + swizzled<kCpr>(b_row + j * 8, 2 * ks + b_half));
+        b[j][0] = rr[0];
+        b[j][1] = rr[1];
+        b[j + 1][0] = rr[2];
+        b[j + 1][1] = rr[3];
+      }
+#pragma unroll
+      for (int i = 0; i < Cfg::kMi; ++i)
+#pragma unroll
+        for (int j = 0; j < Cfg::kNi; ++j) mma_b1_and(acc[i][j], a[i], b[j][0], b[j][1]);
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  int32_t* tile = reinterpret_cast<int32_t*>(smem);
+  {
+    const int g = lane >> 2, tig = lane & 3;
+#pragma unroll
+    for (int i = 0; i < Cfg::kMi; ++i)
+#pragma unroll
+      for (int j = 0; j < Cfg::kNi; ++j) {
+        const int row = warp_m * WM + i * 16 + g, col = warp_n * WN + j * 8 + tig * 2;
+        *reinterpret_cast<int2*>(&tile[row * Cfg::kAccStride + col]) = make_int2(acc[i][j][0], acc[i][j][1]);
+        *reinterpret_cast<int2*>(&tile[(row + 8) * Cfg::kAccStride + col]) = make_int2(acc[i][j][2], acc[i][j][3]);
+      }
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  if (ranks > 1) {
+    cluster.sync();  // every block's popcount tile is complete
+  } else {
+    __syncthreads();
+  }
+  auto rank_tile = [&](int r) -> const int32_t* { return ranks > 1 ? cluster.map_shared_rank(tile, r) : tile; };
+#else
+  __syncthreads();  // launched without clusters: ranks == 1
+  auto rank_tile = [&](int) -> const int32_t* { return tile; };
+#endif
+
+  // Reduce, correct, and finish: warp per output pixel, lane per channel of each 32-group.
+  const uint32_t ox = static_cast<uint32_t>(prm.ox), ow_off = static_cast<uint32_t>(prm.ow);
+  const int sat_w = prm.KW + 1, sat_stride = (prm.KH + 1) * (prm.KW + 1);
+  const int groups = (tn + 31) / 32;
+  const int mode = prm.mode;
+  float scale[Cfg::kGroups], bias[Cfg::kGroups];
+#pragma unroll
+  for (int j = 0; j < Cfg::kGroups; ++j) {
+    const int o = n0 + j * 32 + lane;
+    const bool ok = mode != kConvOutInt32 && j < groups && j * 32 + lane < tn && o < prm.O;
+    scale[j] = ok ? prm.ep.scale[o] : 0.0f;
+    bias[j] = ok ? prm.ep.bias[o] : 0.0f;
+  }
+  for (int mm = rank * Cfg::kWarps + warp; mm < tm; mm += ranks * Cfg::kWarps) {
+    const int m = m0 + mm;
+    if (m >= prm.M) break;  // warp-uniform, and so is every later mm
+    const int4 rect = s_rect[mm];
+    const int count = max(0, rect.y - rect.x) * max(0, rect.w - rect.z);
+    const uint32_t corr = ow_off * s_xsum[mm] + static_cast<uint32_t>(count) * static_cast<uint32_t>(prm.C) * ox * ow_off;
+    int32_t part = 0;
+#pragma unroll
+    for (int j = 0; j < Cfg::kGroups; ++j) {
+      if (j >= groups) break;
+      const int nn = j * 32 + lane, o = n0 + nn;
+      const bool valid = nn < tn && o < prm.O;
+      uint32_t sum = corr;
+      if (valid) {
+        for (int r = 0; r < ranks; ++r) {
+          const int32_t* pt = rank_tile(r);
+#pragma unroll
+          for (int i = 0; i < (P ? P : 8); ++i) {
+            if (!P && i >= p) break;
+            uint32_t row = 0;
+#pragma unroll
+            for (int jj = 0; jj < (Q ? Q : 8); ++jj) {
+              if (!Q && jj >= q) break;
+              row += static_cast<uint32_t>(prm.cw[jj]) * static_cast<uint32_t>(pt[(i * tm + mm) * Cfg::kAccStride + jj * tn + nn]);
+            }
+            sum += static_cast<uint32_t>(prm.cx[i]) * row;
+          }
+        }
+        if (ox != 0 && count > 0) {
+          const int32_t* sat = prm.w_sat + static_cast<int64_t>(o) * sat_stride;
+          const uint32_t sw = static_cast<uint32_t>(sat[rect.y * sat_w + rect.w]) - sat[rect.x * sat_w + rect.w] -
+                              sat[rect.y * sat_w + rect.z] + sat[rect.x * sat_w + rect.z];
+          sum += ox * sw;
+        }
+      }
+      const int32_t y = static_cast<int32_t>(sum);
+      if (mode == kConvOutInt32) {
+        if (valid) prm.y[static_cast<int64_t>(m) * prm.O + o] = y;
+      } else if (mode == kConvOutFusedFloat) {
+        if (valid) prm.y_float[static_cast<int64_t>(m) * prm.O + o] = epilogue_pre_pool_sb(prm.ep, prm.res, y, m, o, scale[j], bias[j]);
+      } else {
+        uint32_t bits = 0;
+        if (valid) {
+          const int32_t code = requantize(prm.oq, prm.ep.out_scale, epilogue_pre_pool_sb(prm.ep, prm.res, y, m, o, scale[j], bias[j]));
+          bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
+          part += plane_part(code, prm.oq.encoding);
+        }
+        uint32_t mine = 0;
+#pragma unroll
+        for (int b = 0; b < kEpilogueMaxPlanes; ++b) {
+          if (b >= prm.oq.bits) break;
+          const uint32_t word = __ballot_sync(0xffffffffu, (bits >> b) & 1u);
+          if (lane == b) mine = word;
+        }
+        const int o0 = n0 + j * 32;  // n0 is a multiple of 32 here (tn % 32 == 0)
+        if (lane < prm.oq.bits && o0 < prm.O)
+          prm.out_planes[(lane * prm.out_rows_padded + m) * prm.out_words + o0 / 32] = mine;
+      }
+    }
+    if (mode == kConvOutFusedPacked) {
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
+      if (lane == 0) atomicAdd(&prm.row_sum_ws[m], part);
+    }
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (ranks > 1) cluster.sync();  // keep this block's tile alive until every reader is done
+#endif
+  if (mode != kConvOutFusedPacked) return;
+  __threadfence();
+  __syncthreads();
+  unsigned* counter = prm.row_counters + blockIdx.y;
+  if (tid == 0) s_last = atomicAdd(counter, 1u) == gridDim.x * gridDim.z - 1;
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  for (int i = tid; i < tm; i += Cfg::kThreads) {
+    const int m = m0 + i;
+    if (m >= prm.M) break;
+    prm.out_row_sums[m] = __ldcg(&prm.row_sum_ws[m]);
+    prm.row_sum_ws[m] = 0;
+  }
+  if (tid == 0) *counter = 0;
 }
 
 }  // namespace apnn

@@ -41,6 +41,10 @@ struct ConvKernelParams {
   uint32_t* out_planes;
   int32_t* out_row_sums;
   int64_t out_rows_padded, out_words;
+  // Tiled kernel, packed output: zeroed per-pixel partial row sums and per-row-tile arrival
+  // counters; the last block of a row tile writes out_row_sums and zeroes both again.
+  int32_t* row_sum_ws;
+  unsigned* row_counters;
 };
 
 // The epilogue kernel reads int32 conv results (M x O) and writes pooled outputs.

@@ -28,7 +28,7 @@ constexpr TileConfig kConfigs[] = {
     {"b128x128_k1024", 128, 128, 1024, 2, 1.02},
     {"b64x64_k1024", 64, 64, 1024, 4, 0.52},
     {"folded128x256_k512", 128, 256, 512, 1, 1.40, true},
-    {"folded128x128_k512", 128, 128, 512, 2, 1.30, true},
+    {"folded128x128_k512", 128, 128, 512, 2, 1.52, true},
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 static_assert(kNumConfigs == kNumGemmConfigs, "keep gemm_dispatch.h in step");
@@ -146,8 +146,11 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   double best_cost = 1e300;
   int64_t best_blocks = 0;
   const bool fold_ok = is_folded_path(p, q) && !pin.generic;
+  // A pinned configuration that cannot serve these plane counts (a folded one) falls back to
+  // the automatic choice.
+  const bool pinned = pin.config >= 0 && !(kConfigs[pin.config].folded && !fold_ok);
   for (int c = 0; c < kNumConfigs; ++c) {
-    if (pin.config >= 0 && c != pin.config) continue;
+    if (pinned && c != pin.config) continue;
     const TileConfig& cfg = kConfigs[c];
     if (cfg.folded && !fold_ok) continue;
     const int64_t tm = cfg.folded ? cfg.bm : cfg.bm / p, tn = cfg.folded ? cfg.bn : cfg.bn / q;
@@ -163,14 +166,20 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
       best_blocks = blocks;
     }
   }
-  // Split K across blocks when the output alone cannot fill the GPU (latency-bound shapes).
+  // Latency-bound small tiles (measured on H100): a single K step wins, so take the 256-bit
+  // stage for K <= 256 bits and the 1024-bit stage otherwise.
+  if (!pinned && (best == 2 || best == 4)) best = chunks <= 2 ? 2 : 4;
+  // Split K across blocks when the output alone cannot fill the GPU and K is long enough to
+  // pay for the reduction (about 2 us through a cluster on H100; not worth it for K <= 1024).
   const TileConfig& cfg = kConfigs[best];
   const int64_t k_tiles = ceil_div(chunks, cfg.kt / 128);
   const int64_t slots = static_cast<int64_t>(multiprocessors) * cfg.blocks_per_sm;
   int split = 1;
   // A cluster holds at most 8 blocks (the portable limit).
   const int64_t max_split = clusters ? 8 : 16;
-  if (best_blocks < slots && !cfg.folded) split = static_cast<int>(std::min<int64_t>({slots / best_blocks, k_tiles, max_split}));
+  const bool long_k = chunks > 8;
+  if (long_k && best_blocks > 0 && best_blocks < slots && !cfg.folded)
+    split = static_cast<int>(std::min<int64_t>({slots / best_blocks, k_tiles, max_split}));
   split = std::max(split, 1);
   if (pin.split_k > 0 && !cfg.folded) split = static_cast<int>(std::min<int64_t>({pin.split_k, k_tiles, max_split}));
   // Make every split own at least one tile.

@@ -13,6 +13,7 @@
 #include "common/quant.h"
 #include "common/status.h"
 #include "host/host_conv.h"
+#include "nn/nn_host.h"
 
 namespace apnn {
 namespace {
@@ -116,6 +117,10 @@ class HostBackend final : public Backend {
     host_conv2d(call, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   }
   std::string conv2d_kernel_name(const ConvCall&) const override { return "host_conv_popcount"; }
+
+  void pack_input(const InputPackCall& call) override { host_pack_input(call, host_threads()); }
+  void max_pool(const PoolCall& call) override { host_max_pool(call, host_threads()); }
+  static int host_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
 
   double benchmark(const std::function<void()>& op, int warmup, int iters) override {
     for (int i = 0; i < warmup; ++i) op();

@@ -11,6 +11,8 @@ from .errors import (ApnnError, CudaError, InvalidArgumentError, InvalidTypeErro
 from .gemm import gemm
 from .conv import (ConvWeights, Epilogue, PackedTensor, conv2d, conv2d_benchmark, conv2d_kernel_name, conv2d_packed,
                    empty_nhwc, pack_conv_weights, pack_nhwc, set_conv_override)
+from .network import Network
+from . import models
 
 __all__ = [
     "ApnnError", "Buffer", "Context", "CudaError", "InvalidArgumentError", "InvalidTypeError", "NoDeviceError",
@@ -18,4 +20,5 @@ __all__ = [
     "reference", "version",
     "ConvWeights", "Epilogue", "PackedTensor", "conv2d", "conv2d_benchmark", "conv2d_kernel_name", "conv2d_packed",
     "empty_nhwc", "pack_conv_weights", "pack_nhwc", "set_conv_override",
+    "Network", "models",
 ]

@@ -141,3 +141,108 @@ def conv_epilogue(y, *, scale=None, bias=None, residual=None, residual_scale=1.0
     t = np.where(t >= tlo, t, tlo)
     t = np.where(t > thi, thi, t)
     return t.astype(np.int32) + np.int32(zero_point)
+
+
+# ---- Whole networks (apnn.h, "Networks") ------------------------------------------------------
+
+
+def quantize(values, scale, bits, encoding, zero_point=0):
+    """Float values -> codes with the epilogue's step-5 rule (network inputs, float weights):
+    binary: v >= 0 ? 1 : -1; else t = rint(fl32(v / scale)) clamped into [lo - zp, hi - zp], + zp."""
+    a = np.asarray(values, dtype=np.float32)
+    if encoding == "binary":
+        return np.where(a >= 0, 1, -1).astype(np.int32)
+    lo, hi = code_range(bits, encoding)
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = np.rint(a / np.float32(scale))
+    t = np.where(t >= np.float32(lo - zero_point), t, np.float32(lo - zero_point))
+    t = np.where(t > np.float32(hi - zero_point), np.float32(hi - zero_point), t)
+    return t.astype(np.int32) + np.int32(zero_point)
+
+
+def max_pool_codes(codes, kernel, stride, padding):
+    """k x k max pooling of NHWC codes with padding pixels ignored (codes order like values)."""
+    c = np.asarray(codes).astype(np.int64)
+    n, h, w, ch = c.shape
+    oh, ow = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
+    low = np.iinfo(np.int64).min
+    xp = np.full((n, h + 2 * padding, w + 2 * padding, ch), low, dtype=np.int64)
+    xp[:, padding:padding + h, padding:padding + w, :] = c
+    out = np.full((n, oh, ow, ch), low, dtype=np.int64)
+    for a in range(kernel):
+        for b in range(kernel):
+            out = np.maximum(out, xp[:, a:a + stride * (oh - 1) + 1:stride, b:b + stride * (ow - 1) + 1:stride, :])
+    return out
+
+
+def network(specs, params, x, *, input_scale=1.0):
+    """A whole network, layer by layer, in exact integer math plus the documented float epilogue.
+
+    specs: the layer dicts of apnn.Network.specs (index = layer id; specs[0] is the input with
+    bits / encoding / zero_point); params: {id: dict(values, kind 'codes' | 'float',
+    weight_scale, scale, bias)}; x: N x H x W x C codes (integers) or float32 values (quantized
+    with input_scale). Returns the last layer's output: float32 values, int32 raw sums, or int32
+    codes for a packed output. Max pools run on codes after requantization (the library may fuse
+    them into the epilogue before it; requantization is monotonic, so the results are the same).
+    """
+    inp = specs[0]
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.floating):
+        codes = quantize(x, input_scale, inp["bits"], inp["encoding"], inp["zero_point"])
+    else:
+        codes = x.astype(np.int64)
+    acts = {0: (codes, (inp["bits"], inp["encoding"], inp["zero_point"]))}
+    out = None
+    for i, s in enumerate(specs[1:], 1):
+        t = s["type"]
+        if t in ("flatten", "avgpool"):
+            acts[i] = acts[s["input"]]
+            continue
+        if t == "maxpool":
+            c, q = acts[s["input"]]
+            out = max_pool_codes(c, s["kernel"], s["stride"], s["padding"])
+            acts[i] = (out, q)
+            continue
+        p = params[i]
+        o = s["out_channels"]
+        scale = np.ones(o, np.float32) if p.get("scale") is None else np.asarray(p["scale"], np.float32)
+        bias = None if p.get("bias") is None else np.asarray(p["bias"], np.float32)
+        if p["kind"] == "float":
+            w = quantize(p["values"], p["weight_scale"], s["w_bit"], s["w_encoding"], s["w_zero_point"])
+        else:
+            w = np.asarray(p["values"]).astype(np.int64)
+        src = s["input"]
+        if t == "linear":
+            kind = specs[src]["type"]
+            if kind in ("flatten", "avgpool"):
+                src = specs[src]["input"]
+            xc = acts[src][0]
+            _, h, wd, ch = xc.shape
+            if kind == "avgpool":  # sum over the window; the epilogue scale takes the 1 / (H*W)
+                w = np.tile(w.reshape(o, 1, 1, ch), (1, h, wd, 1))
+                scale = scale / np.float32(h * wd)
+            else:
+                w = w.reshape(o, h, wd, ch)
+            stride, padding = 1, 0
+        else:
+            kh, kw = _pair(s["kernel"])
+            w = w.reshape(o, kh, kw, -1)
+            stride, padding = s["stride"], s["padding"]
+        xc, (xb, xe, xz) = acts[src]
+        y = conv2d(xc, w, x_bit=xb, w_bit=s["w_bit"], x_encoding=xe, w_encoding=s["w_encoding"], x_zero_point=xz,
+                   w_zero_point=s["w_zero_point"], stride=stride, padding=padding)
+        if s["output"] == "int32":
+            out = y.astype(np.int32)
+            acts[i] = (out, None)
+            continue
+        residual = None
+        if s.get("residual"):
+            rc, (rb, re, rz) = acts[s["residual"]]
+            residual = decode(rc, rb, re, rz)
+        quant = (s["out_bit"], s["out_encoding"], s["out_zero_point"], s["out_scale"]) \
+            if s["output"] == "packed" else None
+        out = conv_epilogue(y, scale=scale, bias=bias, residual=residual, residual_scale=s["residual_scale"],
+                            activation=s["activation"], clip=s["clip"], pool=s["pool"], pool_size=s["pool_size"],
+                            pool_stride=s["pool_stride"], out=quant)
+        acts[i] = (out, (s["out_bit"], s["out_encoding"], s["out_zero_point"]) if quant else None)
+    return out

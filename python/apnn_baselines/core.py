@@ -35,6 +35,21 @@ def device_name():
     return ffi.string(buf).decode()
 
 
+def compute_capability():
+    """(major, minor) of device 0; NoDeviceError without a usable GPU."""
+    ffi, lib = _ffi.load()
+    major, minor = ffi.new("int32_t*"), ffi.new("int32_t*")
+    _check(lib.apnnb_device_compute_capability(major, minor))
+    return int(major[0]), int(minor[0])
+
+
+def xor_popc_supported():
+    """Whether the CUTLASS b1 XOR-popc kernels run on device 0: compute capability 8.x only. On 9.0+
+    (no native BMMA.XOR on Hopper; CUTLASS 4.2 compiles its XOR mma to assert(0) there) gemm / conv
+    with "int1-xor" raise UnsupportedError, and the "bnn" network runs on the AND-popc GEMM."""
+    return compute_capability() < (9, 0)
+
+
 def _kind(kind):
     if kind not in KINDS:
         raise InvalidArgumentError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
@@ -71,6 +86,7 @@ def _timing(warmup, iters):
 def gemm(kind, a, b, warmup=0, iters=0):
     """C = A B^T (int32, M x N) for codes A (M x K) and B (N x K) on the CUTLASS kernel `kind`
     ("int1-xor": popc(a XOR b), "int1-and": popc(a AND b), "int4": signed products).
+    "int1-xor" raises UnsupportedError on compute capability 9.0+ (see xor_popc_supported).
     K is zero-padded to the kernel's alignment and N to a multiple of 4 (neutral for all
     three). With iters > 0 returns (C, median microseconds), else C."""
     k_id = _kind(kind)
@@ -98,7 +114,7 @@ def conv(kind, x, w, stride=1, pad=0, warmup=0, iters=0):
     """Implicit-GEMM convolution y (N x P x Q x O, int32) of codes x (N x H x W x C) and w
     (O x R x R x C) on the CUTLASS kernel `kind`; padding pixels read code 0. Channels are
     zero-padded to the alignment (neutral) and O to a multiple of 4. With iters > 0 returns
-    (y, median microseconds)."""
+    (y, median microseconds). "int1-xor" raises UnsupportedError on compute capability 9.0+."""
     k_id = _kind(kind)
     x = _codes(x, kind, 4, "x")
     w = _codes(w, kind, 4, "w")
@@ -129,7 +145,8 @@ def conv(kind, x, w, stride=1, pad=0, warmup=0, iters=0):
 
 class Net:
     """A network (a layer list as in models.py) on device 0 in one precision: "fp32", "fp16",
-    "int8" (CUTLASS GEMMs) or "bnn" (binarized, TCBNN style). Weights start random (seeded);
+    "int8" (CUTLASS GEMMs) or "bnn" (binarized, TCBNN style: CUTLASS b1 XOR-popc GEMM on sm_8x,
+    AND-popc GEMM plus an exact popcount identity on sm_90+, same results). Weights start random (seeded);
     set_params replaces them. `scales` maps layer index -> INT8 requantization scale."""
 
     def __init__(self, layers, precision="fp16", batch=1, input_shape=models.INPUT_SHAPE, seed=0, scales=None):

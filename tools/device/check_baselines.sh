@@ -15,12 +15,24 @@ if [ -z "${APNN_BASELINES_LIBRARY:-}" ]; then
 fi
 echo "== libapnn_baselines: ${APNN_BASELINES_LIBRARY:-<not set: searching near the package>}"
 status=0
+# On sm_90+ the CUTLASS b1 XOR-popc kernels are refused (UNSUPPORTED, nothing launched: their mma is
+# assert(0) there); the XOR rows print "XOR: unsupported on sm_90 (...)" and bnn runs on AND-popc.
+MAX_LINES=${CHECK_MAX_LINES:-400}  # per step: a runaway failure (e.g. a device-side assert) prints thousands
 step() {  # step NAME TIMEOUT_S COMMAND...
   local name=$1 limit=$2
   shift 2
   echo "== $name"
-  timeout "$limit" "$@"
-  local rc=$?
+  # The first MAX_LINES lines live, then only the last 40 (the summary) after a count of those left out.
+  timeout "$limit" "$@" 2>&1 | awk -v max="$MAX_LINES" -v tail=40 '
+    NR <= max { print; fflush(); next }
+    { buf[NR % tail] = $0 }
+    END {
+      if (NR <= max) exit
+      first = NR - tail + 1; if (first <= max) first = max + 1
+      if (first > max + 1) print "... (" first - max - 1 " lines left out)"
+      for (i = first; i <= NR; i++) print buf[i % tail]
+    }'
+  local rc=${PIPESTATUS[0]}
   [ $rc -ne 0 ] && { echo "!! $name failed (rc=$rc)"; status=1; }
   return 0
 }

@@ -3,6 +3,9 @@
  * built from CUTLASS 4.2 templates (Sm80 tensor-op kernels, run on sm_80 and sm_90):
  *   - INT1 GEMM (XOR-popc and AND-popc) and INT4 GEMM,
  *   - INT1 / INT4 implicit-GEMM convolution (NHWC),
+ *   (XOR-popc on sm_8x only: CUTLASS 4.2 compiles its b1 XOR mma to assert(0) for sm_90+, so
+ *   there the XOR calls fail with APNNB_STATUS_UNSUPPORTED and launch nothing; see
+ *   apnnb_kind_t),
  *   - whole networks (layer tables: python/apnn_baselines/models.py) in FP32, FP16 and INT8
  *     on CUTLASS GEMMs, and a binarized (w1a1, +-1) network in the style of TCBNN.
  *
@@ -55,7 +58,8 @@ extern "C" {
 typedef enum apnnb_status {
   APNNB_STATUS_SUCCESS = 0,
   APNNB_STATUS_INVALID_ARGUMENT = 1, /* bad value, shape, pointer or handle */
-  APNNB_STATUS_UNSUPPORTED = 2,      /* valid request this build cannot serve (alignment, sizes) */
+  APNNB_STATUS_UNSUPPORTED = 2,      /* valid request this build cannot serve (alignment, sizes,
+                                        XOR-popc on sm_90+) */
   APNNB_STATUS_NO_DEVICE = 3,        /* no usable CUDA GPU or driver */
   APNNB_STATUS_OUT_OF_MEMORY = 4,    /* host or device allocation failed */
   APNNB_STATUS_CUDA_ERROR = 5,       /* a CUDA runtime call or CUTLASS kernel failed */
@@ -64,7 +68,10 @@ typedef enum apnnb_status {
 
 /* Low-bit kernels of the GEMM and convolution baselines. */
 typedef enum apnnb_kind {
-  APNNB_INT1_XOR = 0, /* cutlass::uint1b_t, arch::OpXorPopc (emulated on sm_90) */
+  APNNB_INT1_XOR = 0, /* cutlass::uint1b_t, arch::OpXorPopc; compute capability 8.x only: on
+                         9.0+ (no native BMMA.XOR on Hopper; CUTLASS 4.2 defines
+                         CUTLASS_ARCH_MMA_B1_XOR_SM80_ENABLED only up to sm_89, else its mma is
+                         assert(0)) the GEMM and conv return APNNB_STATUS_UNSUPPORTED */
   APNNB_INT1_AND = 1, /* cutlass::uint1b_t, arch::OpAndPopc */
   APNNB_INT4 = 2      /* cutlass::int4b_t, arch::OpMultiplyAddSaturate */
 } apnnb_kind_t;
@@ -81,6 +88,8 @@ APNNB_API const char* apnnb_version(void);
 APNNB_API apnnb_status_t apnnb_cuda_device_count(int32_t* count);
 /* Name of device 0, NUL-terminated into `name` of `capacity` bytes. */
 APNNB_API apnnb_status_t apnnb_device_name(char* name, size_t capacity);
+/* Compute capability of device 0 (e.g. 8, 0 or 9, 0); NO_DEVICE without a usable GPU. */
+APNNB_API apnnb_status_t apnnb_device_compute_capability(int32_t* major, int32_t* minor);
 
 /* ---- GEMM: C (M x N, int32) = A (M x K, row-major) x B^T (B: N x K, row-major) ----- */
 /* i.e. CUTLASS's "TN" layout: A row-major, B column-major K x N. Requirements:
@@ -108,7 +117,8 @@ typedef enum apnnb_precision {
   APNNB_FP32 = 0, /* float activations and weights, CUTLASS SIMT SGEMM */
   APNNB_FP16 = 1, /* half activations and weights, float accumulate, CUTLASS tensor-op GEMM */
   APNNB_INT8 = 2, /* int8 activations and weights, int32 accumulate, CUTLASS tensor-op GEMM */
-  APNNB_BNN = 3   /* +-1 activations and weights packed 1 bit each, CUTLASS b1 XOR-popc GEMM */
+  APNNB_BNN = 3   /* +-1 activations and weights packed 1 bit each, CUTLASS b1 GEMM: XOR-popc
+                     on sm_8x, AND-popc on sm_90+ (see "BNN on sm_90" below) */
 } apnnb_precision_t;
 
 typedef enum apnnb_layer_type {
@@ -127,6 +137,13 @@ typedef enum apnnb_layer_type {
  *   with y computed in float32 as ((float)acc * scale + bias) + residual, no FMA.
  *   BNN: acc is the +-1 dot product, y = acc + bias (+ residual as +-1), stored as the bit
  *   y >= 0 (+1) else -1; `relu` is ignored (the sign is the activation).
+ *   BNN on sm_8x: acc = K - 2 popc(a XOR b) from the CUTLASS b1 XOR-popc GEMM.
+ *   BNN on sm_90+ (no XOR-popc there, see apnnb_kind_t): the CUTLASS b1 AND-popc GEMM and the
+ *   exact identity for +-1 vectors of length K (a, b the bit vectors, bit 1 = +1; padding bits
+ *   are 0 in both operands and count nowhere; K the real length):
+ *       acc = 4 popc(a AND b) - 2 popc(a) - 2 popc(b) + K,
+ *   with popc(b) per weight row computed once in apnnb_net_set_params and popc(a) per GEMM
+ *   row by a small kernel before each GEMM. Both paths give identical results.
  * The last layer is not re-quantized: its y is the network output, as float32.
  * Pools: MAXPOOL of the stored values (BNN: OR of the bits); AVGPOOL: sum / (H * W) in
  * float32 then stored as above (BNN: +1 when the sum of +-1 values is >= 0).

@@ -1,0 +1,733 @@
+// The network graph, its validation, planning and execution (network.h, apnn.h "Networks").
+#include "nn/network.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "common/epilogue.h"
+#include "common/quant.h"
+#include "common/status.h"
+#include "conv/conv_weights.h"
+
+namespace apnn {
+namespace {
+
+constexpr int64_t kMaxDim = int64_t{1} << 24;
+constexpr int kMaxKernel = 15;
+// Output pixels of one convolution call: the CUDA convolution's grid has at most 65535 row
+// tiles of >= 64 pixels; larger batches run as sub-batches.
+// APNN_NETWORK_MAX_CALL_PIXELS overrides it (tests use it to exercise sub-batches).
+int64_t max_call_pixels() {
+  const char* env = std::getenv("APNN_NETWORK_MAX_CALL_PIXELS");
+  const long long v = env ? std::atoll(env) : 0;
+  return v > 0 ? v : 3000000;
+}
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+const char* kind_name(apnn_layer_kind_t k) {
+  switch (k) {
+    case APNN_LAYER_INPUT: return "input";
+    case APNN_LAYER_CONV: return "conv";
+    case APNN_LAYER_LINEAR: return "linear";
+    case APNN_LAYER_POOL: return "pool";
+    case APNN_LAYER_FLATTEN: return "flatten";
+  }
+  return "?";
+}
+
+std::string shape_str(int64_t h, int64_t w, int64_t c) { return str(h) + " x " + str(w) + " x " + str(c); }
+
+size_t dtype_bytes(apnn_dtype_t d) { return d == APNN_DTYPE_INT8 || d == APNN_DTYPE_UINT8 ? 1 : 4; }
+
+void check_dtype(apnn_dtype_t d, const char* what) {
+  require_arg(d == APNN_DTYPE_INT8 || d == APNN_DTYPE_UINT8 || d == APNN_DTYPE_INT32 || d == APNN_DTYPE_FLOAT32,
+              std::string(what) + ": dtype must be INT8, UINT8, INT32 or FLOAT32, got " + str(d));
+}
+
+int32_t load_int(const void* p, apnn_dtype_t d, int64_t i) {
+  switch (d) {
+    case APNN_DTYPE_INT8: return static_cast<const int8_t*>(p)[i];
+    case APNN_DTYPE_UINT8: return static_cast<const uint8_t*>(p)[i];
+    default: return static_cast<const int32_t*>(p)[i];
+  }
+}
+
+OutputQuant output_quant(const apnn_quant_t& q) {
+  OutputQuant o;
+  o.bits = q.bits;
+  o.encoding = q.encoding;
+  o.zero_point = q.zero_point;
+  o.lo = code_min(q.bits, q.encoding);
+  o.hi = code_max(q.bits, q.encoding);
+  return o;
+}
+
+PackedView view(const PackedMatrix& m) {
+  PackedView v;
+  v.rows = m.rows;
+  v.cols = m.cols;
+  v.rows_padded = m.rows_padded;
+  v.words = m.words;
+  v.batch = m.batch;
+  v.height = m.height;
+  v.width = m.width;
+  v.quant = m.quant;
+  v.planes = m.planes_mem;
+  v.row_sums = m.row_sums_mem;
+  return v;
+}
+
+bool finite(float v) { return std::isfinite(v); }
+
+}  // namespace
+
+int64_t NetLayer::macs() const {
+  if (!is_weighted()) return 0;
+  return conv_h * conv_w * desc.out_channels * kh * kw * in_c;
+}
+
+Network::Network(apnn_backend_t kind, const apnn_network_input_desc_t& in) {
+  const int64_t dims[] = {in.height, in.width, in.channels};
+  for (int64_t d : dims) require_arg(d >= 1 && d <= kMaxDim, "input: height, width and channels must be in 1.." +
+                                                                   str(kMaxDim) + ", got " + shape_str(dims[0], dims[1], dims[2]));
+  NetLayer l;
+  l.kind = APNN_LAYER_INPUT;
+  l.h = in.height;
+  l.w = in.width;
+  l.c = in.channels;
+  l.out_quant = in.quant;
+  if (l.out_quant.bits == 0) l.out_quant = apnn_quant_t{8, APNN_ENCODING_UNSIGNED, 0};
+  validate_quant(&l.out_quant, "input quant");
+  input_scale_ = in.scale == 0.0f ? 1.0f : in.scale;
+  require_arg(finite(input_scale_) && input_scale_ > 0.0f, "input scale must be a finite number > 0");
+  backend_ = kind == APNN_BACKEND_CUDA ? make_cuda_backend() : make_host_backend();
+  layers_.push_back(l);
+}
+
+Network::~Network() {
+  release_plan();
+  for (auto& l : layers_) release_weights(l);
+}
+
+std::string Network::name(int id) const { return "layer " + str(id) + " (" + kind_name(layers_[id].kind) + ")"; }
+
+const NetLayer& Network::layer(int id, const char* role) const {
+  require_arg(id >= 0 && id < layer_count(),
+              std::string(role) + " " + str(id) + " is not a layer id (0.." + str(layer_count() - 1) + ")");
+  return layers_[id];
+}
+
+// A layer that another reads as input (conv / pool / flatten) or residual must hold packed codes.
+void Network::check_readable(int id, int reader, const char* role) const {
+  const NetLayer& l = layers_[id];
+  require_arg(l.output == APNN_LAYER_OUTPUT_PACKED,
+              "layer " + str(reader) + " reads " + name(id) + " as its " + role + ", but that layer outputs " +
+                  (l.output == APNN_LAYER_OUTPUT_FLOAT32 ? "float32" : "int32") +
+                  "; only packed outputs can be read by other layers (float / int32 only for the last layer)");
+}
+
+int Network::add_weighted(const apnn_layer_desc_t& d, bool linear) {
+  release_plan();  // a new layer invalidates any plan
+  const int id = layer_count();
+  const NetLayer& in = layer(d.input, "input");
+  check_readable(d.input, id, "input");
+  NetLayer l;
+  l.kind = linear ? APNN_LAYER_LINEAR : APNN_LAYER_CONV;
+  l.input = d.input;
+  l.desc = d;
+  auto& desc = l.desc;
+  require_arg(desc.out_channels >= 1 && desc.out_channels <= kMaxDim,
+              "out_channels must be in 1.." + str(kMaxDim) + ", got " + str(desc.out_channels));
+  validate_quant(&desc.weight_quant, "weight_quant");
+
+  if (linear) {
+    // A linear layer is a convolution whose kernel covers its whole (real) input tensor.
+    l.source = d.input;
+    int64_t h = in.h, w = in.w, c = in.c;
+    if (in.kind == APNN_LAYER_FLATTEN || in.is_virtual()) {
+      l.source = in.input;
+      l.over_avg_pool = in.kind == APNN_LAYER_POOL;
+      const NetLayer& src = layers_[l.source];
+      h = src.h;
+      w = src.w;
+      c = src.c;
+    }
+    require(h <= kMaxKernel && w <= kMaxKernel, APNN_STATUS_UNSUPPORTED,
+            "linear layer " + str(id) + " reads a " + shape_str(h, w, c) +
+                " tensor; it runs as a convolution with a kernel over the whole input, so H and W must be at "
+                "most 15: pool first");
+    require_arg(desc.pool == APNN_POOL_NONE, "a linear layer cannot pool (its output is 1 x 1)");
+    l.kh = h;
+    l.kw = w;
+    l.in_c = c;
+    desc.stride_h = desc.stride_w = 1;
+    desc.pad_h = desc.pad_w = 0;
+    desc.kernel_h = static_cast<int32_t>(h);
+    desc.kernel_w = static_cast<int32_t>(w);
+  } else {
+    require_arg(!in.is_virtual(), "conv layer " + str(id) + " reads " + name(d.input) +
+                                      ", which only a linear layer may read (unsupported layer order)");
+    l.source = d.input;
+    require_arg(desc.kernel_h >= 1 && desc.kernel_h <= kMaxKernel && desc.kernel_w >= 1 && desc.kernel_w <= kMaxKernel,
+                "kernel must be 1..15 x 1..15, got " + str(desc.kernel_h) + " x " + str(desc.kernel_w));
+    if (desc.stride_h == 0) desc.stride_h = 1;
+    if (desc.stride_w == 0) desc.stride_w = 1;
+    require_arg(desc.stride_h >= 1 && desc.stride_h <= 16 && desc.stride_w >= 1 && desc.stride_w <= 16,
+                "stride must be in 1..16, got " + str(desc.stride_h) + " x " + str(desc.stride_w));
+    require_arg(desc.pad_h >= 0 && desc.pad_h < desc.kernel_h && desc.pad_w >= 0 && desc.pad_w < desc.kernel_w,
+                "padding must be in 0..kernel-1, got " + str(desc.pad_h) + " x " + str(desc.pad_w));
+    l.kh = desc.kernel_h;
+    l.kw = desc.kernel_w;
+    l.in_c = in.c;
+  }
+  const NetLayer& src = layers_[l.source];
+  require_arg(src.h + 2 * desc.pad_h >= l.kh && src.w + 2 * desc.pad_w >= l.kw,
+              "layer " + str(id) + ": the " + str(l.kh) + " x " + str(l.kw) + " kernel does not fit the padded " +
+                  shape_str(src.h, src.w, src.c) + " input of " + name(l.source) + " (shape mismatch)");
+  l.conv_h = (src.h + 2 * desc.pad_h - l.kh) / desc.stride_h + 1;
+  l.conv_w = (src.w + 2 * desc.pad_w - l.kw) / desc.stride_w + 1;
+  l.h = l.conv_h;
+  l.w = l.conv_w;
+  l.c = desc.out_channels;
+  require(l.kh * l.kw * l.in_c * 256 <= std::numeric_limits<int32_t>::max(), APNN_STATUS_UNSUPPORTED,
+          "layer " + str(id) + ": KH*KW*C = " + str(l.kh * l.kw * l.in_c) + " is too large for the int32 sums");
+  const double bound = static_cast<double>(l.kh * l.kw * l.in_c) * max_abs_real(src.out_quant) *
+                       max_abs_real(desc.weight_quant);
+  require(bound <= std::numeric_limits<int32_t>::max(), APNN_STATUS_UNSUPPORTED,
+          "layer " + str(id) + ": KH*KW*C * max|x| * max|w| = " + str(static_cast<int64_t>(bound)) +
+              " could overflow int32");
+
+  // The epilogue.
+  l.output = desc.output;
+  require_arg(desc.output >= APNN_LAYER_OUTPUT_PACKED && desc.output <= APNN_LAYER_OUTPUT_INT32,
+              "unknown output kind " + str(desc.output));
+  require_arg(desc.activation >= APNN_ACTIVATION_NONE && desc.activation <= APNN_ACTIVATION_CLIP,
+              "unknown activation " + str(desc.activation));
+  if (desc.activation == APNN_ACTIVATION_CLIP)
+    require_arg(finite(desc.clip_lo) && finite(desc.clip_hi) && desc.clip_lo <= desc.clip_hi,
+                "clip bounds must be finite with clip_lo <= clip_hi");
+  require_arg(desc.pool >= APNN_POOL_NONE && desc.pool <= APNN_POOL_AVG, "unknown pool " + str(desc.pool));
+  if (desc.pool != APNN_POOL_NONE) {
+    require_arg(desc.pool_size == 2 || desc.pool_size == 3, "pool_size must be 2 or 3, got " + str(desc.pool_size));
+    if (desc.pool_stride == 0) desc.pool_stride = desc.pool_size;
+    require_arg(desc.pool_stride >= 1 && desc.pool_stride <= desc.pool_size,
+                "pool_stride must be in 1..pool_size, got " + str(desc.pool_stride));
+    require_arg(l.conv_h >= desc.pool_size && l.conv_w >= desc.pool_size,
+                "the pooling window does not fit the " + str(l.conv_h) + " x " + str(l.conv_w) + " output");
+    l.h = (l.conv_h - desc.pool_size) / desc.pool_stride + 1;
+    l.w = (l.conv_w - desc.pool_size) / desc.pool_stride + 1;
+  }
+  if (desc.residual != 0) {
+    const NetLayer& r = layer(desc.residual, "residual");
+    require_arg(desc.residual < id, "residual must be an earlier layer");
+    check_readable(desc.residual, id, "residual");
+    require_arg(!r.is_virtual(), "the residual of layer " + str(id) + " is " + name(desc.residual) +
+                                     ", which has no tensor of its own (unsupported layer order)");
+    require_arg(r.h == l.conv_h && r.w == l.conv_w && r.c == l.c,
+                "layer " + str(id) + ": residual " + name(desc.residual) + " has shape " + shape_str(r.h, r.w, r.c) +
+                    ", the output before pooling is " + shape_str(l.conv_h, l.conv_w, l.c) + " (shape mismatch)");
+    require_arg(finite(desc.residual_scale), "residual_scale is not finite");
+  }
+  if (desc.output == APNN_LAYER_OUTPUT_PACKED) {
+    validate_quant(&desc.out_quant, "out_quant");
+    require_arg(finite(desc.out_scale) && desc.out_scale > 0.0f, "out_scale must be a finite number > 0");
+    l.out_quant = desc.out_quant;
+  } else if (desc.output == APNN_LAYER_OUTPUT_INT32) {
+    require_arg(desc.activation == APNN_ACTIVATION_NONE && desc.pool == APNN_POOL_NONE && desc.residual == 0 &&
+                    !l.over_avg_pool,
+                "an INT32 output is the raw accumulation: no activation, pooling, residual or average pool");
+  }
+  layers_[d.input].readers.push_back(id);
+  if (desc.residual != 0) layers_[desc.residual].readers.push_back(id);
+  layers_.push_back(l);
+  return id;
+}
+
+int Network::add_pool(int input, apnn_pool_t pool, int size, int stride, int pad) {
+  release_plan();
+  const int id = layer_count();
+  const NetLayer& in = layer(input, "input");
+  check_readable(input, id, "input");
+  require_arg(!in.is_virtual(), "pool layer " + str(id) + " reads " + name(input) +
+                                    ", which only a linear layer may read (unsupported layer order)");
+  NetLayer l;
+  l.kind = APNN_LAYER_POOL;
+  l.input = input;
+  l.pool = pool;
+  l.c = in.c;
+  l.out_quant = in.out_quant;
+  if (pool == APNN_POOL_AVG) {
+    require(size == 0, APNN_STATUS_UNSUPPORTED,
+            "only the global average pool (size 0) is supported, and it must feed linear layers");
+    l.h = l.w = 1;
+  } else {
+    require_arg(pool == APNN_POOL_MAX, "pool must be MAX or AVG, got " + str(pool));
+    if (stride == 0) stride = size;
+    require_arg(size >= 2 && size <= kMaxKernel, "max pool size must be in 2..15, got " + str(size));
+    require_arg(stride >= 1 && stride <= 16, "max pool stride must be in 1..16, got " + str(stride));
+    require_arg(pad >= 0 && 2 * pad <= size, "max pool padding must be in 0..size/2, got " + str(pad));
+    require_arg(in.h + 2 * pad >= size && in.w + 2 * pad >= size,
+                "the " + str(size) + " x " + str(size) + " pool window does not fit the " +
+                    shape_str(in.h, in.w, in.c) + " input (shape mismatch)");
+    l.pool_size = size;
+    l.pool_stride = stride;
+    l.pool_pad = pad;
+    l.h = (in.h + 2 * pad - size) / stride + 1;
+    l.w = (in.w + 2 * pad - size) / stride + 1;
+  }
+  layers_[input].readers.push_back(id);
+  layers_.push_back(l);
+  return id;
+}
+
+int Network::add_flatten(int input) {
+  release_plan();
+  const int id = layer_count();
+  const NetLayer& in = layer(input, "input");
+  check_readable(input, id, "input");
+  require_arg(!in.is_virtual(), "flatten layer " + str(id) + " reads " + name(input) +
+                                    ", which only a linear layer may read (unsupported layer order)");
+  NetLayer l;
+  l.kind = APNN_LAYER_FLATTEN;
+  l.input = input;
+  l.h = l.w = 1;
+  l.c = in.h * in.w * in.c;
+  l.out_quant = in.out_quant;
+  layers_[input].readers.push_back(id);
+  layers_.push_back(l);
+  return id;
+}
+
+void Network::release_weights(NetLayer& l) noexcept {
+  backend_->release(l.weights.planes_mem);
+  backend_->release(l.weights.tap_sat_mem);
+  backend_->release(l.scale_mem);
+  backend_->release(l.bias_mem);
+  l.weights.planes_mem = nullptr;
+  l.weights.tap_sat_mem = nullptr;
+  l.scale_mem = l.bias_mem = nullptr;
+  l.has_weights = false;
+}
+
+void Network::set_weights(int id, const apnn_layer_weights_t& wt) {
+  const NetLayer& cl = layer(id, "layer");
+  require_arg(cl.is_weighted(), name(id) + " has no weights");
+  require_arg(wt.values != nullptr, "weights: values is NULL");
+  check_dtype(wt.dtype, "weights");
+  NetLayer& l = layers_[id];
+  const int64_t o = l.desc.out_channels;
+  const apnn_quant_t& q = l.desc.weight_quant;
+  // Given: O x KH x KW x C, except O x C for a linear layer over a global average pool.
+  const int64_t taps = l.over_avg_pool ? 1 : l.kh * l.kw;
+  const int64_t given = taps * l.in_c;
+  std::vector<int32_t> codes(static_cast<size_t>(o * given));
+  if (wt.dtype == APNN_DTYPE_FLOAT32) {
+    require_arg(finite(wt.weight_scale) && wt.weight_scale > 0.0f, "weight_scale must be a finite number > 0");
+    const OutputQuant oq = output_quant(q);
+    const float* v = static_cast<const float*>(wt.values);
+    for (size_t i = 0; i < codes.size(); ++i) {
+      require_arg(finite(v[i]), "weights: value " + str(static_cast<int64_t>(i)) + " is not finite");
+      codes[i] = requantize(oq, wt.weight_scale, v[i]);
+    }
+  } else {
+    for (size_t i = 0; i < codes.size(); ++i) {
+      const int32_t c = load_int(wt.values, wt.dtype, static_cast<int64_t>(i));
+      require_arg(code_valid(c, q.bits, q.encoding),
+                  name(id) + ": weight code " + str(c) + " at (" + str(static_cast<int64_t>(i) / given) + ", " +
+                      str(static_cast<int64_t>(i) % given) + ") is outside " + str(code_min(q.bits, q.encoding)) +
+                      ".." + str(code_max(q.bits, q.encoding)) + " for " + str(q.bits) + "-bit " +
+                      encoding_name(q.encoding) + " codes");
+      codes[i] = c;
+    }
+  }
+  if (l.over_avg_pool && l.kh * l.kw > 1) {
+    // sum over the pooled window = the O x C weights repeated at every tap.
+    std::vector<int32_t> full(static_cast<size_t>(o * l.kh * l.kw * l.in_c));
+    for (int64_t r = 0; r < o; ++r)
+      for (int64_t t = 0; t < l.kh * l.kw; ++t)
+        std::copy_n(codes.begin() + r * l.in_c, l.in_c, full.begin() + (r * l.kh * l.kw + t) * l.in_c);
+    codes.swap(full);
+  }
+  std::vector<float> scale(static_cast<size_t>(o), 1.0f), bias(static_cast<size_t>(o), 0.0f);
+  for (int64_t i = 0; i < o; ++i) {
+    if (wt.scale) scale[i] = wt.scale[i];
+    if (wt.bias) bias[i] = wt.bias[i];
+    require_arg(finite(scale[i]) && finite(bias[i]), name(id) + ": scale / bias entry " + str(i) + " is not finite");
+    if (l.over_avg_pool) scale[i] = scale[i] / static_cast<float>(l.kh * l.kw);  // fl(scale / (H*W))
+  }
+
+  ConvWeights w;
+  w.out_channels = o;
+  w.kh = l.kh;
+  w.kw = l.kw;
+  w.channels = l.in_c;
+  w.rows_padded = round_up(o, kRowAlign);
+  w.channel_words = round_up(l.in_c, kKAlignBits) / 32;
+  w.words = l.kh * l.kw * w.channel_words;
+  w.quant = q;
+  std::vector<uint32_t> planes;
+  std::vector<int32_t> sat;
+  pack_conv_weights_host(codes.data(), APNN_DTYPE_INT32, w, planes, sat);
+  release_weights(l);
+  try {
+    w.planes_mem = static_cast<uint32_t*>(backend_->allocate(planes.size() * sizeof(uint32_t)));
+    l.weights = w;
+    l.weights.tap_sat_mem = static_cast<int32_t*>(backend_->allocate(sat.size() * sizeof(int32_t)));
+    l.scale_mem = static_cast<float*>(backend_->allocate(scale.size() * sizeof(float)));
+    l.bias_mem = static_cast<float*>(backend_->allocate(bias.size() * sizeof(float)));
+    backend_->write(l.weights.planes_mem, planes.data(), planes.size() * sizeof(uint32_t));
+    backend_->write(l.weights.tap_sat_mem, sat.data(), sat.size() * sizeof(int32_t));
+    backend_->write(l.scale_mem, scale.data(), scale.size() * sizeof(float));
+    backend_->write(l.bias_mem, bias.data(), bias.size() * sizeof(float));
+  } catch (...) {
+    release_weights(l);
+    throw;
+  }
+  l.has_weights = true;
+  // A planned graph refers to the old weights' memory: plan again.
+  if (batch_ > 0) plan(batch_);
+}
+
+apnn_layer_info_t Network::info(int id) const {
+  const NetLayer& l = layer(id, "layer");
+  apnn_layer_info_t info{};
+  info.kind = l.kind;
+  info.input = l.input;
+  info.shape[0] = l.h;
+  info.shape[1] = l.w;
+  info.shape[2] = l.c;
+  info.output = l.output;
+  info.out_quant = l.out_quant;
+  info.weight_quant = l.desc.weight_quant;
+  info.macs = l.macs();
+  if (l.is_weighted()) {
+    const int64_t rows_padded = round_up(l.desc.out_channels, kRowAlign);
+    info.weight_bytes = l.desc.weight_quant.bits * rows_padded * l.kh * l.kw * (round_up(l.in_c, kKAlignBits) / 8);
+  }
+  info.fused = (l.fused || l.is_virtual()) ? 1 : 0;
+  return info;
+}
+
+// ---- Plan ------------------------------------------------------------------------------
+
+void Network::zero(void* mem, size_t bytes) {
+  static const std::vector<char> zeros(size_t{16} << 20, 0);
+  for (size_t off = 0; off < bytes; off += zeros.size())
+    backend_->write(static_cast<char*>(mem) + off, zeros.data(), std::min(zeros.size(), bytes - off));
+}
+
+void Network::allocate_tensor(PackedMatrix& m, int64_t batch, int64_t h, int64_t w, int64_t c,
+                              const apnn_quant_t& q) {
+  m = PackedMatrix{};
+  m.rows = batch * h * w;
+  require_arg(m.rows <= (int64_t{1} << 31), "a tensor has more than 2^31 pixels; use a smaller batch");
+  m.cols = c;
+  m.rows_padded = round_up(m.rows, kRowAlign);
+  m.words = round_up(c, kKAlignBits) / 32;
+  m.quant = q;
+  m.batch = batch;
+  m.height = h;
+  m.width = w;
+  const size_t plane_bytes = static_cast<size_t>(m.total_words()) * sizeof(uint32_t);
+  const size_t sum_bytes = static_cast<size_t>(m.rows_padded) * sizeof(int32_t);
+  m.planes_mem = static_cast<uint32_t*>(backend_->allocate(plane_bytes));
+  m.row_sums_mem = static_cast<int32_t*>(backend_->allocate(sum_bytes));
+  // Padding rows and columns must be zero bits; kernels only write the real ones.
+  zero(m.planes_mem, plane_bytes);
+  zero(m.row_sums_mem, sum_bytes);
+}
+
+void Network::release_plan() noexcept {
+  recordings_.clear();
+  recorded_.clear();
+  for (auto& l : layers_) {
+    for (auto& t : l.tensors) {
+      backend_->release(t.planes_mem);
+      backend_->release(t.row_sums_mem);
+    }
+    l.tensors.clear();
+    l.fused = false;
+    l.pooled_by = -1;
+    l.time_us = 0.0;
+  }
+  backend_->release(input_mem_);
+  backend_->release(output_mem_);
+  input_mem_ = output_mem_ = nullptr;
+  batch_ = 0;
+  chunk_first_.clear();
+  chunk_size_.clear();
+}
+
+void Network::plan(int64_t batch) {
+  require_arg(batch >= 1 && batch <= kMaxDim, "batch must be in 1.." + str(kMaxDim) + ", got " + str(batch));
+  const int last = layer_count() - 1;
+  require_arg(last >= 1, "the network has no layers besides its input");
+  for (int id = 1; id <= last; ++id) {
+    const NetLayer& l = layers_[id];
+    require_arg(!l.is_weighted() || l.has_weights,
+                name(id) + " has no weights; call apnn_network_set_weights before planning");
+    require_arg(l.output == APNN_LAYER_OUTPUT_PACKED || id == last,
+                name(id) + " outputs " + (l.output == APNN_LAYER_OUTPUT_FLOAT32 ? "float32" : "int32") +
+                    " but is not the last layer; only the network output may be float32 / int32");
+    if (l.is_virtual()) {
+      require_arg(id != last, name(id) + " is the last layer, but it only reinterprets its input for linear "
+                                         "layers (unsupported layer order)");
+      for (int r : l.readers)
+        require_arg(layers_[r].kind == APNN_LAYER_LINEAR && layers_[r].input == id,
+                    name(id) + " is read by " + name(r) + "; only linear layers may read it (unsupported layer order)");
+    }
+  }
+  release_plan();
+  batch_ = batch;
+  try {
+    // Fuse a max pool into the epilogue of the conv / linear layer it alone reads.
+    for (int id = 1; id <= last; ++id) {
+      NetLayer& p = layers_[id];
+      if (p.kind != APNN_LAYER_POOL || p.pool != APNN_POOL_MAX || p.pool_pad != 0) continue;
+      if (p.pool_size > 3 || p.pool_stride > p.pool_size) continue;
+      NetLayer& src = layers_[p.input];
+      if (!src.is_weighted() || src.desc.pool != APNN_POOL_NONE || src.readers.size() != 1) continue;
+      p.fused = true;
+      src.pooled_by = id;
+    }
+    // Sub-batches: at most max_call_pixels() output pixels per convolution call.
+    int64_t pixels = 1;
+    for (const NetLayer& l : layers_) pixels = std::max(pixels, l.conv_h * l.conv_w);
+    const int64_t most = std::max<int64_t>(1, max_call_pixels() / pixels);
+    const int64_t chunks = (batch + most - 1) / most, size = (batch + chunks - 1) / chunks;
+    for (int64_t first = 0; first < batch; first += size) {
+      chunk_first_.push_back(first);
+      chunk_size_.push_back(std::min(size, batch - first));
+    }
+    // Tensors: the input, every packed layer that is not virtual and not writing into a fused pool.
+    for (int id = 0; id <= last; ++id) {
+      NetLayer& l = layers_[id];
+      if (l.is_virtual() || l.pooled_by >= 0 || l.output != APNN_LAYER_OUTPUT_PACKED) continue;
+      l.tensors.resize(chunk_size_.size());
+      for (size_t k = 0; k < chunk_size_.size(); ++k)
+        allocate_tensor(l.tensors[k], chunk_size_[k], l.h, l.w, l.c, l.out_quant);
+    }
+    const NetLayer& in = layers_[0];
+    const size_t in_bytes = static_cast<size_t>(batch_ * in.h * in.w * in.c) * 4;
+    input_mem_ = backend_->allocate(in_bytes);
+    zero(input_mem_, in_bytes);
+    const NetLayer& out = layers_[last];
+    if (out.output != APNN_LAYER_OUTPUT_PACKED)
+      output_mem_ = backend_->allocate(static_cast<size_t>(batch_ * out.h * out.w * out.c) * 4);
+    // One eager pass: surfaces errors now and grows the backend's workspaces before any capture.
+    run_steps(APNN_DTYPE_FLOAT32);
+    backend_->synchronize();
+  } catch (...) {
+    release_plan();
+    throw;
+  }
+}
+
+ConvCall Network::conv_call(int id, int chunk) const {
+  const NetLayer& l = layers_[id];
+  const NetLayer& src = layers_[l.source];
+  ConvCall call;
+  call.x = &src.tensors[chunk];
+  call.w = &l.weights;
+  ConvGeometry& g = call.geometry;
+  g.batch = chunk_size_[chunk];
+  g.height = src.h;
+  g.width = src.w;
+  g.channels = src.c;
+  g.out_channels = l.desc.out_channels;
+  g.kh = l.kh;
+  g.kw = l.kw;
+  g.stride_h = l.desc.stride_h;
+  g.stride_w = l.desc.stride_w;
+  g.pad_h = l.desc.pad_h;
+  g.pad_w = l.desc.pad_w;
+  g.out_h = l.conv_h;
+  g.out_w = l.conv_w;
+  g.pooled_h = l.conv_h;
+  g.pooled_w = l.conv_w;
+  // A float / int32 output (the last layer) goes to its sub-batch's part of the output buffer.
+  void* y_mem = static_cast<char*>(output_mem_) + chunk_first_[chunk] * l.h * l.w * l.c * 4;
+  if (l.output == APNN_LAYER_OUTPUT_INT32) {
+    call.y_mem = y_mem;
+    return call;
+  }
+  call.has_epilogue = true;
+  EpilogueParams& e = call.epilogue;
+  e.scale = l.scale_mem;
+  e.bias = l.bias_mem;
+  e.residual_scale = l.desc.residual_scale;
+  e.activation = l.desc.activation;
+  e.clip_lo = l.desc.clip_lo;
+  e.clip_hi = l.desc.clip_hi;
+  e.out_scale = l.output == APNN_LAYER_OUTPUT_PACKED ? l.desc.out_scale : 1.0f;
+  const NetLayer* target = &l;
+  if (l.desc.pool != APNN_POOL_NONE) {
+    e.pool = l.desc.pool;
+    e.pool_size = l.desc.pool_size;
+    e.pool_stride = l.desc.pool_stride;
+  } else if (l.pooled_by >= 0) {
+    target = &layers_[l.pooled_by];
+    e.pool = APNN_POOL_MAX;
+    e.pool_size = target->pool_size;
+    e.pool_stride = target->pool_stride;
+  }
+  if (e.pool != APNN_POOL_NONE) {
+    g.pooled_h = (g.out_h - e.pool_size) / e.pool_stride + 1;
+    g.pooled_w = (g.out_w - e.pool_size) / e.pool_stride + 1;
+  }
+  if (l.desc.residual != 0) {
+    const PackedMatrix& rm = layers_[l.desc.residual].tensors[chunk];
+    ResidualParams& r = call.residual;
+    r.channels = g.out_channels;
+    r.planes = rm.planes_mem;
+    r.rows_padded = rm.rows_padded;
+    r.words = rm.words;
+    r.bits = rm.quant.bits;
+    for (int i = 0; i < r.bits; ++i) r.coefficient[i] = plane_coefficient(i, r.bits, rm.quant.encoding);
+    r.real_offset = static_cast<int32_t>(real_offset(rm.quant));
+  }
+  if (l.output == APNN_LAYER_OUTPUT_FLOAT32) {
+    call.y_mem = y_mem;
+  } else {
+    call.y_packed = const_cast<PackedMatrix*>(&target->tensors[chunk]);
+  }
+  return call;
+}
+
+std::vector<Network::Step> Network::steps(apnn_dtype_t input_dtype) const {
+  std::vector<Step> out;
+  Backend* b = backend_.get();
+  const NetLayer& input = layers_[0];
+  for (size_t k = 0; k < chunk_size_.size(); ++k) {
+    const int chunk = static_cast<int>(k);
+    InputPackCall in;
+    in.values = static_cast<const char*>(input_mem_) +
+                chunk_first_[k] * input.h * input.w * input.c * static_cast<int64_t>(dtype_bytes(input_dtype));
+    in.dtype = input_dtype;
+    in.scale = input_scale_;
+    in.out = view(input.tensors[k]);
+    out.push_back({0, [b, in] { b->pack_input(in); }});
+    for (int id = 1; id < layer_count(); ++id) {
+      const NetLayer& l = layers_[id];
+      if (l.is_weighted()) {
+        const ConvCall call = conv_call(id, chunk);
+        out.push_back({id, [b, call] { b->conv2d(call); }});
+      } else if (l.kind == APNN_LAYER_POOL && l.pool == APNN_POOL_MAX && !l.fused) {
+        PoolCall pc;
+        pc.x = view(layers_[l.input].tensors[k]);
+        pc.y = view(l.tensors[k]);
+        pc.kernel = l.pool_size;
+        pc.stride = l.pool_stride;
+        pc.pad = l.pool_pad;
+        out.push_back({id, [b, pc] { b->max_pool(pc); }});
+      }
+    }
+  }
+  return out;
+}
+
+void Network::run_steps(apnn_dtype_t dtype) {
+  for (const Step& s : steps(dtype)) s.fn();
+}
+
+// ---- Run -------------------------------------------------------------------------------
+
+void Network::output_shape(int64_t shape[4], apnn_dtype_t* dtype) const {
+  require_arg(batch_ > 0, "the network is not planned; call apnn_network_plan first");
+  const NetLayer& l = layers_.back();
+  if (shape) {
+    shape[0] = batch_;
+    shape[1] = l.h;
+    shape[2] = l.w;
+    shape[3] = l.c;
+  }
+  if (dtype) *dtype = l.output == APNN_LAYER_OUTPUT_FLOAT32 ? APNN_DTYPE_FLOAT32 : APNN_DTYPE_INT32;
+}
+
+void Network::run(const void* input, apnn_dtype_t dtype, void* output) {
+  require_arg(batch_ > 0, "the network is not planned; call apnn_network_plan first");
+  require_arg(input != nullptr && output != nullptr, "input or output is NULL");
+  check_dtype(dtype, "input");
+  const NetLayer& in = layers_[0];
+  const int64_t count = batch_ * in.h * in.w * in.c;
+  const apnn_quant_t& q = in.out_quant;
+  if (dtype == APNN_DTYPE_FLOAT32) {
+    const float* v = static_cast<const float*>(input);
+    for (int64_t i = 0; i < count; ++i)
+      require_arg(!std::isnan(v[i]), "input value " + str(i) + " is NaN");
+  } else if (!(dtype == APNN_DTYPE_UINT8 && q.encoding == APNN_ENCODING_UNSIGNED && q.bits == 8)) {
+    for (int64_t i = 0; i < count; ++i) {
+      const int32_t c = load_int(input, dtype, i);
+      require_arg(code_valid(c, q.bits, q.encoding),
+                  "input code " + str(c) + " at index " + str(i) + " is outside " + str(code_min(q.bits, q.encoding)) +
+                      ".." + str(code_max(q.bits, q.encoding)) + " for " + str(q.bits) + "-bit " +
+                      encoding_name(q.encoding) + " input codes");
+    }
+  }
+  backend_->write(input_mem_, input, static_cast<size_t>(count) * dtype_bytes(dtype));
+  last_dtype_ = dtype;
+  if (!recorded_[dtype]) {
+    run_steps(dtype);  // the first run of a dtype runs eagerly, then records the sequence
+    recorded_[dtype] = true;
+    backend_->synchronize();
+    try {
+      recordings_[dtype] = backend_->record([this, dtype] { run_steps(dtype); });
+    } catch (const Error&) {
+      recordings_[dtype] = nullptr;  // not capturable here: keep launching the steps one by one
+    }
+  } else if (recordings_[dtype]) {
+    recordings_[dtype]->replay();
+  } else {
+    run_steps(dtype);
+  }
+  read_output(output);
+}
+
+void Network::read_output(void* output) {
+  const NetLayer& l = layers_.back();
+  const int64_t count = batch_ * l.h * l.w * l.c;
+  if (l.output != APNN_LAYER_OUTPUT_PACKED) {
+    backend_->read(output, output_mem_, static_cast<size_t>(count) * 4);
+    return;
+  }
+  // Packed output: decode the codes from the planes of each sub-batch.
+  for (size_t chunk = 0; chunk < l.tensors.size(); ++chunk) {
+    const PackedMatrix& m = l.tensors[chunk];
+    std::vector<uint32_t> planes(static_cast<size_t>(m.total_words()));
+    backend_->read(planes.data(), m.planes_mem, planes.size() * sizeof(uint32_t));
+    int32_t* y = static_cast<int32_t*>(output) + chunk_first_[chunk] * l.h * l.w * l.c;
+    const int bits = m.quant.bits;
+    for (int64_t r = 0; r < m.rows; ++r)
+      for (int64_t k = 0; k < m.cols; ++k) {
+        int32_t v = 0;
+        for (int i = 0; i < bits; ++i)
+          if ((planes[(i * m.rows_padded + r) * m.words + k / 32] >> (k % 32)) & 1u)
+            v += plane_coefficient(i, bits, m.quant.encoding);
+        y[r * m.cols + k] = v + value_offset(m.quant.encoding);
+      }
+  }
+}
+
+double Network::benchmark(int warmup, int iters) {
+  require_arg(batch_ > 0, "the network is not planned; call apnn_network_plan first");
+  require_arg(warmup >= 0 && iters >= 1, "need warmup >= 0 and iters >= 1");
+  const std::vector<Step> all = steps(last_dtype_);
+  const double total = backend_->benchmark([&all] { for (const Step& s : all) s.fn(); }, warmup, iters);
+  for (auto& l : layers_) l.time_us = 0.0;
+  for (int id = 0; id < layer_count(); ++id) {
+    std::vector<const Step*> mine;
+    for (const Step& s : all)
+      if (s.layer == id) mine.push_back(&s);
+    if (mine.empty()) continue;  // fused or virtual
+    layers_[id].time_us = backend_->benchmark([&mine] { for (const Step* s : mine) s->fn(); }, std::min(warmup, 2), iters);
+  }
+  return total;
+}
+
+}  // namespace apnn

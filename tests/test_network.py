@@ -1,0 +1,218 @@
+"""Whole networks (apnn.Network, apnn.models) against the numpy oracle apnn.reference.network:
+bit for bit on the host backend and, where a GPU is present, on the CUDA backend."""
+import numpy as np
+import pytest
+
+import apnn
+from apnn import reference
+from conftest import BACKENDS
+
+SMALL = dict(input_shape=(32, 32, 3), width=1 / 16, num_classes=10)
+
+
+def images(rng, n, shape=(32, 32, 3)):
+    return rng.integers(0, 256, (n, *shape)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bits", [(1, 2), (2, 2)], ids=["w1a2", "w2a2"])
+@pytest.mark.parametrize("model", ["alexnet", "vgg_variant", "resnet18"])
+def test_small_models_match_oracle(model, bits, backend, rng):
+    w_bit, x_bit = bits
+    net = apnn.models.build(model, w_bit=w_bit, x_bit=x_bit, context=apnn.default_context(backend), seed=3, **SMALL)
+    x = images(rng, 3)
+    y = net(x)
+    assert y.shape == (3, 1, 1, 10) and y.dtype == np.float32
+    np.testing.assert_array_equal(y, net.reference(x))
+    # Replays (the CUDA graph on a GPU) give the same result; a new batch re-plans.
+    np.testing.assert_array_equal(net(x), y)
+    np.testing.assert_array_equal(net(x[:1]), y[:1])
+
+
+def _random_graph(rng, ctx):
+    """A random network: convs (strides, padding, fused pools, residuals, encodings, zero points),
+    max pools (fusable or padded), flatten / global average pool + linear, and a random output."""
+    h = int(rng.integers(6, 13))
+    in_bits = int(rng.choice([2, 4, 8]))
+    in_enc = str(rng.choice(["unsigned", "signed"]))
+    in_zp = int(rng.integers(-1, 2))
+    net = apnn.Network((h, h, int(rng.integers(1, 6))), input_bits=in_bits, input_encoding=in_enc,
+                       input_zero_point=in_zp, input_scale=float(rng.uniform(0.02, 0.2)), context=ctx)
+    shapes = {0: (h, h)}
+    cur = 0
+    for _ in range(int(rng.integers(1, 5))):
+        hh = shapes[cur][0]
+        kind = rng.choice(["conv", "conv", "pool"]) if hh >= 3 else "conv"
+        if kind == "pool":
+            k = int(rng.integers(2, 4))
+            pad = int(rng.integers(0, k // 2 + 1))
+            cur = net.maxpool(k, int(rng.integers(1, k + 1)), pad)
+        else:
+            k = int(rng.choice([1, 3])) if hh >= 3 else 1
+            w_bit = int(rng.integers(1, 4))
+            out_bit = int(rng.integers(1, 4))
+            out_enc = str(rng.choice(["unsigned", "signed", "binary"])) if out_bit == 1 else \
+                str(rng.choice(["unsigned", "signed"]))
+            stride = int(rng.integers(1, 3))
+            pool = "none"
+            conv_h = (hh + 2 * (k // 2) - k) // stride + 1
+            # A same-shape residual: an earlier layer of the conv's output shape and channels.
+            out_c = int(rng.integers(1, 40))
+            residual = None
+            cands = [i for i, s in enumerate(net.specs) if i > 0 and s["type"] in ("conv", "maxpool")
+                     and net.layer_info(i)["shape"] == (conv_h, conv_h, net.layer_info(i)["shape"][2])]
+            if cands and rng.random() < 0.5:
+                residual = int(rng.choice(cands))
+                out_c = net.layer_info(residual)["shape"][2]
+            if conv_h >= 3 and rng.random() < 0.3:
+                pool = str(rng.choice(["max", "avg"]))
+            cur = net.conv(out_c, k, stride=stride, padding=k // 2, w_bit=w_bit,
+                           w_encoding="binary" if w_bit == 1 and rng.random() < 0.7 else
+                           str(rng.choice(["signed", "unsigned"])),
+                           w_zero_point=int(rng.integers(-1, 2)) if w_bit > 1 else 0,
+                           activation=str(rng.choice(["relu", "none", "clip"])), clip=(-1.0, 2.5),
+                           pool=pool, pool_size=2, residual=residual,
+                           residual_scale=float(rng.uniform(0.1, 1.0)), out_bit=out_bit, out_encoding=out_enc,
+                           out_zero_point=0 if out_enc == "binary" else int(rng.integers(-1, 2)),
+                           out_scale=float(rng.uniform(0.3, 2.0)))
+        shapes[cur] = net.layer_info(cur)["shape"]
+    # A head: linear over the tensor, a flatten or a global average pool; or the last conv itself.
+    head = rng.choice(["linear", "flatten", "avgpool", "none"])
+    output = str(rng.choice(["float", "int32", "packed"]))
+    if head != "none" or net.specs[-1]["type"] != "conv":
+        if head == "flatten":
+            net.flatten()
+        elif head == "avgpool":
+            net.avgpool()
+            if output == "int32":
+                output = "float"
+        net.linear(int(rng.integers(1, 20)), w_bit=int(rng.integers(1, 4)), output=output,
+                   activation="none" if output == "int32" else "relu", out_scale=0.7)
+    return net
+
+
+def _set_random_weights(net, rng):
+    for i, s in enumerate(net.specs):
+        if s["type"] not in ("conv", "linear"):
+            continue
+        shape = net.weight_shape(i)
+        o = shape[0]
+        scale = rng.uniform(0.001, 0.2, o).astype(np.float32)
+        bias = rng.uniform(-1, 1, o).astype(np.float32)
+        if rng.random() < 0.3:  # float weights, quantized by the library
+            net.set_weights(i, weights=rng.standard_normal(shape).astype(np.float32), weight_scale=0.4, scale=scale,
+                            bias=bias)
+        else:
+            lo, hi = reference.code_range(s["w_bit"], s["w_encoding"])
+            codes = reference.random_codes(rng, shape, s["w_bit"], s["w_encoding"])
+            assert codes.min() >= lo and codes.max() <= hi
+            net.set_weights(i, codes=codes, scale=scale, bias=bias)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", range(16))
+def test_random_graphs_match_oracle(seed, backend):
+    rng = np.random.default_rng(1000 + seed)
+    net = _random_graph(rng, apnn.default_context(backend))
+    _set_random_weights(net, rng)
+    n = int(rng.integers(1, 4))
+    shape = net.specs[0]["shape"]
+    if rng.random() < 0.5:
+        x = rng.uniform(-1, 2, (n, *shape)).astype(np.float32)
+    else:
+        s = net.specs[0]
+        x = reference.random_codes(rng, (n, *shape), s["bits"], s["encoding"])
+    y = net(x)
+    expect = net.reference(x)
+    assert y.shape == expect.shape, net.summary()
+    np.testing.assert_array_equal(y, expect, err_msg=net.summary())
+
+
+def test_fused_and_standalone_max_pool(host_ctx, rng):
+    # A max pool fused into the conv epilogue (the conv is read only by it) and standalone (the
+    # conv is also a residual elsewhere, so it cannot be fused): both exactly as the oracle.
+    for extra_reader in (False, True):
+        net = apnn.Network((9, 9, 4), context=host_ctx)
+        c = net.conv(8, 3, padding=1, out_bit=3, out_scale=0.5)
+        p = net.maxpool(3, 2)
+        if extra_reader:
+            net.conv(8, 3, padding=1, input=c, residual=c, out_bit=2)
+        net.linear(5, input=p, output="float")
+        for i, s in enumerate(net.specs):
+            if s["type"] in ("conv", "linear"):
+                net.set_weights(i, codes=reference.random_codes(rng, net.weight_shape(i), 1, "binary"),
+                                scale=np.full(net.weight_shape(i)[0], 0.01, np.float32))
+        x = images(rng, 2, (9, 9, 4))
+        np.testing.assert_array_equal(net(x), net.reference(x))
+        assert net.layer_info(p)["fused"] == (not extra_reader)
+
+
+def test_float_and_code_inputs(host_ctx, rng):
+    net = apnn.Network((5, 5, 2), input_bits=4, input_scale=0.25, context=host_ctx)
+    net.conv(3, 3, padding=1, w_bit=2, output="int32", activation="none")
+    net.set_weights(1, codes=reference.random_codes(rng, net.weight_shape(1), 2, "signed"))
+    xf = rng.uniform(-0.5, 5.0, (2, 5, 5, 2)).astype(np.float32)
+    codes = reference.quantize(xf, 0.25, 4, "unsigned")
+    np.testing.assert_array_equal(net(xf), net(codes.astype(np.uint8)))
+    np.testing.assert_array_equal(net(xf), net.reference(xf))
+    with pytest.raises(apnn.InvalidArgumentError, match="outside 0..15"):
+        net(np.full((2, 5, 5, 2), 16, np.int32))
+
+
+def test_load_npz_and_replan(host_ctx, rng, tmp_path):
+    net = apnn.models.build("alexnet", weights=None, context=host_ctx, **SMALL)
+    ref = apnn.models.build("alexnet", context=host_ctx, seed=5, **SMALL)
+    data = {}
+    for i, s in enumerate(ref.specs):
+        if i in ref.params:
+            p = ref.params[i]
+            data[f"{s['name']}.codes"] = p["values"]
+            data[f"{s['name']}.scale"] = p["scale"]
+            data[f"{s['name']}.bias"] = p["bias"]
+    np.savez(tmp_path / "w.npz", **data)
+    net.load(str(tmp_path / "w.npz"))
+    x = images(rng, 2)
+    np.testing.assert_array_equal(net(x), ref(x))
+    net.plan(4)
+    np.testing.assert_array_equal(net(np.concatenate([x, x])), np.concatenate([ref(x), ref(x)]))
+
+
+def test_benchmark_layer_times_and_summary(host_ctx, rng):
+    net = apnn.models.build("resnet18", context=host_ctx, **SMALL)
+    ms = net.benchmark(batch=2, iters=2, warmup=1)
+    assert ms > 0
+    times = net.layer_times()
+    assert len(times) == len(net.specs)
+    assert dict(times)["avgpool"] == 0.0 and dict(times)["conv1"] > 0
+    text = net.summary()
+    assert "layer4.1.conv2" in text and "w1a2" in text and "GOPs" in text
+    assert net.total_macs() > 0
+    with pytest.raises(apnn.ApnnError, match="benchmark"):
+        apnn.models.build("alexnet", context=host_ctx, **SMALL).layer_times()
+
+
+def test_full_size_tables_build():
+    # The real shapes (224 x 224) plan-free: building checks every shape and the summary's totals.
+    net = apnn.models.alexnet(backend="host", weights=None)
+    assert net.layer_info("fout")["shape"] == (1, 1, 1000)
+    assert net.layer_info("fc1")["macs"] == 7 * 7 * 256 * 4096
+    assert net.layer_info("pool1")["shape"] == (28, 28, 64)
+    r18 = apnn.models.resnet18(backend="host", weights=None)
+    assert r18.layer_info("fc")["shape"] == (1, 1, 1000)
+    assert r18.layer_info("layer4.1.conv2")["shape"] == (7, 7, 512)
+    vgg = apnn.models.vgg_variant(backend="host", weights=None, w_bit=2, x_bit=2)
+    assert vgg.layer_info("fc1")["macs"] == 7 * 7 * 512 * 4096
+
+
+def test_sub_batches_match_oracle(rng, monkeypatch):
+    # Large batches run as sub-batches with their own tensors; force them with a tiny limit.
+    monkeypatch.setenv("APNN_NETWORK_MAX_CALL_PIXELS", "300")  # 256 pixels per image: 1 image each
+    net = apnn.models.build("resnet18", context=apnn.Context("host"), seed=2, **SMALL)
+    x = images(rng, 3)
+    np.testing.assert_array_equal(net(x), net.reference(x))
+    net2 = apnn.Network((6, 6, 2), context=apnn.Context("host"))
+    net2.conv(3, 3, padding=1, out_bit=3)
+    net2.set_weights(1, codes=reference.random_codes(rng, net2.weight_shape(1), 1, "binary"),
+                     scale=np.full(3, 0.05, np.float32))
+    x2 = images(rng, 5, (6, 6, 2))
+    np.testing.assert_array_equal(net2(x2), net2.reference(x2))  # packed output, decoded per sub-batch
