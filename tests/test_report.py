@@ -38,8 +38,9 @@ def test_tiny_run_succeeds(tiny_report):
 def test_markdown_has_header_and_sections(tiny_report):
     _, _, text, data = tiny_report
     assert text.startswith("# APNN benchmark report")
-    for needle in ("- GPU: ", "- Date: ", "- Command: `python3 tools/report.py --tiny --backend=host --out_dir=", "## Verification", "## Summary",
-                   "## GEMM: M=16, N=K=128..256", "## CONV: 8x8, 3x3, pad 1", "## NN: AlexNet, ResNet-18 at 32x32, width x0.125, batch 1, 2",
+    for needle in ("- GPU: ", "- Date: ", "- Command: `python3 tools/report.py --tiny --backend=host --out_dir=",
+                   "## Verification", "## Summary", "## GEMM: M=16, N=K=128..256", "## CONV: 8x8, 3x3, pad 1",
+                   "## NN: AlexNet, ResNet-18 at 32x32, width x0.125, batch 1, 2",
                    "![GEMM](gemm_tops.png)", "![CONV](conv_tops.png)", "![NN](nn_latency.png)",
                    "vs CUTLASS INT1-AND", "vs cuBLAS FP16", "vs cuDNN FP16", "vs CUTLASS FP32"):
         assert needle in text, needle

@@ -522,8 +522,9 @@ def main(argv, command=None):
         write(directory, meta, results, done, baseline_names, want_plots=False)
     print(f"report: plots (at {time.time() - started:.1f} s)", flush=True)
     plots = write(directory, meta, results, done, baseline_names, want_plots=True)
-    print(f"report: done in {time.time() - started:.1f} s; wrote {os.path.join(directory, 'report.md')}, {os.path.join(directory, 'results.json')}"
-          + "".join(f", {os.path.join(directory, p)}" for p in plots.values()), flush=True)
+    files = ["report.md", "results.json"] + list(plots.values())
+    print(f"report: done in {time.time() - started:.1f} s; wrote "
+          + ", ".join(os.path.join(directory, f) for f in files), flush=True)
     wrong = [r for r in results if r["status"] == "WRONG"]
     if wrong:
         print(f"report: {len(wrong)} WRONG results (see the report)", flush=True)

@@ -207,18 +207,20 @@ def _style(impl):
 
 
 def _tops_plot(plt, path, rows, title, xlabel, batches):
-    fig, axes = plt.subplots(1, len(batches), figsize=(7 * len(batches), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(batches), figsize=(8.5 * len(batches), 5), squeeze=False)
     for ax, batch in zip(axes[0], batches):
         at_b = [r for r in rows if r.get("batch", 0) == batch and r["status"] == "ok" and r.get("tops")]
-        for impl in _ordered(r["impl"] for r in at_b):
+        colors = plt.get_cmap("tab20").colors
+        for i, impl in enumerate(_ordered(r["impl"] for r in at_b)):
             pts = sorted((r["size"], r["tops"]) for r in at_b if r["impl"] == impl)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=impl, **_style(impl))
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=impl, color=colors[(2 * i) % 20 + (i // 10) % 2],
+                    **_style(impl))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("TOPS")
         ax.set_title(title + (f", batch {batch}" if len(batches) > 1 or batch else ""))
         if at_b:
             ax.set_yscale("log")
-            ax.legend(fontsize=7, ncol=2)
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         else:
             ax.text(0.5, 0.5, "no results here", ha="center", va="center", transform=ax.transAxes)
         ax.grid(True, which="both", alpha=0.3)

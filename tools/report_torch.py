@@ -60,7 +60,7 @@ def net_time(layers, batch, input_shape, warmup=2, iters=5):
         return None
     torch.backends.cudnn.benchmark = True
     h, w, c = input_shape
-    with torch.inference_mode():
+    with torch.no_grad():
         net = build(torch, layers, input_shape).to("cuda", torch.half).to(memory_format=torch.channels_last).eval()
         x = torch.randn(batch, c, h, w, device="cuda", dtype=torch.half).to(memory_format=torch.channels_last)
         y = net(x)
