@@ -143,11 +143,18 @@ class Env:
         self.ctx = apnn.Context(FLAGS.backend)
         self.gpu = self.ctx.device_name if self.ctx.backend == "cuda" else None
         self.ab, self.ab_reason = None, ""
+        self.xor_ok, self.xor_reason = True, ""
         try:
             import apnn_baselines  # noqa: PLC0415
             if apnn_baselines.cuda_device_count() > 0:
                 self.ab = apnn_baselines
                 self.gpu = self.gpu or apnn_baselines.device_name()
+                supported = getattr(apnn_baselines, "xor_popc_supported", lambda: True)
+                self.xor_ok = supported()
+                if not self.xor_ok:
+                    major, minor = apnn_baselines.compute_capability()
+                    self.xor_reason = (f"CUTLASS b1 XOR-popc is unsupported on sm_{major}{minor} (no native BMMA.XOR; "
+                                       "the library refuses it): the BNN network runs on the AND-popc GEMM there")
             else:
                 self.ab_reason = "no CUDA GPU here (the CUTLASS / TCBNN baselines need one)"
         except Exception as e:  # noqa: BLE001
@@ -197,8 +204,8 @@ def run_gemm(env, shapes):
             say(rows[-1])
         for name, kind in CUTLASS_KINDS.items():
             base = result("gemm", shape, name, "baseline", **common)
-            if env.ab is None:
-                rows.append({**base, "status": "n/a", "note": env.ab_reason, "us": None})
+            if env.ab is None or (kind == "int1-xor" and not env.xor_ok):
+                rows.append({**base, "status": "n/a", "note": env.ab_reason or env.xor_reason, "us": None})
             else:
                 rows.append(finish(guarded(lambda kind=kind: _pick(bench_baseline_gemm.run_one(
                     kind, m, n, k, rng_for("cutlass-gemm", m, n, k, kind), warmup=FLAGS.warmup, iters=FLAGS.iters)),
@@ -254,8 +261,8 @@ def run_conv(env, hw, channels, batches):
                 say(rows[-1])
             for name, kind in CUTLASS_KINDS.items():
                 base = result("conv", shape, name, "baseline", **common)
-                if env.ab is None:
-                    rows.append({**base, "status": "n/a", "note": env.ab_reason})
+                if env.ab is None or (kind == "int1-xor" and not env.xor_ok):
+                    rows.append({**base, "status": "n/a", "note": env.ab_reason or env.xor_reason})
                 else:
                     rows.append(finish(guarded(lambda kind=kind: _pick(bench_baseline_conv.run_one(
                         kind, batch, hw, ch, r, rng_for("cutlass-conv", batch, hw, ch, kind), warmup=FLAGS.warmup,
@@ -384,7 +391,8 @@ def run_nn(env, models_, batches, input_shape, width=1.0):
                     if params is None:
                         return dict(us=us, verified="finite only (--nonn_verify)")
                     bench_baseline_nn.check_output(name, precision, out[:1], ref)
-                    return dict(us=us, verified="oracle, image 0")
+                    return dict(us=us, verified="oracle, image 0" + (
+                        "; b1 AND-popc GEMM (no XOR on this GPU)" if precision == "bnn" and not env.xor_ok else ""))
                 rows.append(finish(guarded(one, base)))
                 say(rows[-1])
             base = result("nn", title, "cuDNN FP16", "baseline", **common)
