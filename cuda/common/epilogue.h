@@ -46,6 +46,17 @@ struct OutputQuant {
   int32_t lo = 0, hi = 0;  // code range of (bits, encoding)
 };
 
+// The re-quantization target of an output tensor with quantization `q`.
+inline OutputQuant output_quant(const apnn_quant_t& q) {
+  OutputQuant out;
+  out.bits = q.bits;
+  out.encoding = q.encoding;
+  out.zero_point = q.zero_point;
+  out.lo = code_min(q.bits, q.encoding);
+  out.hi = code_max(q.bits, q.encoding);
+  return out;
+}
+
 #if defined(__CUDA_ARCH__)
 APNN_HD float fl_mul(float a, float b) { return __fmul_rn(a, b); }
 APNN_HD float fl_add(float a, float b) { return __fadd_rn(a, b); }

@@ -160,16 +160,6 @@ void launch_conv_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaS
   launch_conv<0, 0>(prm, grid, stream);
 }
 
-OutputQuant output_quant(const apnn_quant_t& q) {
-  OutputQuant out;
-  out.bits = q.bits;
-  out.encoding = q.encoding;
-  out.zero_point = q.zero_point;
-  out.lo = code_min(q.bits, q.encoding);
-  out.hi = code_max(q.bits, q.encoding);
-  return out;
-}
-
 
 void launch_epilogue(const ConvCall& call, const ConvKernelParams& prm, cudaStream_t stream) {
   const auto& g = call.geometry;

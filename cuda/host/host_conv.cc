@@ -86,16 +86,6 @@ void conv_raw(const ConvCall& call, int32_t* y, int threads) {
   });
 }
 
-OutputQuant output_quant(const apnn_quant_t& q) {
-  OutputQuant out;
-  out.bits = q.bits;
-  out.encoding = q.encoding;
-  out.zero_point = q.zero_point;
-  out.lo = code_min(q.bits, q.encoding);
-  out.hi = code_max(q.bits, q.encoding);
-  return out;
-}
-
 }  // namespace
 
 void host_conv2d(const ConvCall& call, int threads) {

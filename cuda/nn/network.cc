@@ -58,16 +58,6 @@ int32_t load_int(const void* p, apnn_dtype_t d, int64_t i) {
   }
 }
 
-OutputQuant output_quant(const apnn_quant_t& q) {
-  OutputQuant o;
-  o.bits = q.bits;
-  o.encoding = q.encoding;
-  o.zero_point = q.zero_point;
-  o.lo = code_min(q.bits, q.encoding);
-  o.hi = code_max(q.bits, q.encoding);
-  return o;
-}
-
 PackedView view(const PackedMatrix& m) {
   PackedView v;
   v.rows = m.rows;
