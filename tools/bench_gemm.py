@@ -18,6 +18,7 @@ from absl import app, flags
 import apnn
 from apnn import reference
 
+import gemm_shapes
 import torch_baselines
 
 FLAGS = flags.FLAGS
@@ -46,21 +47,8 @@ def define_flags():
     flags.DEFINE_integer("seed", 0, "Random seed.")
 
 
-def seed_shapes():
-    return [(64, n, n) for n in range(128, 1025, 128)]
-
-
-def large_shapes():
-    return [(s, s, s) for s in (1024, 4096, 8192)] + [(m, nk, nk) for nk in (4096, 8192) for m in
-                                                       (8, 16, 32, 64, 128, 256)]
-
-
 def shapes_from_flags():
-    if FLAGS.m or FLAGS.n or FLAGS.k:
-        if not (FLAGS.m and FLAGS.n and FLAGS.k):
-            raise app.UsageError("--m, --n and --k go together")
-        return [(int(m), int(n), int(k)) for m in FLAGS.m for n in FLAGS.n for k in FLAGS.k]
-    return {"seed": seed_shapes, "large": large_shapes, "all": lambda: seed_shapes() + large_shapes()}[FLAGS.shapes]()
+    return gemm_shapes.shapes_from_flags(FLAGS, app.UsageError)
 
 
 def verify(y, x, w, x_bit, w_bit, x_enc, w_enc, rng):
