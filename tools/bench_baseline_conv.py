@@ -15,6 +15,7 @@ from absl import app, flags
 
 import apnn_baselines as ab
 from apnn_baselines import reference
+import bench_baseline_gemm
 
 FLAGS = flags.FLAGS
 
@@ -72,18 +73,6 @@ def run_one(kind, batch, hw, ch, r, rng, warmup=10, iters=100):
     return dict(kind=kind, N=batch, H=hw, W=hw, C=ch, O=ch, R=r, us=us, tops=tops, verified=mode)
 
 
-def xor_unsupported_row(count):
-    """CUTLASS b1 XOR-popc is refused on sm_90+ (its mma is assert(0) there): one line instead of `count` rows."""
-    major, minor = ab.compute_capability()
-    try:  # the library's own message (UnsupportedError); nothing is launched
-        ab.conv("int1-xor", np.zeros((1, 1, 1, 128), np.uint8), np.zeros((4, 1, 1, 128), np.uint8))
-        reason = "refused"
-    except ab.UnsupportedError as e:
-        reason = str(e)
-    print(f"int1-xor XOR: unsupported on sm_{major}{minor} ({reason}); skipped {count} shapes", flush=True)
-    return dict(kind="int1-xor", unsupported=f"sm_{major}{minor}", reason=reason)
-
-
 def main(argv):
     del argv
     if ab.cuda_device_count() == 0:
@@ -96,7 +85,7 @@ def main(argv):
     rows = []
     for kind in kinds_from_flags():
         if kind == "int1-xor" and not ab.xor_popc_supported():
-            rows.append(xor_unsupported_row(len(FLAGS.batch) * len(FLAGS.channels)))
+            rows.append(bench_baseline_gemm.xor_unsupported_row(len(FLAGS.batch) * len(FLAGS.channels)))
             continue
         for batch in (int(b) for b in FLAGS.batch):
             for ch in (int(c) for c in FLAGS.channels):
