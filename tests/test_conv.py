@@ -129,7 +129,7 @@ def test_weights_layout_pads_each_tap(ctx, rng):
 
 
 @requires_gpu
-@pytest.mark.parametrize("config", ["0", "1", "legacy"])
+@pytest.mark.parametrize("config", ["0", "1", "2", "legacy"])
 @pytest.mark.parametrize("split_k", [1, 2, 3, 8])
 def test_cuda_tiled_configs_and_cluster_splits(monkeypatch, rng, config, split_k):
     # Every kernel configuration (APNN_CONV_CONFIG) and cluster split, raw and fused (packed
@@ -140,6 +140,7 @@ def test_cuda_tiled_configs_and_cluster_splits(monkeypatch, rng, config, split_k
     check_conv(ctx, rng, 1, 8, 8, 300, 70, 3, 1, 1, 2, 1, "unsigned", "binary")
     check_conv(ctx, rng, 2, 9, 7, 64, 130, 5, 2, 2, 3, 2, "signed", "unsigned", 1, 2)
     check_conv(ctx, rng, 3, 6, 6, 1100, 40, 3, 1, 1, 1, 1, "binary", "binary")
+    check_conv(ctx, rng, 2, 10, 10, 363, 64, 1, 1, 0, 8, 1, "unsigned", "binary")  # an im2col first layer
     for n, hw, c, o, x_bit in [(1, 16, 256, 256, 2), (2, 5, 96, 200, 3)]:
         x = reference.random_codes(rng, (n, hw, hw, c), x_bit, "unsigned")
         wc = reference.random_codes(rng, (o, 3, 3, c), 1, "binary")

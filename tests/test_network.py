@@ -216,3 +216,40 @@ def test_sub_batches_match_oracle(rng, monkeypatch):
                      scale=np.full(3, 0.05, np.float32))
     x2 = images(rng, 5, (6, 6, 2))
     np.testing.assert_array_equal(net2(x2), net2.reference(x2))  # packed output, decoded per sub-batch
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("model", ["alexnet", "vgg_variant", "resnet18"])
+def test_first_layer_im2col_and_direct_forms_agree(model, backend, rng, monkeypatch):
+    # A 3-channel first convolution runs as an im2col GEMM (KH*KW*C padded once); the direct form
+    # (APNN_NETWORK_IM2COL=0) pads C to 256 bits per tap. Both must equal the oracle.
+    x = images(rng, 2)
+    outputs = []
+    for setting in ("1", "0"):
+        monkeypatch.setenv("APNN_NETWORK_IM2COL", setting)
+        net = apnn.models.build(model, context=apnn.default_context(backend), seed=5, **SMALL)
+        outputs.append(net(x))
+        np.testing.assert_array_equal(outputs[-1], net.reference(x))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("encoding,zero_point,dtype", [("signed", 0, "float"), ("unsigned", 0, "codes"),
+                                                        ("signed", 1, "codes"), ("unsigned", 2, "float")])
+def test_first_layer_padding_with_input_offsets(encoding, zero_point, dtype, backend, rng):
+    # im2col padding taps hold code 0, the real 0 only without a zero point: with one the network
+    # keeps the direct form. A stride-2 5x5 kernel with padding 2 over a ragged 9x9x3 input.
+    net = apnn.Network((9, 9, 3), input_bits=4, input_encoding=encoding, input_zero_point=zero_point,
+                       input_scale=0.1, context=apnn.default_context(backend))
+    net.conv(7, 5, stride=2, padding=2, w_bit=2, w_encoding="signed", out_bit=2, out_scale=0.5)
+    net.linear(5, output="float")
+    for i in (1, 2):
+        o = net.weight_shape(i)[0]
+        net.set_weights(i, codes=reference.random_codes(rng, net.weight_shape(i), 2 if i == 1 else 1,
+                                                       "signed" if i == 1 else "binary"),
+                        scale=rng.uniform(0.01, 0.2, o).astype(np.float32), bias=rng.uniform(-1, 1, o).astype(np.float32))
+    if dtype == "float":
+        x = rng.uniform(-2, 2, (3, 9, 9, 3)).astype(np.float32)
+    else:
+        x = reference.random_codes(rng, (3, 9, 9, 3), 4, encoding)
+    np.testing.assert_array_equal(net(x), net.reference(x))

@@ -46,7 +46,9 @@ def test_markdown_has_header_and_sections(tiny_report):
         assert needle in text, needle
     assert re.search(r"- Date: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", text)
     n_ok = sum(1 for r in data["results"] if r["status"] == "ok" and r["family"] == "apnn")
-    assert f"**{n_ok} results verified, 0 wrong.**" in text
+    # CUTLASS / TCBNN results count too where the baselines library is there (on a GPU machine).
+    verified = re.search(r"\*\*(\d+) results verified, 0 wrong\.\*\*", text)
+    assert verified and int(verified.group(1)) >= n_ok
     assert n_ok >= 6 * 2 + 4 * 2 * 2  # every GEMM and CONV precision x shape on the host backend
 
 

@@ -86,11 +86,13 @@ APNN_HD int32_t residual_value(const ResidualParams& r, int64_t m, int64_t o) {
 }
 
 // Steps 1-3: affine, residual, activation of one conv output.
-// With the channel's scale and bias already loaded (kernels hoist them out of pixel loops).
-APNN_HD float epilogue_pre_pool_sb(const EpilogueParams& e, const ResidualParams& r, int32_t y, int64_t m, int64_t o,
-                                   float scale, float bias) {
+// With the channel's scale and bias already loaded (kernels hoist them out of pixel loops);
+// kResidual says whether `r` holds a residual (kernels decide it once per launch).
+template <bool kResidual>
+APNN_HD float epilogue_affine(const EpilogueParams& e, const ResidualParams& r, int32_t y, int64_t m, int64_t o,
+                              float scale, float bias) {
   float a = fl_add(fl_mul(fl_from_int(y), scale), bias);
-  if (r.int32_values || r.planes) a = fl_add(a, fl_mul(fl_from_int(residual_value(r, m, o)), e.residual_scale));
+  if (kResidual) a = fl_add(a, fl_mul(fl_from_int(residual_value(r, m, o)), e.residual_scale));
   if (e.activation == APNN_ACTIVATION_RELU) {
     a = a > 0.0f ? a : 0.0f;
   } else if (e.activation == APNN_ACTIVATION_CLIP) {
@@ -98,6 +100,11 @@ APNN_HD float epilogue_pre_pool_sb(const EpilogueParams& e, const ResidualParams
     a = a > e.clip_hi ? e.clip_hi : a;
   }
   return a;
+}
+APNN_HD float epilogue_pre_pool_sb(const EpilogueParams& e, const ResidualParams& r, int32_t y, int64_t m, int64_t o,
+                                   float scale, float bias) {
+  return (r.int32_values || r.planes) ? epilogue_affine<true>(e, r, y, m, o, scale, bias)
+                                      : epilogue_affine<false>(e, r, y, m, o, scale, bias);
 }
 APNN_HD float epilogue_pre_pool(const EpilogueParams& e, const ResidualParams& r, int32_t y, int64_t m, int64_t o) {
   return epilogue_pre_pool_sb(e, r, y, m, o, e.scale[o], e.bias[o]);
@@ -116,7 +123,11 @@ APNN_HD float pool_finish(int pool, float acc, int window) {
 // Step 5: the output code of a final value.
 APNN_HD int32_t requantize(const OutputQuant& q, float out_scale, float a) {
   if (q.encoding == APNN_ENCODING_BINARY) return a >= 0.0f ? 1 : -1;
-  float t = fl_rint(fl_div(a, out_scale));
+  // 0 / out_scale is 0: a zero dividend (half of all values after ReLU) would send the GPU's
+  // IEEE division down its slow path, so it divides 1 instead and the result is replaced.
+  const bool zero = a == 0.0f;
+  float t = fl_rint(fl_div(zero ? 1.0f : a, out_scale));
+  if (zero) t = 0.0f;
   const float lo = static_cast<float>(q.lo - q.zero_point), hi = static_cast<float>(q.hi - q.zero_point);
   t = t >= lo ? t : lo;
   t = t > hi ? hi : t;

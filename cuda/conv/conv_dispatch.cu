@@ -32,6 +32,7 @@ struct TileConfig {
 constexpr TileConfig kTileConfigs[] = {
     {"b64x64_k1024", 64, 64, 1024, 0},  // blocks_per_sm 0: 2.5, see plan_tiled   // latency: small tiles, long K steps, split across a cluster
     {"b128x128_k512", 128, 128, 512, 2},  // throughput: large tiles
+    {"b256x64_k512", 256, 64, 512, 2},    // many planes (an 8-bit im2col first layer): 32 pixels per block
 };
 constexpr int kMaxClusterSplit = 8;
 
@@ -46,6 +47,9 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
   // cluster split win everywhere except very many tiles, where 128x128 tiles read less.
   int config = forced_config;
   if (config < 0) config = tiles_of(kTileConfigs[0]) >= 7 * multiprocessors ? 1 : 0;
+  // With 4+ activation planes the square tiles hold only 8-16 pixels; short K (a first layer's
+  // im2col rows) then leaves every block mostly prologue and epilogue.
+  if (forced_config < 0 && p >= 4 && q <= 2 && tiles_of(kTileConfigs[2]) >= 2 * multiprocessors) config = 2;
   const TileConfig& cfg = kTileConfigs[config];
   ConvPlan plan;
   plan.config = config;
@@ -111,6 +115,7 @@ struct TiledKernel;
   };
 APNN_CONV_CONFIG(0, 64, 64, 32, 32, 1024, 4)
 APNN_CONV_CONFIG(1, 128, 128, 64, 64, 512, 4)
+APNN_CONV_CONFIG(2, 256, 64, 64, 32, 512, 3)
 #undef APNN_CONV_CONFIG
 
 template <int Config, int P, int Q>
@@ -187,13 +192,14 @@ void launch_epilogue(const ConvCall& call, const ConvKernelParams& prm, cudaStre
 }  // namespace
 
 ConvRunner::ConvRunner() {
-  // Debug/tuning knob: APNN_CONV_CONFIG = 0 or 1 pins a tiled configuration, "legacy" the
+  // Debug/tuning knob: APNN_CONV_CONFIG = 0, 1 or 2 pins a tiled configuration, "legacy" the
   // fallback kernel.
   if (const char* env = std::getenv("APNN_CONV_CONFIG")) {
     const std::string v(env);
     if (v == "legacy") forced_config_ = -2;
     if (v == "0") forced_config_ = 0;
     if (v == "1") forced_config_ = 1;
+    if (v == "2") forced_config_ = 2;
   }
 }
 
@@ -317,7 +323,8 @@ void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t str
   if (plan.config >= 0) {
     auto launch = [&](const ConvKernelParams& k) {
       if (plan.config == 0) return launch_tiled_any<0>(k.p, k.q, k, grid, stream);
-      launch_tiled_any<1>(k.p, k.q, k, grid, stream);
+      if (plan.config == 1) return launch_tiled_any<1>(k.p, k.q, k, grid, stream);
+      launch_tiled_any<2>(k.p, k.q, k, grid, stream);
     };
     if (!call.has_epilogue) {
       prm.mode = kConvOutInt32;

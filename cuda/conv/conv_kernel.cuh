@@ -14,6 +14,7 @@
 #include <cooperative_groups.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "common/epilogue.h"
 #include "conv/conv_params.h"
@@ -253,45 +254,51 @@ __global__ void __launch_bounds__(conv_detail::kThreads) bitplane_conv_kernel(co
   }
 }
 
-// The separate epilogue: one warp per pooled output pixel, each lane a 32-channel word.
+// The separate epilogue: one warp per pooled output pixel, a lane per channel of each group of
+// 32, so the int32 rows are read coalesced and each plane word is one warp ballot.
 __global__ void conv_epilogue_kernel(const EpilogueKernelParams prm) {
   const int lane = threadIdx.x & 31;
   const int pm = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   if (pm >= prm.pooled_pixels) return;  // whole warps exit together
   const int n = pm / (prm.PH * prm.PW), py = (pm / prm.PW) % prm.PH, px = pm % prm.PW;
   const int k = prm.ep.pool_size, s = prm.ep.pool_stride;
-  const int word_count = (prm.O + 31) / 32;
+  const int m0 = (n * prm.OH + py * s) * prm.OW + px * s;  // top-left pixel of the window
   int32_t part = 0;
-  for (int w = lane; w < word_count; w += 32) {
-    uint32_t words[kEpilogueMaxPlanes] = {};
-    for (int bit = 0; bit < 32; ++bit) {
-      const int o = w * 32 + bit;
-      if (o >= prm.O) break;
+  for (int o0 = 0; o0 < prm.O; o0 += 32) {
+    const int o = o0 + lane;
+    const bool valid = o < prm.O;
+    float value = 0.0f;
+    if (valid) {
+      const float scale = prm.ep.scale[o], bias = prm.ep.bias[o];
       float acc = 0.0f;
       for (int i = 0; i < k * k; ++i) {
-        const int m = (n * prm.OH + py * s + i / k) * prm.OW + px * s + i % k;
-        const float v = epilogue_pre_pool(prm.ep, prm.res, prm.y[static_cast<int64_t>(m) * prm.O + o], m, o);
-        acc = pool_step(prm.ep.pool, acc, v, i);
+        const int m = m0 + (i / k) * prm.OW + i % k;
+        const int32_t y = prm.y[static_cast<int64_t>(m) * prm.O + o];
+        acc = pool_step(prm.ep.pool, acc, epilogue_pre_pool_sb(prm.ep, prm.res, y, m, o, scale, bias), i);
       }
-      const float value = pool_finish(prm.ep.pool, acc, k * k);
-      if (prm.y_float) {
-        prm.y_float[static_cast<int64_t>(pm) * prm.O + o] = value;
-      } else {
-        const int32_t code = requantize(prm.oq, prm.ep.out_scale, value);
-        const uint32_t bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
-#pragma unroll
-        for (int b = 0; b < kEpilogueMaxPlanes; ++b) words[b] |= ((bits >> b) & 1u) << bit;
-        part += plane_part(code, prm.oq.encoding);
-      }
+      value = pool_finish(prm.ep.pool, acc, k * k);
     }
-    if (!prm.y_float)
-      for (int b = 0; b < prm.oq.bits; ++b) prm.out_planes[(b * prm.out_rows_padded + pm) * prm.out_words + w] = words[b];
+    if (prm.y_float) {
+      if (valid) prm.y_float[static_cast<int64_t>(pm) * prm.O + o] = value;
+      continue;
+    }
+    uint32_t bits = 0;
+    if (valid) {
+      const int32_t code = requantize(prm.oq, prm.ep.out_scale, value);
+      bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
+      part += plane_part(code, prm.oq.encoding);
+    }
+    uint32_t mine = 0;
+    for (int b = 0; b < prm.oq.bits; ++b) {
+      const uint32_t word = __ballot_sync(0xffffffffu, (bits >> b) & 1u);
+      if (lane == b) mine = word;
+    }
+    if (lane < prm.oq.bits) prm.out_planes[(lane * prm.out_rows_padded + pm) * prm.out_words + o0 / 32] = mine;
   }
   if (prm.y_float) return;
   for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
   if (lane == 0) prm.out_row_sums[pm] = part;
 }
-
 
 // ---------------------------------------------------------------------------------------
 // The tiled convolution (sm_90 with thread-block clusters; the kernel above is the fallback).
@@ -317,10 +324,10 @@ struct ConvTile {
   static constexpr int kAccStride = BN + 4;
   static constexpr int kAccBytes = BM * kAccStride * 4;
   static constexpr int kMainBytes = kPipeBytes > kAccBytes ? kPipeBytes : kAccBytes;
-  static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16);  // + per-pixel xsum, tap rectangle
+  // + per-pixel xsum and tap rectangle, per-channel scale and bias
+  static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16) + BN * 8;
   static constexpr int kLoadsX = BM * kCpr / kThreads, kLoadsW = BN * kCpr / kThreads;
   static constexpr int kMi = WM / 16, kNi = WN / 8;
-  static constexpr int kGroups = BN / 32;  // 32-channel groups of the widest tn
   static_assert(kCpr == 2 || kCpr == 4 || kCpr == 8, "KT must be 256, 512 or 1024 bits");
   static_assert(BM * kCpr % kThreads == 0 && BN * kCpr % kThreads == 0, "loads must divide evenly");
   static_assert(kThreads % kCpr == 0, "a thread keeps one chunk column");
@@ -339,6 +346,8 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   extern __shared__ __align__(128) unsigned char smem[];
   uint32_t* s_xsum = reinterpret_cast<uint32_t*>(smem + Cfg::kMainBytes);
   int4* s_rect = reinterpret_cast<int4*>(smem + Cfg::kMainBytes + BM * 4);
+  float* s_scale = reinterpret_cast<float*>(smem + Cfg::kMainBytes + BM * 20);
+  float* s_bias = s_scale + BN;
   __shared__ bool s_last;
 
   const int p = P ? P : prm.p;
@@ -438,6 +447,12 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     s_xsum[i] = xsum;
     s_rect[i] = rect;
   }
+  for (int i = tid; i < tn; i += Cfg::kThreads) {
+    const int o = n0 + i;
+    const bool ok = prm.mode != kConvOutInt32 && o < prm.O;
+    s_scale[i] = ok ? prm.ep.scale[o] : 0.0f;
+    s_bias[i] = ok ? prm.ep.bias[o] : 0.0f;
+  }
 
   int32_t acc[Cfg::kMi][Cfg::kNi][4];
 #pragma unroll
@@ -508,82 +523,93 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
 #endif
 
   // Reduce, correct, and finish: warp per output pixel, lane per channel of each 32-group.
+  // The output mode and whether a residual is read are template arguments of the loop below,
+  // so each launch runs a short loop without dead branches (ncu: the runtime-branching loop
+  // spent most of its ~140 instructions per output on control flow).
   const uint32_t ox = static_cast<uint32_t>(prm.ox), ow_off = static_cast<uint32_t>(prm.ow);
   const int sat_w = prm.KW + 1, sat_stride = (prm.KH + 1) * (prm.KW + 1);
   const int groups = (tn + 31) / 32;
-  const int mode = prm.mode;
-  float scale[Cfg::kGroups], bias[Cfg::kGroups];
+  auto finish = [&](auto mode_tag, auto residual_tag) {
+    constexpr int kMode = decltype(mode_tag)::value;
+    constexpr bool kResidual = decltype(residual_tag)::value;
+    for (int mm = rank * Cfg::kWarps + warp; mm < tm; mm += ranks * Cfg::kWarps) {
+      const int m = m0 + mm;
+      if (m >= prm.M) break;  // warp-uniform, and so is every later mm
+      const int4 rect = s_rect[mm];
+      const int count = max(0, rect.y - rect.x) * max(0, rect.w - rect.z);
+      const uint32_t corr = ow_off * s_xsum[mm] + static_cast<uint32_t>(count) * static_cast<uint32_t>(prm.C) * ox * ow_off;
+      const bool sat_terms = ox != 0 && count > 0;
+      int32_t part = 0;
+#pragma unroll 1  // one copy of the body: the instruction cache is what unrolling costs here
+      for (int j = 0; j < groups; ++j) {
+        const int nn = j * 32 + lane, o = n0 + nn;
+        const bool valid = nn < tn && o < prm.O;
+        uint32_t sum = corr;
+        if (valid) {
+          for (int r = 0; r < ranks; ++r) {
+            const int32_t* pt = rank_tile(r) + mm * Cfg::kAccStride + nn;
 #pragma unroll
-  for (int j = 0; j < Cfg::kGroups; ++j) {
-    const int o = n0 + j * 32 + lane;
-    const bool ok = mode != kConvOutInt32 && j < groups && j * 32 + lane < tn && o < prm.O;
-    scale[j] = ok ? prm.ep.scale[o] : 0.0f;
-    bias[j] = ok ? prm.ep.bias[o] : 0.0f;
-  }
-  for (int mm = rank * Cfg::kWarps + warp; mm < tm; mm += ranks * Cfg::kWarps) {
-    const int m = m0 + mm;
-    if (m >= prm.M) break;  // warp-uniform, and so is every later mm
-    const int4 rect = s_rect[mm];
-    const int count = max(0, rect.y - rect.x) * max(0, rect.w - rect.z);
-    const uint32_t corr = ow_off * s_xsum[mm] + static_cast<uint32_t>(count) * static_cast<uint32_t>(prm.C) * ox * ow_off;
-    int32_t part = 0;
+            for (int i = 0; i < (P ? P : 8); ++i) {
+              if (!P && i >= p) break;
+              uint32_t row = 0;
 #pragma unroll
-    for (int j = 0; j < Cfg::kGroups; ++j) {
-      if (j >= groups) break;
-      const int nn = j * 32 + lane, o = n0 + nn;
-      const bool valid = nn < tn && o < prm.O;
-      uint32_t sum = corr;
-      if (valid) {
-        for (int r = 0; r < ranks; ++r) {
-          const int32_t* pt = rank_tile(r);
-#pragma unroll
-          for (int i = 0; i < (P ? P : 8); ++i) {
-            if (!P && i >= p) break;
-            uint32_t row = 0;
-#pragma unroll
-            for (int jj = 0; jj < (Q ? Q : 8); ++jj) {
-              if (!Q && jj >= q) break;
-              row += static_cast<uint32_t>(prm.cw[jj]) * static_cast<uint32_t>(pt[(i * tm + mm) * Cfg::kAccStride + jj * tn + nn]);
+              for (int jj = 0; jj < (Q ? Q : 8); ++jj) {
+                if (!Q && jj >= q) break;
+                row += static_cast<uint32_t>(prm.cw[jj]) * static_cast<uint32_t>(pt[i * tm * Cfg::kAccStride + jj * tn]);
+              }
+              sum += static_cast<uint32_t>(prm.cx[i]) * row;
             }
-            sum += static_cast<uint32_t>(prm.cx[i]) * row;
+          }
+          if (sat_terms) {
+            const int32_t* sat = prm.w_sat + static_cast<int64_t>(o) * sat_stride;
+            const uint32_t sw = static_cast<uint32_t>(sat[rect.y * sat_w + rect.w]) - sat[rect.x * sat_w + rect.w] -
+                                sat[rect.y * sat_w + rect.z] + sat[rect.x * sat_w + rect.z];
+            sum += ox * sw;
           }
         }
-        if (ox != 0 && count > 0) {
-          const int32_t* sat = prm.w_sat + static_cast<int64_t>(o) * sat_stride;
-          const uint32_t sw = static_cast<uint32_t>(sat[rect.y * sat_w + rect.w]) - sat[rect.x * sat_w + rect.w] -
-                              sat[rect.y * sat_w + rect.z] + sat[rect.x * sat_w + rect.z];
-          sum += ox * sw;
+        const int32_t y = static_cast<int32_t>(sum);
+        if constexpr (kMode == kConvOutInt32) {
+          if (valid) prm.y[static_cast<int64_t>(m) * prm.O + o] = y;
+        } else if constexpr (kMode == kConvOutFusedFloat) {
+          if (valid)
+            prm.y_float[static_cast<int64_t>(m) * prm.O + o] =
+                epilogue_affine<kResidual>(prm.ep, prm.res, y, m, o, s_scale[nn], s_bias[nn]);
+        } else {
+          uint32_t bits = 0;
+          if (valid) {
+            const int32_t code =
+                requantize(prm.oq, prm.ep.out_scale, epilogue_affine<kResidual>(prm.ep, prm.res, y, m, o, s_scale[nn], s_bias[nn]));
+            bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
+            part += plane_part(code, prm.oq.encoding);
+          }
+          uint32_t mine = 0;
+          for (int b = 0; b < prm.oq.bits; ++b) {
+            const uint32_t word = __ballot_sync(0xffffffffu, (bits >> b) & 1u);
+            if (lane == b) mine = word;
+          }
+          const int o0 = n0 + j * 32;  // n0 is a multiple of 32 here (tn % 32 == 0)
+          if (lane < prm.oq.bits && o0 < prm.O)
+            prm.out_planes[(lane * prm.out_rows_padded + m) * prm.out_words + o0 / 32] = mine;
         }
       }
-      const int32_t y = static_cast<int32_t>(sum);
-      if (mode == kConvOutInt32) {
-        if (valid) prm.y[static_cast<int64_t>(m) * prm.O + o] = y;
-      } else if (mode == kConvOutFusedFloat) {
-        if (valid) prm.y_float[static_cast<int64_t>(m) * prm.O + o] = epilogue_pre_pool_sb(prm.ep, prm.res, y, m, o, scale[j], bias[j]);
-      } else {
-        uint32_t bits = 0;
-        if (valid) {
-          const int32_t code = requantize(prm.oq, prm.ep.out_scale, epilogue_pre_pool_sb(prm.ep, prm.res, y, m, o, scale[j], bias[j]));
-          bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
-          part += plane_part(code, prm.oq.encoding);
-        }
-        uint32_t mine = 0;
+      if constexpr (kMode == kConvOutFusedPacked) {
 #pragma unroll
-        for (int b = 0; b < kEpilogueMaxPlanes; ++b) {
-          if (b >= prm.oq.bits) break;
-          const uint32_t word = __ballot_sync(0xffffffffu, (bits >> b) & 1u);
-          if (lane == b) mine = word;
-        }
-        const int o0 = n0 + j * 32;  // n0 is a multiple of 32 here (tn % 32 == 0)
-        if (lane < prm.oq.bits && o0 < prm.O)
-          prm.out_planes[(lane * prm.out_rows_padded + m) * prm.out_words + o0 / 32] = mine;
+        for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
+        if (lane == 0) atomicAdd(&prm.row_sum_ws[m], part);
       }
     }
-    if (mode == kConvOutFusedPacked) {
-#pragma unroll
-      for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
-      if (lane == 0) atomicAdd(&prm.row_sum_ws[m], part);
-    }
+  };
+  using Int32Out = std::integral_constant<int, kConvOutInt32>;
+  using FloatOut = std::integral_constant<int, kConvOutFusedFloat>;
+  using PackedOut = std::integral_constant<int, kConvOutFusedPacked>;
+  const int mode = prm.mode;
+  const bool residual = prm.res.int32_values != nullptr || prm.res.planes != nullptr;
+  if (mode == kConvOutInt32) {
+    finish(Int32Out{}, std::false_type{});
+  } else if (mode == kConvOutFusedFloat) {
+    residual ? finish(FloatOut{}, std::true_type{}) : finish(FloatOut{}, std::false_type{});
+  } else {
+    residual ? finish(PackedOut{}, std::true_type{}) : finish(PackedOut{}, std::false_type{});
   }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if (ranks > 1) cluster.sync();  // keep this block's tile alive until every reader is done

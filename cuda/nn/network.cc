@@ -352,36 +352,68 @@ void Network::set_weights(int id, const apnn_layer_weights_t& wt) {
     if (l.over_avg_pool) scale[i] = scale[i] / static_cast<float>(l.kh * l.kw);  // fl(scale / (H*W))
   }
 
-  ConvWeights w;
-  w.out_channels = o;
-  w.kh = l.kh;
-  w.kw = l.kw;
-  w.channels = l.in_c;
-  w.rows_padded = round_up(o, kRowAlign);
-  w.channel_words = round_up(l.in_c, kKAlignBits) / 32;
-  w.words = l.kh * l.kw * w.channel_words;
-  w.quant = q;
-  std::vector<uint32_t> planes;
-  std::vector<int32_t> sat;
-  pack_conv_weights_host(codes.data(), APNN_DTYPE_INT32, w, planes, sat);
   release_weights(l);
   try {
-    w.planes_mem = static_cast<uint32_t*>(backend_->allocate(planes.size() * sizeof(uint32_t)));
-    l.weights = w;
-    l.weights.tap_sat_mem = static_cast<int32_t*>(backend_->allocate(sat.size() * sizeof(int32_t)));
+    pack_weights(l, codes, l.im2col);
     l.scale_mem = static_cast<float*>(backend_->allocate(scale.size() * sizeof(float)));
     l.bias_mem = static_cast<float*>(backend_->allocate(bias.size() * sizeof(float)));
-    backend_->write(l.weights.planes_mem, planes.data(), planes.size() * sizeof(uint32_t));
-    backend_->write(l.weights.tap_sat_mem, sat.data(), sat.size() * sizeof(int32_t));
     backend_->write(l.scale_mem, scale.data(), scale.size() * sizeof(float));
     backend_->write(l.bias_mem, bias.data(), bias.size() * sizeof(float));
   } catch (...) {
     release_weights(l);
     throw;
   }
+  l.input_codes.clear();
+  if (l.kind == APNN_LAYER_CONV && l.source == 0) l.input_codes = std::move(codes);
   l.has_weights = true;
   // A planned graph refers to the old weights' memory: plan again.
   if (batch_ > 0) plan(batch_);
+}
+
+// Packs O x KH x KW x C codes into l.weights (replacing planes and tables there), as that
+// kernel or, for the im2col form, as one 1 x 1 kernel over KH*KW*C channels.
+void Network::pack_weights(NetLayer& l, const std::vector<int32_t>& codes, bool im2col) {
+  ConvWeights w;
+  w.out_channels = l.desc.out_channels;
+  w.kh = im2col ? 1 : l.kh;
+  w.kw = im2col ? 1 : l.kw;
+  w.channels = im2col ? l.kh * l.kw * l.in_c : l.in_c;
+  w.rows_padded = round_up(w.out_channels, kRowAlign);
+  w.channel_words = round_up(w.channels, kKAlignBits) / 32;
+  w.words = w.kh * w.kw * w.channel_words;
+  w.quant = l.desc.weight_quant;
+  std::vector<uint32_t> planes;
+  std::vector<int32_t> sat;
+  pack_conv_weights_host(codes.data(), APNN_DTYPE_INT32, w, planes, sat);
+  w.planes_mem = static_cast<uint32_t*>(backend_->allocate(planes.size() * sizeof(uint32_t)));
+  try {
+    w.tap_sat_mem = static_cast<int32_t*>(backend_->allocate(sat.size() * sizeof(int32_t)));
+  } catch (...) {
+    backend_->release(w.planes_mem);
+    throw;
+  }
+  backend_->release(l.weights.planes_mem);
+  backend_->release(l.weights.tap_sat_mem);
+  l.weights = w;
+  l.im2col = im2col;
+  backend_->write(w.planes_mem, planes.data(), planes.size() * sizeof(uint32_t));
+  backend_->write(w.tap_sat_mem, sat.data(), sat.size() * sizeof(int32_t));
+}
+
+// A convolution reading the network input runs as an im2col GEMM when that packs at least 2x
+// fewer K bits (a narrow input: C = 3 pads to 256 bits per tap, KH*KW*C pads once), the input
+// has no other reader, and its padding code 0 is the real value 0 (real_offset 0).
+// APNN_NETWORK_IM2COL=0 turns it off (tests compare both forms).
+bool Network::wants_im2col(int id) const {
+  const NetLayer& l = layers_[id];
+  const NetLayer& in = layers_[0];
+  if (l.kind != APNN_LAYER_CONV || l.source != 0 || in.readers.size() != 1) return false;
+  if (real_offset(in.out_quant) != 0) return false;
+  const char* env = std::getenv("APNN_NETWORK_IM2COL");
+  if (env && std::string(env) == "0") return false;
+  const int64_t direct_bits = l.kh * l.kw * round_up(l.in_c, kKAlignBits);
+  const int64_t im2col_bits = round_up(l.kh * l.kw * l.in_c, kKAlignBits);
+  return direct_bits >= 2 * im2col_bits;
 }
 
 apnn_layer_info_t Network::info(int id) const {
@@ -495,13 +527,28 @@ void Network::plan(int64_t batch) {
       chunk_first_.push_back(first);
       chunk_size_.push_back(std::min(size, batch - first));
     }
+    // The first convolution's form; its weights are repacked when the form changes.
+    int im2col_layer = -1;
+    for (int id = 1; id <= last; ++id) {
+      NetLayer& l = layers_[id];
+      if (l.kind != APNN_LAYER_CONV || l.source != 0) continue;
+      const bool im2col = wants_im2col(id);
+      if (im2col != l.im2col) pack_weights(l, l.input_codes, im2col);
+      if (im2col) im2col_layer = id;
+    }
     // Tensors: the input, every packed layer that is not virtual and not writing into a fused pool.
     for (int id = 0; id <= last; ++id) {
       NetLayer& l = layers_[id];
       if (l.is_virtual() || l.pooled_by >= 0 || l.output != APNN_LAYER_OUTPUT_PACKED) continue;
       l.tensors.resize(chunk_size_.size());
-      for (size_t k = 0; k < chunk_size_.size(); ++k)
-        allocate_tensor(l.tensors[k], chunk_size_[k], l.h, l.w, l.c, l.out_quant);
+      int64_t h = l.h, w = l.w, c = l.c;
+      if (id == 0 && im2col_layer > 0) {  // the input packed as the first convolution's im2col rows
+        const NetLayer& conv = layers_[im2col_layer];
+        h = conv.conv_h;
+        w = conv.conv_w;
+        c = conv.kh * conv.kw * conv.in_c;
+      }
+      for (size_t k = 0; k < chunk_size_.size(); ++k) allocate_tensor(l.tensors[k], chunk_size_[k], h, w, c, l.out_quant);
     }
     const NetLayer& in = layers_[0];
     const size_t in_bytes = static_cast<size_t>(batch_ * in.h * in.w * in.c) * 4;
@@ -537,6 +584,14 @@ ConvCall Network::conv_call(int id, int chunk) const {
   g.stride_w = l.desc.stride_w;
   g.pad_h = l.desc.pad_h;
   g.pad_w = l.desc.pad_w;
+  if (l.im2col) {  // a 1 x 1 convolution over the im2col rows of the input
+    g.height = l.conv_h;
+    g.width = l.conv_w;
+    g.channels = l.kh * l.kw * l.in_c;
+    g.kh = g.kw = 1;
+    g.stride_h = g.stride_w = 1;
+    g.pad_h = g.pad_w = 0;
+  }
   g.out_h = l.conv_h;
   g.out_w = l.conv_w;
   g.pooled_h = l.conv_h;
@@ -602,6 +657,22 @@ std::vector<Network::Step> Network::steps(apnn_dtype_t input_dtype) const {
     in.dtype = input_dtype;
     in.scale = input_scale_;
     in.out = view(input.tensors[k]);
+    for (int r : input.readers) {
+      const NetLayer& l = layers_[r];
+      if (!l.im2col) continue;
+      Im2colGeometry& g = in.im2col;
+      g.kh = static_cast<int>(l.kh);
+      g.kw = static_cast<int>(l.kw);
+      g.stride_h = l.desc.stride_h;
+      g.stride_w = l.desc.stride_w;
+      g.pad_h = l.desc.pad_h;
+      g.pad_w = l.desc.pad_w;
+      g.in_h = input.h;
+      g.in_w = input.w;
+      g.in_c = input.c;
+      g.out_h = l.conv_h;
+      g.out_w = l.conv_w;
+    }
     out.push_back({0, [b, in] { b->pack_input(in); }});
     for (int id = 1; id < layer_count(); ++id) {
       const NetLayer& l = layers_[id];

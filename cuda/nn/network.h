@@ -37,6 +37,10 @@ struct NetLayer {
   // weights (backend memory)
   bool has_weights = false;
   ConvWeights weights;
+  // A conv reading the network input keeps its codes: the plan may run it as an im2col GEMM
+  // (nn_types.h, Im2colGeometry), which packs the same codes as one 1 x 1 x KH*KW*C kernel.
+  std::vector<int32_t> input_codes;
+  bool im2col = false;  // the planned form (weights packed to match)
   float* scale_mem = nullptr;
   float* bias_mem = nullptr;
 
@@ -89,6 +93,8 @@ class Network {
   void release_weights(NetLayer& l) noexcept;
   void allocate_tensor(PackedMatrix& m, int64_t batch, int64_t h, int64_t w, int64_t c, const apnn_quant_t& q);
   void zero(void* mem, size_t bytes);
+  void pack_weights(NetLayer& l, const std::vector<int32_t>& codes, bool im2col);
+  bool wants_im2col(int id) const;
   std::vector<Step> steps(apnn_dtype_t input_dtype) const;
   ConvCall conv_call(int id, int chunk) const;
   void run_steps(apnn_dtype_t dtype);

@@ -1,5 +1,7 @@
-// CUDA kernels of the network helpers: one thread per pixel running the shared per-pixel code
-// of nn_types.h. Both launch without synchronizing, so they can be captured in a CUDA graph.
+// CUDA kernels of the network helpers, one warp per packed row: the input packer gives each
+// lane one column of a 32-column word and builds the plane words with ballots; the max pool
+// gives each lane one word. Both run the per-element code of nn_types.h, so host and GPU
+// compute the very same bits, and launch without synchronizing (CUDA-graph capturable).
 #include "nn/nn_kernels.h"
 
 #include "common/cuda_check.h"
@@ -7,19 +9,54 @@
 namespace apnn {
 namespace {
 
-constexpr int kThreads = 128;
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+__device__ int32_t warp_sum(int32_t v) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
 
 __global__ void pack_input_kernel(InputPackCall call) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row < call.out.rows) pack_input_row(call, row);
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  const PackedView& o = call.out;
+  if (row >= o.rows) return;  // whole warps exit together
+  const OutputQuant q = input_quant(call);
+  const InputRow r = input_row(call, row);
+  int32_t sum = 0;
+  // Words past the real columns stay as planned: zero bits (Network::allocate_tensor).
+  const int64_t real_words = (o.cols + 31) / 32;
+  for (int64_t w = 0; w < real_words; ++w) {
+    const int64_t col = w * 32 + lane;
+    uint32_t bits = 0;
+    if (col < o.cols) {
+      const int32_t code = input_code(call, q, r, static_cast<int>(col));
+      bits = code_bits(code, q.bits, q.encoding);
+      sum += plane_part(code, q.encoding);
+    }
+    uint32_t mine = 0;
+    for (int i = 0; i < q.bits; ++i) {
+      const uint32_t word = __ballot_sync(0xffffffffu, (bits >> i) & 1u);
+      if (lane == i) mine = word;
+    }
+    if (lane < q.bits) o.planes[(lane * o.rows_padded + row) * o.words + w] = mine;
+  }
+  sum = warp_sum(sum);
+  if (lane == 0) o.row_sums[row] = sum;
 }
 
 __global__ void max_pool_kernel(PoolCall call) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row < call.y.rows) max_pool_row(call, row);
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  if (row >= call.y.rows) return;
+  int32_t sum = 0;
+  for (int64_t w = lane; w < call.x.words; w += 32) sum += max_pool_word(call, row, w);
+  sum = warp_sum(sum);
+  if (lane == 0) call.y.row_sums[row] = sum;
 }
 
-unsigned blocks(int64_t rows) { return static_cast<unsigned>((rows + kThreads - 1) / kThreads); }
+unsigned blocks(int64_t rows) { return static_cast<unsigned>((rows + kWarps - 1) / kWarps); }
 
 }  // namespace
 

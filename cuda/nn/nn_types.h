@@ -25,10 +25,23 @@ struct PackedView {
 // The network input: rows x cols values (pixels x channels, backend memory) of `dtype`.
 // Codes (INT8 / UINT8 / INT32) are packed as they are (the caller has range-checked them);
 // FLOAT32 values are quantized with the epilogue's step-5 rule and `scale`.
+//
+// With `im2col.kh > 0` the packed rows are the first convolution's output pixels instead and
+// the columns its (kh, kw, c) taps, so a narrow input (C = 3) is padded to 256 bits once per
+// receptive field rather than once per pixel, and the convolution becomes 1 x 1. Taps on the
+// padding get code 0, which is the real value 0 only without an offset (the network uses
+// this form only for inputs with real_offset 0).
+struct Im2colGeometry {
+  int kh = 0, kw = 0, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  int64_t in_h = 0, in_w = 0, in_c = 0;  // the input image
+  int64_t out_h = 0, out_w = 0;          // the convolution's output
+};
+
 struct InputPackCall {
   const void* values = nullptr;
   apnn_dtype_t dtype = APNN_DTYPE_UINT8;
   float scale = 1.0f;
+  Im2colGeometry im2col;
   PackedView out;
 };
 
@@ -47,7 +60,51 @@ APNN_HD int popcount32(uint32_t v) {
 #endif
 }
 
-APNN_HD int32_t input_code(const InputPackCall& c, const OutputQuant& q, int64_t index) {
+// The quantization target of the packed input.
+APNN_HD OutputQuant input_quant(const InputPackCall& c) {
+  OutputQuant q;
+  q.bits = c.out.quant.bits;
+  q.encoding = c.out.quant.encoding;
+  q.zero_point = c.out.quant.zero_point;
+  q.lo = code_min(q.bits, q.encoding);
+  q.hi = code_max(q.bits, q.encoding);
+  return q;
+}
+
+// Where packed row `row` reads: its first value, and for im2col the image's first value and
+// the top-left input coordinate of its receptive field (computed once per row).
+struct InputRow {
+  int64_t base = 0;
+  int ih0 = 0, iw0 = 0;
+};
+
+APNN_HD InputRow input_row(const InputPackCall& c, int64_t row) {
+  InputRow r;
+  const Im2colGeometry& g = c.im2col;
+  if (g.kh == 0) {
+    r.base = row * c.out.cols;
+    return r;
+  }
+  const int64_t ow = row % g.out_w, oh = (row / g.out_w) % g.out_h, n = row / (g.out_w * g.out_h);
+  r.base = n * g.in_h * g.in_w * g.in_c;
+  r.ih0 = static_cast<int>(oh * g.stride_h - g.pad_h);
+  r.iw0 = static_cast<int>(ow * g.stride_w - g.pad_w);
+  return r;
+}
+
+// The code of packed element (row, col), col < out.cols (32-bit index math per element: the
+// columns are at most KH*KW*C < 2^31).
+APNN_HD int32_t input_code(const InputPackCall& c, const OutputQuant& q, const InputRow& r, int col) {
+  int64_t index = r.base + col;
+  const Im2colGeometry& g = c.im2col;
+  if (g.kh > 0) {
+    const int in_c = static_cast<int>(g.in_c);
+    const int tap = col / in_c, ch = col - tap * in_c;
+    const int kh = tap / g.kw;
+    const int ih = r.ih0 + kh, iw = r.iw0 + tap - kh * g.kw;
+    if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) return 0;
+    index = r.base + (static_cast<int64_t>(ih) * g.in_w + iw) * in_c + ch;
+  }
   switch (c.dtype) {
     case APNN_DTYPE_INT8: return static_cast<const int8_t*>(c.values)[index];
     case APNN_DTYPE_UINT8: return static_cast<const uint8_t*>(c.values)[index];
@@ -56,74 +113,75 @@ APNN_HD int32_t input_code(const InputPackCall& c, const OutputQuant& q, int64_t
   }
 }
 
-// Writes every plane word and the row sum of input pixel `row`.
+// Writes every plane word and the row sum of packed row `row` (the host loop; the CUDA kernel
+// does the same per word with one lane per column).
 APNN_HD void pack_input_row(const InputPackCall& c, int64_t row) {
   const PackedView& o = c.out;
-  const int bits = o.quant.bits;
-  OutputQuant q;
-  q.bits = bits;
-  q.encoding = o.quant.encoding;
-  q.zero_point = o.quant.zero_point;
-  q.lo = code_min(bits, q.encoding);
-  q.hi = code_max(bits, q.encoding);
+  const OutputQuant q = input_quant(c);
+  const InputRow r = input_row(c, row);
   int32_t sum = 0;
   for (int64_t w = 0; w < o.words; ++w) {
     uint32_t planes[kMaxBits] = {};
     for (int lane = 0; lane < 32; ++lane) {
       const int64_t col = w * 32 + lane;
       if (col >= o.cols) break;
-      const int32_t code = input_code(c, q, row * o.cols + col);
-      const uint32_t b = code_bits(code, bits, q.encoding);
-      for (int i = 0; i < bits; ++i) planes[i] |= ((b >> i) & 1u) << lane;
+      const int32_t code = input_code(c, q, r, static_cast<int>(col));
+      const uint32_t b = code_bits(code, q.bits, q.encoding);
+      for (int i = 0; i < q.bits; ++i) planes[i] |= ((b >> i) & 1u) << lane;
       sum += plane_part(code, q.encoding);
     }
-    for (int i = 0; i < bits; ++i) o.planes[(i * o.rows_padded + row) * o.words + w] = planes[i];
+    for (int i = 0; i < q.bits; ++i) o.planes[(i * o.rows_padded + row) * o.words + w] = planes[i];
   }
   o.row_sums[row] = sum;
 }
 
-// Max pooling of output pixel `row` of y, 32 channels at a time on the bit-planes: a
+// Max pooling of output pixel `row` of y, word `w` (32 channels) of it, on the bit-planes: a
 // bit-sliced comparison from the top plane down (the top plane of signed codes has the
-// negative weight, so its sense is flipped), then a lane-wise select.
-APNN_HD void max_pool_row(const PoolCall& c, int64_t row) {
+// negative weight, so its sense is flipped), then a lane-wise select. Returns the word's part
+// of the row sum.
+APNN_HD int32_t max_pool_word(const PoolCall& c, int64_t row, int64_t w) {
   const PackedView &x = c.x, &y = c.y;
   const int bits = x.quant.bits;
   const bool is_signed = x.quant.encoding == APNN_ENCODING_SIGNED;
   const int64_t ow = row % y.width, oh = (row / y.width) % y.height, n = row / (y.width * y.height);
-  int32_t sum = 0;
-  for (int64_t w = 0; w < x.words; ++w) {
-    uint32_t best[kMaxBits] = {};
-    bool first = true;
-    for (int a = 0; a < c.kernel; ++a) {
-      const int64_t ih = oh * c.stride - c.pad + a;
-      if (ih < 0 || ih >= x.height) continue;
-      for (int b = 0; b < c.kernel; ++b) {
-        const int64_t iw = ow * c.stride - c.pad + b;
-        if (iw < 0 || iw >= x.width) continue;
-        const int64_t src = (n * x.height + ih) * x.width + iw;
-        uint32_t v[kMaxBits];
-        for (int i = 0; i < bits; ++i) v[i] = x.planes[(i * x.rows_padded + src) * x.words + w];
-        if (first) {
-          for (int i = 0; i < bits; ++i) best[i] = v[i];
-          first = false;
-          continue;
-        }
-        uint32_t greater = 0, equal = ~0u;
-        for (int i = bits - 1; i >= 0; --i) {
-          const uint32_t vi = (is_signed && i == bits - 1) ? ~v[i] : v[i];
-          const uint32_t bi = (is_signed && i == bits - 1) ? ~best[i] : best[i];
-          greater |= equal & vi & ~bi;
-          equal &= ~(vi ^ bi);
-        }
-        for (int i = 0; i < bits; ++i) best[i] = (v[i] & greater) | (best[i] & ~greater);
+  uint32_t best[kMaxBits] = {};
+  bool first = true;
+  for (int a = 0; a < c.kernel; ++a) {
+    const int64_t ih = oh * c.stride - c.pad + a;
+    if (ih < 0 || ih >= x.height) continue;
+    for (int b = 0; b < c.kernel; ++b) {
+      const int64_t iw = ow * c.stride - c.pad + b;
+      if (iw < 0 || iw >= x.width) continue;
+      const int64_t src = (n * x.height + ih) * x.width + iw;
+      uint32_t v[kMaxBits];
+      for (int i = 0; i < bits; ++i) v[i] = x.planes[(i * x.rows_padded + src) * x.words + w];
+      if (first) {
+        for (int i = 0; i < bits; ++i) best[i] = v[i];
+        first = false;
+        continue;
       }
-    }
-    for (int i = 0; i < bits; ++i) {
-      y.planes[(i * y.rows_padded + row) * y.words + w] = best[i];
-      sum += plane_coefficient(i, bits, x.quant.encoding) * popcount32(best[i]);
+      uint32_t greater = 0, equal = ~0u;
+      for (int i = bits - 1; i >= 0; --i) {
+        const uint32_t vi = (is_signed && i == bits - 1) ? ~v[i] : v[i];
+        const uint32_t bi = (is_signed && i == bits - 1) ? ~best[i] : best[i];
+        greater |= equal & vi & ~bi;
+        equal &= ~(vi ^ bi);
+      }
+      for (int i = 0; i < bits; ++i) best[i] = (v[i] & greater) | (best[i] & ~greater);
     }
   }
-  y.row_sums[row] = sum;
+  int32_t sum = 0;
+  for (int i = 0; i < bits; ++i) {
+    y.planes[(i * y.rows_padded + row) * y.words + w] = best[i];
+    sum += plane_coefficient(i, bits, x.quant.encoding) * popcount32(best[i]);
+  }
+  return sum;
+}
+
+APNN_HD void max_pool_row(const PoolCall& c, int64_t row) {
+  int32_t sum = 0;
+  for (int64_t w = 0; w < c.x.words; ++w) sum += max_pool_word(c, row, w);
+  c.y.row_sums[row] = sum;
 }
 
 }  // namespace apnn
