@@ -148,6 +148,9 @@ void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cuda
   if (p == 1 && q == 1) return launch_tiled<Config, 1, 1>(prm, grid, stream);
   if (p == 2 && q == 1) return launch_tiled<Config, 2, 1>(prm, grid, stream);
   if (p == 2 && q == 2) return launch_tiled<Config, 2, 2>(prm, grid, stream);
+  if constexpr (Config == 2) {  // 8-bit activations x 1-bit weights: an im2col first layer
+    if (p == 8 && q == 1) return launch_tiled<Config, 8, 1>(prm, grid, stream);
+  }
   launch_tiled<Config, 0, 0>(prm, grid, stream);
 }
 
@@ -256,7 +259,8 @@ int32_t* ConvRunner::workspace(size_t bytes) {
 std::string ConvRunner::kernel_name(const ConvCall& call, int multiprocessors) const {
   const ConvPlan plan = (forced_config_ != -2 && clusters() ? plan_tiled(call, multiprocessors, override_, forced_config_) : plan_conv(call, multiprocessors, override_));
   const int p = call.x->quant.bits, q = call.w->quant.bits;
-  const bool fast = (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2);
+  const bool fast = (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2) ||
+                    (plan.config == 2 && p == 8 && q == 1);
   std::string name = std::string(fast ? "" : "generic_") + "conv_w" + std::to_string(q) + "a" + std::to_string(p) +
                      "_" + (plan.config >= 0 ? kTileConfigs[plan.config].name : "b64x64_k256") + "_split" +
                      std::to_string(plan.split) + (plan.config >= 0 && plan.split > 1 ? "c" : "");

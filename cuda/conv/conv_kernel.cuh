@@ -540,7 +540,9 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
       const uint32_t corr = ow_off * s_xsum[mm] + static_cast<uint32_t>(count) * static_cast<uint32_t>(prm.C) * ox * ow_off;
       const bool sat_terms = ox != 0 && count > 0;
       int32_t part = 0;
-#pragma unroll 1  // one copy of the body: the instruction cache is what unrolling costs here
+      // Two groups per step give the scheduler two independent chains (the loop is latency-bound
+      // at 2 warps per scheduler); more copies would spill out of the instruction cache.
+#pragma unroll 2
       for (int j = 0; j < groups; ++j) {
         const int nn = j * 32 + lane, o = n0 + nn;
         const bool valid = nn < tn && o < prm.O;

@@ -4,6 +4,8 @@
 // compute the very same bits, and launch without synchronizing (CUDA-graph capturable).
 #include "nn/nn_kernels.h"
 
+#include <algorithm>
+
 #include "common/cuda_check.h"
 
 namespace apnn {
@@ -46,6 +48,54 @@ __global__ void pack_input_kernel(InputPackCall call) {
   if (lane == 0) o.row_sums[row] = sum;
 }
 
+// The im2col form with each column's tap offsets in a table (built once per block), so an
+// element costs a table read, a bounds test and a load instead of two integer divisions.
+constexpr int kTableColumns = 4096;
+constexpr int kMaxIm2colBlocks = 2048;  // rows are strided over the grid
+
+__global__ void pack_im2col_kernel(InputPackCall call) {
+  __shared__ int s_offset[kTableColumns];  // (dh * in_w + dw) * in_c + ch
+  __shared__ short2 s_tap[kTableColumns];  // (dh, dw)
+  const PackedView& o = call.out;
+  const Im2colGeometry& g = call.im2col;
+  const int cols = static_cast<int>(o.cols), in_c = static_cast<int>(g.in_c), in_w = static_cast<int>(g.in_w);
+  for (int col = threadIdx.x; col < cols; col += kThreads) {
+    const int tap = col / in_c, ch = col - tap * in_c, dh = tap / g.kw, dw = tap - dh * g.kw;
+    s_offset[col] = (dh * in_w + dw) * in_c + ch;
+    s_tap[col] = make_short2(static_cast<short>(dh), static_cast<short>(dw));
+  }
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const OutputQuant q = input_quant(call);
+  const int64_t real_words = (o.cols + 31) / 32;
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32; row < o.rows;
+       row += static_cast<int64_t>(gridDim.x) * kWarps) {
+    const InputRow r = input_row(call, row);
+    const int64_t corner = r.base + (static_cast<int64_t>(r.ih0) * in_w + r.iw0) * in_c;  // may be off the image
+    int32_t sum = 0;
+    for (int64_t w = 0; w < real_words; ++w) {
+      const int col = static_cast<int>(w * 32) + lane;
+      uint32_t bits = 0;
+      if (col < cols) {
+        const short2 t = s_tap[col];
+        const int ih = r.ih0 + t.x, iw = r.iw0 + t.y;
+        int32_t code = 0;  // padding: the real 0 (real_offset 0, see Im2colGeometry)
+        if (ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w) code = input_value_code(call, q, corner + s_offset[col]);
+        bits = code_bits(code, q.bits, q.encoding);
+        sum += plane_part(code, q.encoding);
+      }
+      uint32_t mine = 0;
+      for (int i = 0; i < q.bits; ++i) {
+        const uint32_t word = __ballot_sync(0xffffffffu, (bits >> i) & 1u);
+        if (lane == i) mine = word;
+      }
+      if (lane < q.bits) o.planes[(lane * o.rows_padded + row) * o.words + w] = mine;
+    }
+    sum = warp_sum(sum);
+    if (lane == 0) o.row_sums[row] = sum;
+  }
+}
+
 __global__ void max_pool_kernel(PoolCall call) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
@@ -61,6 +111,13 @@ unsigned blocks(int64_t rows) { return static_cast<unsigned>((rows + kWarps - 1)
 }  // namespace
 
 void pack_input_cuda(const InputPackCall& call, cudaStream_t stream) {
+  const Im2colGeometry& g = call.im2col;
+  if (g.kh > 0 && call.out.cols <= kTableColumns && int64_t{g.kh} * g.in_w * g.in_c < (int64_t{1} << 31)) {
+    const unsigned grid = std::min<unsigned>(blocks(call.out.rows), kMaxIm2colBlocks);
+    pack_im2col_kernel<<<grid, kThreads, 0, stream>>>(call);
+    APNN_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   pack_input_kernel<<<blocks(call.out.rows), kThreads, 0, stream>>>(call);
   APNN_CUDA_CHECK(cudaGetLastError());
 }

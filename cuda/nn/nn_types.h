@@ -71,6 +71,16 @@ APNN_HD OutputQuant input_quant(const InputPackCall& c) {
   return q;
 }
 
+// The code of input value `index`.
+APNN_HD int32_t input_value_code(const InputPackCall& c, const OutputQuant& q, int64_t index) {
+  switch (c.dtype) {
+    case APNN_DTYPE_INT8: return static_cast<const int8_t*>(c.values)[index];
+    case APNN_DTYPE_UINT8: return static_cast<const uint8_t*>(c.values)[index];
+    case APNN_DTYPE_INT32: return static_cast<const int32_t*>(c.values)[index];
+    default: return requantize(q, c.scale, static_cast<const float*>(c.values)[index]);
+  }
+}
+
 // Where packed row `row` reads: its first value, and for im2col the image's first value and
 // the top-left input coordinate of its receptive field (computed once per row).
 struct InputRow {
@@ -105,12 +115,7 @@ APNN_HD int32_t input_code(const InputPackCall& c, const OutputQuant& q, const I
     if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) return 0;
     index = r.base + (static_cast<int64_t>(ih) * g.in_w + iw) * in_c + ch;
   }
-  switch (c.dtype) {
-    case APNN_DTYPE_INT8: return static_cast<const int8_t*>(c.values)[index];
-    case APNN_DTYPE_UINT8: return static_cast<const uint8_t*>(c.values)[index];
-    case APNN_DTYPE_INT32: return static_cast<const int32_t*>(c.values)[index];
-    default: return requantize(q, c.scale, static_cast<const float*>(c.values)[index]);
-  }
+  return input_value_code(c, q, index);
 }
 
 // Writes every plane word and the row sum of packed row `row` (the host loop; the CUDA kernel

@@ -3,7 +3,7 @@
     bash tools/device/run.sh ncu --clock-control none -k regex:conv_tile python3 tools/device/profile_kernels.py conv
 
 conv: w1a2 3x3 conv, 16x16, C=O=1024, batch 8: raw int32 output, then the fused epilogue
-      (scale/bias, ReLU, 2-bit packed output).  gemm: w1a2 8192^3.
+      (scale/bias, ReLU, 2-bit packed output).  gemm: w1a2 8192^3.  alexnet: w1a2 AlexNet, batch 8.
 """
 import sys
 
@@ -33,11 +33,19 @@ def gemm(ctx, rng, repeats=2):
         ctx.gemm(x, w)
 
 
+def alexnet(ctx, rng, repeats=2):
+    """The first layer's kernels: the im2col input pack and conv1 (8-bit x 1-bit), batch 8."""
+    net = apnn.models.alexnet(context=ctx)
+    x = rng.integers(0, 256, (8, 224, 224, 3)).astype(np.uint8)
+    for _ in range(repeats):
+        net(x)
+
+
 def main():
     ctx = apnn.Context("cuda")
     rng = np.random.default_rng(0)
     for what in sys.argv[1:] or ["conv", "gemm"]:
-        {"conv": conv, "gemm": gemm}[what](ctx, rng)
+        {"conv": conv, "gemm": gemm, "alexnet": alexnet}[what](ctx, rng)
     print("launched", sys.argv[1:])
 
 
