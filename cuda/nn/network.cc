@@ -19,8 +19,8 @@ namespace {
 
 constexpr int64_t kMaxDim = int64_t{1} << 24;
 constexpr int kMaxKernel = 15;
-// Output pixels of one convolution call: the CUDA convolution's grid has at most 65535 row
-// tiles of >= 64 pixels; larger batches run as sub-batches.
+// Output pixels of one convolution call (besides the grid limit, see plan): larger batches run
+// as sub-batches.
 // APNN_NETWORK_MAX_CALL_PIXELS overrides it (tests use it to exercise sub-batches).
 int64_t max_call_pixels() {
   const char* env = std::getenv("APNN_NETWORK_MAX_CALL_PIXELS");
@@ -518,10 +518,16 @@ void Network::plan(int64_t batch) {
       p.fused = true;
       src.pooled_by = id;
     }
-    // Sub-batches: at most max_call_pixels() output pixels per convolution call.
-    int64_t pixels = 1;
-    for (const NetLayer& l : layers_) pixels = std::max(pixels, l.conv_h * l.conv_w);
-    const int64_t most = std::max<int64_t>(1, max_call_pixels() / pixels);
+    // Sub-batches: at most max_call_pixels() output pixels per convolution call, and at most
+    // 65535 row tiles per launch, where a row tile holds as few as 64 / (input bits) pixels.
+    int64_t most = kMaxDim;
+    for (const NetLayer& l : layers_) {
+      if (!l.is_weighted()) continue;
+      const int64_t pixels = std::max<int64_t>(1, l.conv_h * l.conv_w);
+      const int64_t tile_pixels = 64 / layers_[l.source].out_quant.bits;
+      const int64_t limit = std::min(max_call_pixels(), int64_t{65535} * tile_pixels);
+      most = std::min(most, std::max<int64_t>(1, limit / pixels));
+    }
     const int64_t chunks = (batch + most - 1) / most, size = (batch + chunks - 1) / chunks;
     for (int64_t first = 0; first < batch; first += size) {
       chunk_first_.push_back(first);
