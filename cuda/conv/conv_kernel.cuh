@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "common/epilogue.h"
+#include "common/warp_planes.cuh"
 #include "conv/conv_params.h"
 #include "gemm/bitplane_gemm_kernel.cuh"
 
@@ -288,15 +289,11 @@ __global__ void conv_epilogue_kernel(const EpilogueKernelParams prm) {
       bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
       part += plane_part(code, prm.oq.encoding);
     }
-    uint32_t mine = 0;
-    for (int b = 0; b < prm.oq.bits; ++b) {
-      const uint32_t word = __ballot_sync(0xffffffffu, (bits >> b) & 1u);
-      if (lane == b) mine = word;
-    }
+    const uint32_t mine = warp_plane_word(bits, prm.oq.bits, lane);
     if (lane < prm.oq.bits) prm.out_planes[(lane * prm.out_rows_padded + pm) * prm.out_words + o0 / 32] = mine;
   }
   if (prm.y_float) return;
-  for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
+  part = warp_sum(part);
   if (lane == 0) prm.out_row_sums[pm] = part;
 }
 
@@ -584,19 +581,14 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
             bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
             part += plane_part(code, prm.oq.encoding);
           }
-          uint32_t mine = 0;
-          for (int b = 0; b < prm.oq.bits; ++b) {
-            const uint32_t word = __ballot_sync(0xffffffffu, (bits >> b) & 1u);
-            if (lane == b) mine = word;
-          }
+          const uint32_t mine = warp_plane_word(bits, prm.oq.bits, lane);
           const int o0 = n0 + j * 32;  // n0 is a multiple of 32 here (tn % 32 == 0)
           if (lane < prm.oq.bits && o0 < prm.O)
             prm.out_planes[(lane * prm.out_rows_padded + m) * prm.out_words + o0 / 32] = mine;
         }
       }
       if constexpr (kMode == kConvOutFusedPacked) {
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
+        part = warp_sum(part);
         if (lane == 0) atomicAdd(&prm.row_sum_ws[m], part);
       }
     }

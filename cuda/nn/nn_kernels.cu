@@ -7,17 +7,13 @@
 #include <algorithm>
 
 #include "common/cuda_check.h"
+#include "common/warp_planes.cuh"
 
 namespace apnn {
 namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-
-__device__ int32_t warp_sum(int32_t v) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
 
 __global__ void pack_input_kernel(InputPackCall call) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
@@ -37,11 +33,7 @@ __global__ void pack_input_kernel(InputPackCall call) {
       bits = code_bits(code, q.bits, q.encoding);
       sum += plane_part(code, q.encoding);
     }
-    uint32_t mine = 0;
-    for (int i = 0; i < q.bits; ++i) {
-      const uint32_t word = __ballot_sync(0xffffffffu, (bits >> i) & 1u);
-      if (lane == i) mine = word;
-    }
+    const uint32_t mine = warp_plane_word(bits, q.bits, lane);
     if (lane < q.bits) o.planes[(lane * o.rows_padded + row) * o.words + w] = mine;
   }
   sum = warp_sum(sum);
@@ -84,11 +76,7 @@ __global__ void pack_im2col_kernel(InputPackCall call) {
         bits = code_bits(code, q.bits, q.encoding);
         sum += plane_part(code, q.encoding);
       }
-      uint32_t mine = 0;
-      for (int i = 0; i < q.bits; ++i) {
-        const uint32_t word = __ballot_sync(0xffffffffu, (bits >> i) & 1u);
-        if (lane == i) mine = word;
-      }
+      const uint32_t mine = warp_plane_word(bits, q.bits, lane);
       if (lane < q.bits) o.planes[(lane * o.rows_padded + row) * o.words + w] = mine;
     }
     sum = warp_sum(sum);
