@@ -441,7 +441,12 @@ APNN_API apnn_status_t apnn_network_add_flatten(apnn_network_t net, int32_t inpu
 APNN_API apnn_status_t apnn_network_set_weights(apnn_network_t net, int32_t id, const apnn_layer_weights_t* weights);
 APNN_API apnn_status_t apnn_network_layer_count(apnn_network_t net, int32_t* count);
 APNN_API apnn_status_t apnn_network_layer_info(apnn_network_t net, int32_t id, apnn_layer_info_t* info);
-/* Validates the graph and prepares it for `batch` images (again with another batch is fine). */
+/* Validates the graph and prepares it for `batch` images (again with another batch is fine).
+ * A convolution that alone reads a narrow input (KH*KW*C padded to 256 bits at least 2x smaller
+ * than KH*KW taps of C padded each), whose input quant has real offset 0, is planned as a 1x1
+ * convolution over the input's im2col rows; results are identical either way
+ * (APNN_NETWORK_IM2COL=0 in the environment keeps the direct form). Batches too large for one
+ * launch run as consecutive sub-batches. */
 APNN_API apnn_status_t apnn_network_plan(apnn_network_t net, int64_t batch);
 /* N, H, W, C and element type (FLOAT32 or INT32) of the planned output. */
 APNN_API apnn_status_t apnn_network_output_shape(apnn_network_t net, int64_t shape[4], apnn_dtype_t* dtype);
