@@ -9,6 +9,7 @@
 
 #include "apnn/apnn.h"
 #include "common/api_util.h"
+#include "common/backend.h"
 #include "common/objects.h"
 #include "common/quant.h"
 #include "common/status.h"
@@ -375,7 +376,9 @@ apnn_status_t apnn_gemm_kernel_name(apnn_context_t ctx, apnn_packed_t x, apnn_pa
 apnn_status_t apnn_context_set_gemm_override(apnn_context_t ctx, int32_t config, int32_t split_k, int32_t flags) {
   return guarded(__func__, [&] {
     check_context(ctx);
-    require_arg(config >= -1 && config < 7, "config must be -1 (automatic) or 0..6, got " + std::to_string(config));
+    require_arg(config >= -1 && config < apnn::kNumGemmConfigs,
+                "config must be -1 (automatic) or 0.." + std::to_string(apnn::kNumGemmConfigs - 1) + ", got " +
+                    std::to_string(config));
     require_arg(split_k >= 0 && split_k <= 64, "split_k must be 0 (automatic) or 1..64, got " +
                                                    std::to_string(split_k));
     apnn::GemmOverride choice;

@@ -10,6 +10,7 @@
 
 #include "apnn/apnn.h"
 #include "common/api_util.h"
+#include "common/epilogue_thresholds.h"
 #include "common/objects.h"
 #include "common/quant.h"
 #include "common/status.h"
@@ -93,6 +94,25 @@ std::string shape_str(int64_t a, int64_t b, int64_t c, int64_t d) {
 }
 
 // Validates a call and turns it into the backend's ConvCall.
+// The epilogue's threshold table for output codes `q` (backend memory), built on first use.
+const int32_t* threshold_table(apnn_epilogue& e, const apnn::OutputQuant& q) {
+  const auto key = std::make_tuple(q.bits, static_cast<int>(q.encoding), q.zero_point);
+  auto found = e.threshold_tables.find(key);
+  if (found != e.threshold_tables.end()) return found->second;
+  const std::vector<int32_t> table =
+      apnn::build_threshold_table(e.scale_host.data(), e.bias_host.data(), e.channels, e.params, q);
+  auto* backend = e.ctx->backend.get();
+  auto* mem = static_cast<int32_t*>(backend->allocate(table.size() * sizeof(int32_t)));
+  try {
+    backend->write(mem, table.data(), table.size() * sizeof(int32_t));
+  } catch (...) {
+    backend->release(mem);
+    throw;
+  }
+  e.threshold_tables.emplace(key, mem);
+  return mem;
+}
+
 apnn::ConvCall make_call(apnn_context_t ctx, const apnn_conv_args_t* args, bool need_output) {
   check_context(ctx);
   require_arg(args != nullptr, "args is NULL");
@@ -196,6 +216,14 @@ apnn::ConvCall make_call(apnn_context_t ctx, const apnn_conv_args_t* args, bool 
     require_arg(args->y_packed != args->x && args->y_packed != args->residual,
                 "y_packed must not be the input or the residual");
     call.y_packed = &ym;
+    // The CUDA kernels compare y against a threshold table instead of running the float steps
+    // (same codes; the host backend keeps the plain arithmetic).
+    const apnn::OutputQuant oq = apnn::output_quant(ym.quant);
+    const bool residual = call.residual.int32_values != nullptr || call.residual.planes != nullptr;
+    if (ctx->kind == APNN_BACKEND_CUDA && apnn::thresholds_apply(call.epilogue, oq, residual, static_cast<int64_t>(bound))) {
+      call.epilogue.thresholds = threshold_table(*args->epilogue, oq);
+      call.epilogue.threshold_levels = apnn::threshold_levels(oq);
+    }
   }
   return call;
 }
@@ -358,6 +386,8 @@ apnn_status_t apnn_epilogue_create(apnn_context_t ctx, const apnn_epilogue_desc_
     auto obj = std::make_unique<apnn_epilogue>();
     obj->ctx = ctx;
     obj->channels = desc->channels;
+    obj->scale_host = scale;
+    obj->bias_host = bias;
     auto& e = obj->params;
     auto* backend = ctx->backend.get();
     float* scale_mem = nullptr;
@@ -393,6 +423,7 @@ apnn_status_t apnn_epilogue_destroy(apnn_epilogue_t epilogue) {
     auto* backend = epilogue->ctx->backend.get();
     backend->release(const_cast<float*>(epilogue->params.scale));
     backend->release(const_cast<float*>(epilogue->params.bias));
+    for (auto& entry : epilogue->threshold_tables) backend->release(entry.second);
     epilogue->ctx->live_objects--;
     delete epilogue;
   });

@@ -108,6 +108,40 @@ def test_round_half_to_even_and_clamp(ctx):
     np.testing.assert_array_equal(codes, np.clip(t, -4 - 1, 3 - 1) + 1)
 
 
+EDGE_SCALES = [0.0, -0.0, 1.0, -1.0, 0.5, -0.37, 1e-30, -1e-30, 3e38, -3e38, 0.013, -0.021, 2.0 ** -7, 7.0]
+
+
+@pytest.mark.parametrize("out_bits,out_enc", [(1, "binary"), (1, "unsigned"), (2, "unsigned"), (2, "signed"),
+                                              (3, "unsigned"), (4, "signed"), (4, "unsigned")])
+@pytest.mark.parametrize("activation", ["none", "relu", "clip"])
+@pytest.mark.parametrize("pool", ["none", "max"])
+def test_threshold_form_edges(ctx, rng, out_bits, out_enc, activation, pool):
+    # CUDA runs outputs of <= 2 bits without residual as compares against a per-channel table of
+    # y thresholds; the scales hit its edges: zero and negative zero (constant channels), signs
+    # (falling steps), tiny and huge magnitudes (inf after the multiply), exact ties of rint.
+    o = len(EDGE_SCALES) * 3
+    scale = np.array(EDGE_SCALES * 3, np.float32)
+    bias = np.concatenate([np.zeros(len(EDGE_SCALES)), rng.standard_normal(len(EDGE_SCALES)) * 3,
+                           np.full(len(EDGE_SCALES), -0.5)]).astype(np.float32)
+    x = reference.random_codes(rng, (2, 5, 5, 96), 2, "unsigned")
+    wc = reference.random_codes(rng, (o, 3, 3, 96), 2, "signed")
+    y_int = reference.conv2d(x, wc, x_bit=2, w_bit=2, w_encoding="signed", padding=1)
+    zp = 0 if out_enc == "binary" else int(rng.integers(-1, 2))
+    out_spec = (out_bits, out_enc, zp, 0.5)
+    ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, activation=activation, clip=(-1.0, 2.5), pool=pool,
+                       pool_size=2, pool_stride=2, out_scale=0.5)
+    expected = reference.conv_epilogue(y_int, scale=scale, bias=bias, activation=activation, clip=(-1.0, 2.5),
+                                       pool=pool, pool_size=2, pool_stride=2, out=out_spec)
+    out = apnn.empty_nhwc(ctx, expected.shape, out_bits, out_enc, zp)
+    apnn.conv2d_packed(ctx, apnn.pack_nhwc(ctx, x, 2), apnn.pack_conv_weights(ctx, wc, 2, "signed"), padding=1,
+                       epilogue=ep, out=out)
+    assert_same(out.codes(), expected, f"out={out_spec} act={activation} pool={pool}")
+    # Without an activation the huge scales reach both ends of the code range.
+    if activation == "none":
+        assert expected.min() == reference.code_range(out_bits, out_enc)[0]
+        assert expected.max() == reference.code_range(out_bits, out_enc)[1]
+
+
 def test_chained_layers_keep_row_sums(ctx, rng):
     # The packed output feeds the next layer, whose binary weights need its row sums.
     x = reference.random_codes(rng, (2, 9, 9, 70), 2, "unsigned")

@@ -99,7 +99,7 @@ def test_fast_paths_agree_with_generic_and_every_tile(cuda_ctx, rng, x_bit, w_bi
     w = cuda_ctx.pack(w_codes, w_bit, "signed")
     results = {}
     try:
-        for config in range(7):
+        for config in range(9):
             for generic in (False, True):
                 for split, clusters in ((1, True), (3, True), (2, False)):
                     cuda_ctx.set_gemm_override(config, split, generic, clusters)

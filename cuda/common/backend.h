@@ -32,6 +32,9 @@ struct PackedMatrix {
   int64_t total_words() const { return quant.bits * plane_words(); }
 };
 
+// Tile configurations of the CUDA GEMM (apnn_context_set_gemm_override numbers them 0..N-1).
+constexpr int kNumGemmConfigs = 9;
+
 // A pinned GEMM kernel choice (apnn_context_set_gemm_override); negatives / 0 mean automatic.
 struct GemmOverride {
   int config = -1;

@@ -24,6 +24,10 @@ struct EpilogueParams {
   int pool = APNN_POOL_NONE;
   int pool_size = 1, pool_stride = 1;
   float out_scale = 1.0f;
+  // Optional (CUDA): the packed output's codes as thresholds on y (common/epilogue_thresholds.h),
+  // (threshold_levels + 2) x O int32 in backend memory; kernels use it instead of steps 1, 3, 5.
+  const int32_t* thresholds = nullptr;
+  int threshold_levels = 0;
 };
 
 // Where the residual comes from: nothing, int32 values, or a packed tensor's planes. Both

@@ -7,9 +7,13 @@
 
 namespace apnn {
 
+// kMaxPlanes: a compile-time bound on `planes`, so the loop unrolls into that many ballots.
+template <int kMaxPlanes = 8>
 __device__ __forceinline__ uint32_t warp_plane_word(uint32_t bits, int planes, int lane) {
   uint32_t mine = 0;
-  for (int b = 0; b < planes; ++b) {
+#pragma unroll
+  for (int b = 0; b < kMaxPlanes; ++b) {
+    if (b >= planes) break;  // warp-uniform
     const uint32_t word = __ballot_sync(0xffffffffu, (bits >> b) & 1u);
     if (lane == b) mine = word;
   }

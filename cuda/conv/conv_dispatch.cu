@@ -204,6 +204,9 @@ ConvRunner::ConvRunner() {
     if (v == "1") forced_config_ = 1;
     if (v == "2") forced_config_ = 2;
   }
+  // Debug/tuning knob: APNN_EPILOGUE_THRESHOLDS=0 runs the float epilogue even where a
+  // threshold table is given (same results).
+  if (const char* env = std::getenv("APNN_EPILOGUE_THRESHOLDS")) thresholds_ = std::string(env) != "0";
 }
 
 ConvRunner::~ConvRunner() {
@@ -313,6 +316,7 @@ void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t str
   if (call.has_epilogue) {
     prm.ep = call.epilogue;
     prm.res = call.residual;
+    if (!thresholds_ || !call.y_packed) prm.ep.thresholds = nullptr;
   }
   if (call.y_packed) {
     prm.oq = output_quant(call.y_packed->quant);

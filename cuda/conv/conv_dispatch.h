@@ -33,6 +33,7 @@ class ConvRunner {
   int32_t* row_ws_ = nullptr;  // zeroed row sums + counters of fused packed outputs
   size_t row_ws_entries_ = 0;
   int forced_config_ = -1;     // APNN_CONV_CONFIG: -1 automatic, -2 the fallback kernel
+  bool thresholds_ = true;     // APNN_EPILOGUE_THRESHOLDS=0: always the float epilogue
   mutable int clusters_ = -1;
 };
 

@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "common/epilogue.h"
+#include "common/epilogue_thresholds.h"
 #include "common/warp_planes.cuh"
 #include "conv/conv_params.h"
 #include "gemm/bitplane_gemm_kernel.cuh"
@@ -265,9 +266,32 @@ __global__ void conv_epilogue_kernel(const EpilogueKernelParams prm) {
   const int k = prm.ep.pool_size, s = prm.ep.pool_stride;
   const int m0 = (n * prm.OH + py * s) * prm.OW + px * s;  // top-left pixel of the window
   int32_t part = 0;
+  // The threshold form (epilogue_thresholds.h): no float math; a max pool keeps the top level.
+  const bool residual = prm.res.int32_values != nullptr || prm.res.planes != nullptr;
+  const int32_t* thresholds = prm.y_float || residual || prm.ep.pool == APNN_POOL_AVG ? nullptr : prm.ep.thresholds;
   for (int o0 = 0; o0 < prm.O; o0 += 32) {
     const int o = o0 + lane;
     const bool valid = o < prm.O;
+    if (thresholds) {
+      uint32_t bits = 0;
+      if (valid) {
+        const int32_t base = __ldg(thresholds + o), direction = __ldg(thresholds + prm.O + o);
+        int32_t level = 0;
+        for (int i = 0; i < k * k; ++i) {
+          const int32_t y = prm.y[static_cast<int64_t>(m0 + (i / k) * prm.OW + i % k) * prm.O + o];
+          int count = 0;
+          for (int t = 0; t < prm.ep.threshold_levels; ++t) count += y >= __ldg(thresholds + (t + 2) * prm.O + o) ? 1 : 0;
+          const int32_t l = base + direction * count;
+          level = i == 0 || l > level ? l : level;
+        }
+        const int32_t code = code_of_level(prm.oq, level);
+        bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
+        part += plane_part(code, prm.oq.encoding);
+      }
+      const uint32_t mine = warp_plane_word(bits, prm.oq.bits, lane);
+      if (lane < prm.oq.bits) prm.out_planes[(lane * prm.out_rows_padded + pm) * prm.out_words + o0 / 32] = mine;
+      continue;
+    }
     float value = 0.0f;
     if (valid) {
       const float scale = prm.ep.scale[o], bias = prm.ep.bias[o];
@@ -321,8 +345,8 @@ struct ConvTile {
   static constexpr int kAccStride = BN + 4;
   static constexpr int kAccBytes = BM * kAccStride * 4;
   static constexpr int kMainBytes = kPipeBytes > kAccBytes ? kPipeBytes : kAccBytes;
-  // + per-pixel xsum and tap rectangle, per-channel scale and bias
-  static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16) + BN * 8;
+  // + per-pixel xsum and tap rectangle, per-channel scale and bias and threshold table
+  static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16) + BN * 8 + BN * 4 * kThresholdRows;
   static constexpr int kLoadsX = BM * kCpr / kThreads, kLoadsW = BN * kCpr / kThreads;
   static constexpr int kMi = WM / 16, kNi = WN / 8;
   static_assert(kCpr == 2 || kCpr == 4 || kCpr == 8, "KT must be 256, 512 or 1024 bits");
@@ -345,6 +369,7 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   int4* s_rect = reinterpret_cast<int4*>(smem + Cfg::kMainBytes + BM * 4);
   float* s_scale = reinterpret_cast<float*>(smem + Cfg::kMainBytes + BM * 20);
   float* s_bias = s_scale + BN;
+  int32_t* s_thresholds = reinterpret_cast<int32_t*>(s_bias + BN);  // kThresholdRows x BN
   __shared__ bool s_last;
 
   const int p = P ? P : prm.p;
@@ -450,6 +475,14 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     s_scale[i] = ok ? prm.ep.scale[o] : 0.0f;
     s_bias[i] = ok ? prm.ep.bias[o] : 0.0f;
   }
+  const bool residual = prm.res.int32_values != nullptr || prm.res.planes != nullptr;
+  const bool thresholds = prm.mode == kConvOutFusedPacked && prm.ep.thresholds != nullptr && !residual;
+  if (thresholds) {
+    for (int i = tid; i < (prm.ep.threshold_levels + 2) * tn; i += Cfg::kThreads) {
+      const int row = i / tn, nn = i - row * tn, o = n0 + nn;
+      s_thresholds[row * BN + nn] = o < prm.O ? prm.ep.thresholds[static_cast<int64_t>(row) * prm.O + o] : 0;
+    }
+  }
 
   int32_t acc[Cfg::kMi][Cfg::kNi][4];
 #pragma unroll
@@ -526,27 +559,31 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   const uint32_t ox = static_cast<uint32_t>(prm.ox), ow_off = static_cast<uint32_t>(prm.ow);
   const int sat_w = prm.KW + 1, sat_stride = (prm.KH + 1) * (prm.KW + 1);
   const int groups = (tn + 31) / 32;
-  auto finish = [&](auto mode_tag, auto residual_tag) {
+  // kSplit: popcount tiles come from the cluster (generic loads) or only from this block's
+  // shared memory; kSat: the weight-offset term (ox != 0) is needed.
+  auto finish = [&](auto mode_tag, auto residual_tag, auto thresholds_tag, auto split_tag, auto sat_tag) {
     constexpr int kMode = decltype(mode_tag)::value;
     constexpr bool kResidual = decltype(residual_tag)::value;
+    constexpr bool kThresholds = decltype(thresholds_tag)::value;
+    constexpr bool kSplit = decltype(split_tag)::value;
+    constexpr bool kSat = decltype(sat_tag)::value;
+    // Plane words of the packed output: row m of plane b at out_row[b * plane_words].
+    const int64_t plane_words = prm.out_rows_padded * prm.out_words;
     for (int mm = rank * Cfg::kWarps + warp; mm < tm; mm += ranks * Cfg::kWarps) {
       const int m = m0 + mm;
       if (m >= prm.M) break;  // warp-uniform, and so is every later mm
       const int4 rect = s_rect[mm];
       const int count = max(0, rect.y - rect.x) * max(0, rect.w - rect.z);
       const uint32_t corr = ow_off * s_xsum[mm] + static_cast<uint32_t>(count) * static_cast<uint32_t>(prm.C) * ox * ow_off;
-      const bool sat_terms = ox != 0 && count > 0;
+      const bool sat_terms = kSat && ox != 0 && count > 0;
+      uint32_t* out_row = prm.out_planes + m * prm.out_words;
       int32_t part = 0;
-      // Two groups per step give the scheduler two independent chains (the loop is latency-bound
-      // at 2 warps per scheduler); more copies would spill out of the instruction cache.
-#pragma unroll 2
-      for (int j = 0; j < groups; ++j) {
+      auto output_group = [&](int j) {
         const int nn = j * 32 + lane, o = n0 + nn;
         const bool valid = nn < tn && o < prm.O;
         uint32_t sum = corr;
         if (valid) {
-          for (int r = 0; r < ranks; ++r) {
-            const int32_t* pt = rank_tile(r) + mm * Cfg::kAccStride + nn;
+          auto add_planes = [&](const int32_t* pt) {
 #pragma unroll
             for (int i = 0; i < (P ? P : 8); ++i) {
               if (!P && i >= p) break;
@@ -558,6 +595,11 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
               }
               sum += static_cast<uint32_t>(prm.cx[i]) * row;
             }
+          };
+          if constexpr (kSplit) {
+            for (int r = 0; r < ranks; ++r) add_planes(rank_tile(r) + mm * Cfg::kAccStride + nn);
+          } else {
+            add_planes(tile + mm * Cfg::kAccStride + nn);  // shared-memory loads
           }
           if (sat_terms) {
             const int32_t* sat = prm.w_sat + static_cast<int64_t>(o) * sat_stride;
@@ -576,16 +618,37 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
         } else {
           uint32_t bits = 0;
           if (valid) {
-            const int32_t code =
-                requantize(prm.oq, prm.ep.out_scale, epilogue_affine<kResidual>(prm.ep, prm.res, y, m, o, s_scale[nn], s_bias[nn]));
+            int32_t code;
+            if constexpr (kThresholds) {
+              const int32_t* t = s_thresholds + nn;
+              int passed = 0;
+#pragma unroll
+              for (int k = 0; k < kMaxThresholdLevels; ++k)
+                passed += k < prm.ep.threshold_levels && y >= t[(k + 2) * BN] ? 1 : 0;
+              code = code_of_level(prm.oq, t[0] + t[BN] * passed);
+            } else {
+              code = requantize(prm.oq, prm.ep.out_scale,
+                                epilogue_affine<kResidual>(prm.ep, prm.res, y, m, o, s_scale[nn], s_bias[nn]));
+            }
             bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
             part += plane_part(code, prm.oq.encoding);
           }
-          const uint32_t mine = warp_plane_word(bits, prm.oq.bits, lane);
+          // Threshold tables exist only for outputs of at most 2 bits: 2 ballots, not 8.
+          constexpr int kMaxOutPlanes = kThresholds ? 2 : kEpilogueMaxPlanes;
+          const uint32_t mine = warp_plane_word<kMaxOutPlanes>(bits, prm.oq.bits, lane);
           const int o0 = n0 + j * 32;  // n0 is a multiple of 32 here (tn % 32 == 0)
-          if (lane < prm.oq.bits && o0 < prm.O)
-            prm.out_planes[(lane * prm.out_rows_padded + m) * prm.out_words + o0 / 32] = mine;
+          if (lane < prm.oq.bits && o0 < prm.O) out_row[lane * plane_words + o0 / 32] = mine;
         }
+      };
+      // The loop is latency-bound (2 warps per scheduler): unrolled copies give the scheduler
+      // independent chains. The float path's body is long, so two copies (more would spill out
+      // of the instruction cache); the threshold path's is short, so four.
+      if constexpr (kThresholds) {
+#pragma unroll 4
+        for (int j = 0; j < groups; ++j) output_group(j);
+      } else {
+#pragma unroll 2
+        for (int j = 0; j < groups; ++j) output_group(j);
       }
       if constexpr (kMode == kConvOutFusedPacked) {
         part = warp_sum(part);
@@ -596,14 +659,23 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   using Int32Out = std::integral_constant<int, kConvOutInt32>;
   using FloatOut = std::integral_constant<int, kConvOutFusedFloat>;
   using PackedOut = std::integral_constant<int, kConvOutFusedPacked>;
+  using Yes = std::true_type;
+  using No = std::false_type;
+  auto run = [&](auto mode_tag, auto residual_tag, auto thresholds_tag, auto sat_tag) {
+    ranks > 1 ? finish(mode_tag, residual_tag, thresholds_tag, Yes{}, sat_tag)
+              : finish(mode_tag, residual_tag, thresholds_tag, No{}, sat_tag);
+  };
   const int mode = prm.mode;
-  const bool residual = prm.res.int32_values != nullptr || prm.res.planes != nullptr;
   if (mode == kConvOutInt32) {
-    finish(Int32Out{}, std::false_type{});
+    run(Int32Out{}, No{}, No{}, Yes{});
   } else if (mode == kConvOutFusedFloat) {
-    residual ? finish(FloatOut{}, std::true_type{}) : finish(FloatOut{}, std::false_type{});
+    residual ? run(FloatOut{}, Yes{}, No{}, Yes{}) : run(FloatOut{}, No{}, No{}, Yes{});
+  } else if (residual) {
+    run(PackedOut{}, Yes{}, No{}, Yes{});
+  } else if (!thresholds) {
+    run(PackedOut{}, No{}, No{}, Yes{});
   } else {
-    residual ? finish(PackedOut{}, std::true_type{}) : finish(PackedOut{}, std::false_type{});
+    ox != 0 ? run(PackedOut{}, No{}, Yes{}, Yes{}) : run(PackedOut{}, No{}, Yes{}, No{});
   }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if (ranks > 1) cluster.sync();  // keep this block's tile alive until every reader is done

@@ -1,6 +1,10 @@
 // The opaque handles of the convolution API (apnn.h): packed weights and epilogues.
 #pragma once
 
+#include <map>
+#include <tuple>
+#include <vector>
+
 #include "common/objects.h"
 #include "conv/conv_types.h"
 
@@ -13,4 +17,8 @@ struct apnn_epilogue {
   apnn_context* ctx = nullptr;
   int64_t channels = 0;
   apnn::EpilogueParams params;  // scale / bias point into backend memory owned by this object
+  std::vector<float> scale_host, bias_host;  // what they hold, for the threshold tables
+  // Threshold tables (common/epilogue_thresholds.h) in backend memory, one per output
+  // (bits, encoding, zero point), built on first use; owned by this object.
+  std::map<std::tuple<int, int, int>, int32_t*> threshold_tables;
 };

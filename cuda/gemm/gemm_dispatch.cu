@@ -29,9 +29,13 @@ constexpr TileConfig kConfigs[] = {
     {"b64x64_k1024", 64, 64, 1024, 4, 0.52},
     {"folded128x256_k512", 128, 256, 512, 1, 1.40, true},
     {"folded128x128_k512", 128, 128, 512, 2, 1.52, true},
+    // Latency tiles for small outputs (M=64-type): 2 warps and few outputs per thread, so the
+    // combine-and-store tail, which dominates there, is short and spread over more blocks.
+    {"b32x32_k256", 32, 32, 256, 8, 0.25},
+    {"b32x32_k1024", 32, 32, 1024, 8, 0.26},
 };
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
-static_assert(kNumConfigs == kNumGemmConfigs, "keep gemm_dispatch.h in step");
+static_assert(kNumConfigs == kNumGemmConfigs, "keep kNumGemmConfigs (common/backend.h) in step");
 
 // The kernel of each configuration (must match kConfigs row for row).
 template <int Config, int P, int Q>
@@ -47,6 +51,8 @@ APNN_GEMM_CONFIG(1, 128, 128, 64, 64, 512, 4)
 APNN_GEMM_CONFIG(2, 64, 64, 32, 32, 256, 4)
 APNN_GEMM_CONFIG(3, 128, 128, 64, 64, 1024, 3)
 APNN_GEMM_CONFIG(4, 64, 64, 32, 32, 1024, 2)
+APNN_GEMM_CONFIG(7, 32, 32, 16, 32, 256, 2)
+APNN_GEMM_CONFIG(8, 32, 32, 16, 32, 1024, 2)
 #undef APNN_GEMM_CONFIG
 
 template <int Config, int P, int Q>
@@ -179,6 +185,7 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   // Latency-bound small tiles (measured on H100): a single K step wins, so take the 256-bit
   // stage for K <= 256 bits and the 1024-bit stage otherwise.
   if (!pinned && (best == 2 || best == 4)) best = chunks <= 2 ? 2 : 4;
+  if (!pinned && (best == 7 || best == 8)) best = chunks <= 2 ? 7 : 8;
   // Split K across blocks when the output alone cannot fill the GPU and K is long enough to
   // pay for the reduction (about 2 us through a cluster on H100; not worth it for K <= 1024).
   const TileConfig& cfg = kConfigs[best];
@@ -258,6 +265,8 @@ void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix
     case 4: return launch_config<4>(params.p, params.q, plan.generic, params, grid, stream);
     case 5: return launch_folded<5>(params.p, params.q, params, grid, stream);
     case 6: return launch_folded<6>(params.p, params.q, params, grid, stream);
+    case 7: return launch_config<7>(params.p, params.q, plan.generic, params, grid, stream);
+    case 8: return launch_config<8>(params.p, params.q, plan.generic, params, grid, stream);
   }
 }
 

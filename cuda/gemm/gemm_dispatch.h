@@ -23,8 +23,6 @@ struct GemmTarget {
   bool clusters = false;  // thread-block clusters (compute capability 9.0+)
 };
 
-constexpr int kNumGemmConfigs = 7;
-
 GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarget& target, const GemmOverride& pin);
 // Split-K scratch: int32 entries and tile counters, zero between calls (the kernel re-zeroes
 // what it used), owned by the caller.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/epilogue.h"
+#include "common/epilogue_thresholds.h"
 #include "common/quant.h"
 #include "common/status.h"
 #include "conv/conv_weights.h"
@@ -96,6 +97,7 @@ Network::Network(apnn_backend_t kind, const apnn_network_input_desc_t& in) {
   validate_quant(&l.out_quant, "input quant");
   input_scale_ = in.scale == 0.0f ? 1.0f : in.scale;
   require_arg(finite(input_scale_) && input_scale_ > 0.0f, "input scale must be a finite number > 0");
+  kind_ = kind;
   backend_ = kind == APNN_BACKEND_CUDA ? make_cuda_backend() : make_host_backend();
   layers_.push_back(l);
 }
@@ -192,6 +194,7 @@ int Network::add_weighted(const apnn_layer_desc_t& d, bool linear) {
   require(bound <= std::numeric_limits<int32_t>::max(), APNN_STATUS_UNSUPPORTED,
           "layer " + str(id) + ": KH*KW*C * max|x| * max|w| = " + str(static_cast<int64_t>(bound)) +
               " could overflow int32");
+  l.y_bound = static_cast<int64_t>(bound);
 
   // The epilogue.
   l.output = desc.output;
@@ -299,9 +302,12 @@ void Network::release_weights(NetLayer& l) noexcept {
   backend_->release(l.weights.tap_sat_mem);
   backend_->release(l.scale_mem);
   backend_->release(l.bias_mem);
+  backend_->release(l.threshold_mem);
   l.weights.planes_mem = nullptr;
   l.weights.tap_sat_mem = nullptr;
   l.scale_mem = l.bias_mem = nullptr;
+  l.threshold_mem = nullptr;
+  l.threshold_levels = 0;
   l.has_weights = false;
 }
 
@@ -359,6 +365,16 @@ void Network::set_weights(int id, const apnn_layer_weights_t& wt) {
     l.bias_mem = static_cast<float*>(backend_->allocate(bias.size() * sizeof(float)));
     backend_->write(l.scale_mem, scale.data(), scale.size() * sizeof(float));
     backend_->write(l.bias_mem, bias.data(), bias.size() * sizeof(float));
+    // The CUDA kernels compare against a threshold table instead of running the float steps.
+    const EpilogueParams e = layer_epilogue(l);
+    const OutputQuant oq = output_quant(l.out_quant);
+    if (kind_ == APNN_BACKEND_CUDA && l.output == APNN_LAYER_OUTPUT_PACKED &&
+        thresholds_apply(e, oq, l.desc.residual != 0, l.y_bound)) {
+      const std::vector<int32_t> table = build_threshold_table(scale.data(), bias.data(), o, e, oq);
+      l.threshold_mem = static_cast<int32_t*>(backend_->allocate(table.size() * sizeof(int32_t)));
+      backend_->write(l.threshold_mem, table.data(), table.size() * sizeof(int32_t));
+      l.threshold_levels = threshold_levels(oq);
+    }
   } catch (...) {
     release_weights(l);
     throw;
@@ -610,19 +626,11 @@ ConvCall Network::conv_call(int id, int chunk) const {
   }
   call.has_epilogue = true;
   EpilogueParams& e = call.epilogue;
+  e = layer_epilogue(l);
   e.scale = l.scale_mem;
   e.bias = l.bias_mem;
-  e.residual_scale = l.desc.residual_scale;
-  e.activation = l.desc.activation;
-  e.clip_lo = l.desc.clip_lo;
-  e.clip_hi = l.desc.clip_hi;
-  e.out_scale = l.output == APNN_LAYER_OUTPUT_PACKED ? l.desc.out_scale : 1.0f;
   const NetLayer* target = &l;
-  if (l.desc.pool != APNN_POOL_NONE) {
-    e.pool = l.desc.pool;
-    e.pool_size = l.desc.pool_size;
-    e.pool_stride = l.desc.pool_stride;
-  } else if (l.pooled_by >= 0) {
+  if (l.desc.pool == APNN_POOL_NONE && l.pooled_by >= 0) {
     target = &layers_[l.pooled_by];
     e.pool = APNN_POOL_MAX;
     e.pool_size = target->pool_size;
@@ -647,8 +655,27 @@ ConvCall Network::conv_call(int id, int chunk) const {
     call.y_mem = y_mem;
   } else {
     call.y_packed = const_cast<PackedMatrix*>(&target->tensors[chunk]);
+    e.thresholds = l.threshold_mem;
+    e.threshold_levels = l.threshold_levels;
   }
   return call;
+}
+
+// The epilogue steps of a layer's description (scale / bias pointers and any max pool fused
+// from a following pool layer are the caller's).
+EpilogueParams Network::layer_epilogue(const NetLayer& l) const {
+  EpilogueParams e;
+  e.residual_scale = l.desc.residual_scale;
+  e.activation = l.desc.activation;
+  e.clip_lo = l.desc.clip_lo;
+  e.clip_hi = l.desc.clip_hi;
+  e.out_scale = l.output == APNN_LAYER_OUTPUT_PACKED ? l.desc.out_scale : 1.0f;
+  if (l.desc.pool != APNN_POOL_NONE) {
+    e.pool = l.desc.pool;
+    e.pool_size = l.desc.pool_size;
+    e.pool_stride = l.desc.pool_stride;
+  }
+  return e;
 }
 
 std::vector<Network::Step> Network::steps(apnn_dtype_t input_dtype) const {

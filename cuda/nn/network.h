@@ -43,6 +43,11 @@ struct NetLayer {
   bool im2col = false;  // the planned form (weights packed to match)
   float* scale_mem = nullptr;
   float* bias_mem = nullptr;
+  // CUDA, packed output without residual: the epilogue as a threshold table
+  // (common/epilogue_thresholds.h), threshold_levels + 2 rows of O int32.
+  int32_t* threshold_mem = nullptr;
+  int threshold_levels = 0;
+  int64_t y_bound = 0;  // largest |int32 result| the layer's convolution can produce
 
   // plan
   bool fused = false;     // a max pool run inside its input's epilogue
@@ -97,10 +102,12 @@ class Network {
   bool wants_im2col(int id) const;
   std::vector<Step> steps(apnn_dtype_t input_dtype) const;
   ConvCall conv_call(int id, int chunk) const;
+  EpilogueParams layer_epilogue(const NetLayer& l) const;
   void run_steps(apnn_dtype_t dtype);
   void read_output(void* output);
 
   std::unique_ptr<Backend> backend_;
+  apnn_backend_t kind_ = APNN_BACKEND_HOST;
   float input_scale_ = 1.0f;
   std::vector<NetLayer> layers_;
 

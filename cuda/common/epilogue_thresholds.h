@@ -1,0 +1,49 @@
+// The threshold form of an epilogue with a packed output (steps 1, 3 and 5 of apnn.h's fused
+// epilogue, no residual): the output code as a step function of the int32 convolution result.
+//
+// Every step is monotone in y: int32 -> float rounding, a multiplication by scale[o] (non-
+// decreasing for scale >= 0, non-increasing below), adding bias[o], ReLU / clip, dividing by
+// out_scale > 0, rounding and clamping. So, for channel o, the output's level (code - lowest
+// code; for BINARY (code + 1) / 2) is
+//     level(y) = base[o] + direction[o] * #{k : y >= T_k[o]}
+// with T_1 <= T_2 <= ... the smallest y at which the level has moved k steps away from its value
+// at the bottom of the int32 range. The table is built on the host by binary search over the
+// very same float arithmetic (common/epilogue.h), so it reproduces the epilogue exactly; a
+// kernel then compares instead of running float math and an IEEE division per output. A max
+// pool commutes with it: the pooled code is the largest level in the window.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/epilogue.h"
+
+namespace apnn {
+
+// Levels (thresholds per channel) of the largest output the table form is used for: 2-bit
+// codes, the activations of w1a2 / w2a2 networks. Wider outputs keep the float path: the
+// convolution kernels hold the block's table in shared memory, and a 4-bit table would cost
+// the large tiles a resident block per SM.
+constexpr int kMaxThresholdLevels = 3;
+constexpr int kThresholdRows = kMaxThresholdLevels + 2;
+
+// Number of thresholds per channel for output codes `q`: 2^bits - 1, one for BINARY.
+int threshold_levels(const OutputQuant& q);
+
+// Whether the table form applies: an integer output of at most 2 bits, no residual, no
+// average pooling, and every int32 result the convolution can produce (|y| <= y_bound)
+// strictly inside the int32 range, so that INT32_MAX can stand for "never".
+bool thresholds_apply(const EpilogueParams& e, const OutputQuant& q, bool residual, int64_t y_bound);
+
+// The table for `channels` channels, row-major (threshold_levels(q) + 2) x channels:
+// row 0 base level, row 1 direction (+1, -1, or 0 for a constant channel), rows 2.. T_1, T_2, ...
+// scale and bias are the host copies of what the epilogue's device pointers hold.
+std::vector<int32_t> build_threshold_table(const float* scale, const float* bias, int64_t channels,
+                                           const EpilogueParams& e, const OutputQuant& q);
+
+// The output code of a level (inverse of the level definition above).
+APNN_HD int32_t code_of_level(const OutputQuant& q, int32_t level) {
+  return q.encoding == APNN_ENCODING_BINARY ? 2 * level - 1 : q.lo + level;
+}
+
+}  // namespace apnn
