@@ -5,7 +5,7 @@ import pytest
 
 import apnn
 from apnn import reference
-from conftest import BACKENDS
+from conftest import BACKENDS, requires_gpu
 
 SMALL = dict(input_shape=(32, 32, 3), width=1 / 16, num_classes=10)
 
@@ -231,6 +231,62 @@ def test_first_layer_im2col_and_direct_forms_agree(model, backend, rng, monkeypa
         outputs.append(net(x))
         np.testing.assert_array_equal(outputs[-1], net.reference(x))
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+@requires_gpu
+@pytest.mark.parametrize("model", ["alexnet", "vgg_variant", "resnet18"])
+def test_first_layer_from_image_and_bitplane_forms_agree(model, rng, monkeypatch):
+    # On CUDA a first convolution with a <= 2-bit output runs straight from the 8-bit image on
+    # dp4a (no packed input); APNN_NETWORK_FROM_IMAGE=0 keeps the bit-plane im2col form.
+    x = images(rng, 3)
+    outputs, input_ms = [], []
+    for setting in ("1", "0"):
+        monkeypatch.setenv("APNN_NETWORK_FROM_IMAGE", setting)
+        net = apnn.models.build(model, context=apnn.default_context("cuda"), seed=7, **SMALL)
+        outputs.append(net(x))
+        np.testing.assert_array_equal(outputs[-1], net.reference(x))
+        net.benchmark(batch=3, iters=2)
+        input_ms.append(dict(net.layer_times())["input"])
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    # The from-image form has no input packing step; the bit-plane form has one.
+    assert input_ms[0] == 0.0 and input_ms[1] > 0.0
+
+
+@requires_gpu
+@pytest.mark.parametrize("seed", range(12))
+def test_first_layer_from_image_random(seed, rng):
+    # Random first layers inside the from-image form's contract (8-bit or narrower input codes or
+    # float, real_offset 0; weights whose real values fit int8; 1- or 2-bit output of any encoding),
+    # with ragged channel counts (several 64-channel passes) and kernels, against the oracle.
+    in_bits = int(rng.choice([8, 8, 5]))
+    in_enc = str(rng.choice(["unsigned", "signed"]))
+    h, w, c = int(rng.integers(7, 20)), int(rng.integers(7, 20)), int(rng.choice([1, 3, 4]))
+    k = int(rng.choice([1, 3, 5, 7]))
+    stride, pad = int(rng.integers(1, 4)), int(rng.integers(0, k))
+    if (h + 2 * pad - k) < 0 or (w + 2 * pad - k) < 0:
+        pad = k - 1
+    o = int(rng.choice([5, 48, 64, 100, 130]))
+    w_bit = int(rng.choice([1, 2, 4, 8]))
+    w_enc = "binary" if w_bit == 1 and rng.random() < 0.6 else str(rng.choice(["signed", "unsigned"]))
+    w_zp = 0 if w_enc == "binary" or w_bit == 8 else int(rng.integers(-1, 2))
+    out_bit = int(rng.choice([1, 2]))
+    out_enc = "binary" if out_bit == 1 and rng.random() < 0.4 else str(rng.choice(["unsigned", "signed"]))
+    out_zp = 0 if out_enc == "binary" else int(rng.integers(-1, 2))
+    net = apnn.Network((h, w, c), input_bits=in_bits, input_encoding=in_enc, input_scale=0.05,
+                       context=apnn.default_context("cuda"))
+    net.conv(o, k, stride=stride, padding=pad, w_bit=w_bit, w_encoding=w_enc, w_zero_point=w_zp, out_bit=out_bit,
+             out_encoding=out_enc, out_zero_point=out_zp, out_scale=float(rng.choice([0.5, 3.0, 40.0])),
+             activation=str(rng.choice(["relu", "none", "clip"])), clip=(-2.0, 5.0))
+    net.conv(6, 1, output="int32")
+    net.set_weights(1, codes=reference.random_codes(rng, net.weight_shape(1), w_bit, w_enc),
+                    scale=rng.uniform(-0.3, 0.3, o).astype(np.float32), bias=rng.uniform(-4, 4, o).astype(np.float32))
+    net.set_weights(2, codes=reference.random_codes(rng, net.weight_shape(2), 1, "binary"))
+    if rng.random() < 0.3:
+        x = rng.uniform(-3, 8, (2, h, w, c)).astype(np.float32)
+    else:
+        x = reference.random_codes(rng, (2, h, w, c), in_bits, in_enc)
+    desc = f"{h}x{w}x{c} k{k}/s{stride}/p{pad} o={o} w{w_bit}{w_enc}{w_zp} in {in_bits}{in_enc} out {out_bit}{out_enc}{out_zp}"
+    np.testing.assert_array_equal(net(x), net.reference(x), err_msg=desc)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

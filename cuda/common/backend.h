@@ -83,6 +83,10 @@ class Backend {
   virtual void max_pool(const PoolCall&) {
     throw Error(APNN_STATUS_UNSUPPORTED, "this backend has no max pooling");
   }
+  // The first convolution straight from the image (nn_types.h, FirstLayerCall).
+  virtual void first_layer(const FirstLayerCall&) {
+    throw Error(APNN_STATUS_UNSUPPORTED, "this backend has no direct first layer");
+  }
   // A fixed launch sequence recorded once and replayed (a CUDA graph on the CUDA backend).
   class Recording {
    public:

@@ -303,6 +303,9 @@ void Network::release_weights(NetLayer& l) noexcept {
   backend_->release(l.scale_mem);
   backend_->release(l.bias_mem);
   backend_->release(l.threshold_mem);
+  backend_->release(l.image_weights_mem);
+  l.image_weights_mem = nullptr;
+  l.from_image = false;
   l.weights.planes_mem = nullptr;
   l.weights.tap_sat_mem = nullptr;
   l.scale_mem = l.bias_mem = nullptr;
@@ -432,6 +435,57 @@ bool Network::wants_im2col(int id) const {
   return direct_bits >= 2 * im2col_bits;
 }
 
+// The im2col layer runs straight from the image (CUDA) when its epilogue has a threshold table
+// (packed output of at most 2 bits, no residual), it pools nothing, K = KH*KW*C fits the
+// kernel, and every weight's real value fits int8. APNN_NETWORK_FROM_IMAGE=0 turns it off
+// (tests compare both forms).
+bool Network::wants_from_image(int id) const {
+  const NetLayer& l = layers_[id];
+  if (kind_ != APNN_BACKEND_CUDA || !wants_im2col(id)) return false;
+  const char* env = std::getenv("APNN_NETWORK_FROM_IMAGE");
+  if (env && std::string(env) == "0") return false;
+  if (l.output != APNN_LAYER_OUTPUT_PACKED || l.desc.residual != 0 || l.desc.pool != APNN_POOL_NONE ||
+      l.pooled_by >= 0 || l.threshold_mem == nullptr || l.out_quant.bits > 2)
+    return false;
+  if (l.kh * l.kw * l.in_c > kFirstLayerMaxK) return false;
+  const int32_t zp = l.desc.weight_quant.zero_point;
+  for (int32_t code : l.input_codes)
+    if (code - zp < -128 || code - zp > 127) return false;
+  return true;
+}
+
+// Weights of the from-image form: real values (code - zero point) as int8, four per word
+// along K, word k4 of channel o at [k4 * O_padded + o].
+void Network::pack_image_weights(NetLayer& l) {
+  const int64_t o = l.desc.out_channels, k = l.kh * l.kw * l.in_c, k4 = (k + 3) / 4;
+  const int64_t o_padded = round_up(o, kFirstLayerChannels);
+  const int32_t zp = l.desc.weight_quant.zero_point;
+  std::vector<int32_t> words(static_cast<size_t>(k4 * o_padded), 0);
+  for (int64_t r = 0; r < o; ++r)
+    for (int64_t i = 0; i < k; ++i) {
+      const uint32_t byte = static_cast<uint8_t>(static_cast<int8_t>(l.input_codes[r * k + i] - zp));
+      words[(i / 4) * o_padded + r] |= static_cast<int32_t>(byte << (8 * (i % 4)));
+    }
+  backend_->release(l.image_weights_mem);
+  l.image_weights_mem = static_cast<int32_t*>(backend_->allocate(words.size() * sizeof(int32_t)));
+  backend_->write(l.image_weights_mem, words.data(), words.size() * sizeof(int32_t));
+}
+
+FirstLayerCall Network::first_layer_call(int id, int chunk, const InputPackCall& input) const {
+  const NetLayer& l = layers_[id];
+  FirstLayerCall c;
+  c.input = input;
+  c.weights = l.image_weights_mem;
+  c.out_channels = static_cast<int>(l.desc.out_channels);
+  c.out_channels_padded = static_cast<int>(round_up(l.desc.out_channels, kFirstLayerChannels));
+  c.k = static_cast<int>(l.kh * l.kw * l.in_c);
+  c.k4 = (c.k + 3) / 4;
+  c.thresholds = l.threshold_mem;
+  c.levels = l.threshold_levels;
+  c.out = view(l.tensors[chunk]);
+  return c;
+}
+
 apnn_layer_info_t Network::info(int id) const {
   const NetLayer& l = layer(id, "layer");
   apnn_layer_info_t info{};
@@ -551,17 +605,23 @@ void Network::plan(int64_t batch) {
     }
     // The first convolution's form; its weights are repacked when the form changes.
     int im2col_layer = -1;
+    bool input_packed = true;
     for (int id = 1; id <= last; ++id) {
       NetLayer& l = layers_[id];
       if (l.kind != APNN_LAYER_CONV || l.source != 0) continue;
       const bool im2col = wants_im2col(id);
       if (im2col != l.im2col) pack_weights(l, l.input_codes, im2col);
       if (im2col) im2col_layer = id;
+      const bool from_image = wants_from_image(id);
+      if (from_image && !l.image_weights_mem) pack_image_weights(l);
+      l.from_image = from_image;
+      if (from_image) input_packed = false;  // its only reader reads the image itself
     }
     // Tensors: the input, every packed layer that is not virtual and not writing into a fused pool.
     for (int id = 0; id <= last; ++id) {
       NetLayer& l = layers_[id];
       if (l.is_virtual() || l.pooled_by >= 0 || l.output != APNN_LAYER_OUTPUT_PACKED) continue;
+      if (id == 0 && !input_packed) continue;
       l.tensors.resize(chunk_size_.size());
       int64_t h = l.h, w = l.w, c = l.c;
       if (id == 0 && im2col_layer > 0) {  // the input packed as the first convolution's im2col rows
@@ -689,9 +749,15 @@ std::vector<Network::Step> Network::steps(apnn_dtype_t input_dtype) const {
                 chunk_first_[k] * input.h * input.w * input.c * static_cast<int64_t>(dtype_bytes(input_dtype));
     in.dtype = input_dtype;
     in.scale = input_scale_;
-    in.out = view(input.tensors[k]);
+    if (input.tensors.empty()) {  // read by a from-image layer only: just its quantization
+      in.out.quant = input.out_quant;
+    } else {
+      in.out = view(input.tensors[k]);
+    }
+    bool from_image = false;
     for (int r : input.readers) {
       const NetLayer& l = layers_[r];
+      from_image = from_image || l.from_image;
       if (!l.im2col) continue;
       Im2colGeometry& g = in.im2col;
       g.kh = static_cast<int>(l.kh);
@@ -706,10 +772,13 @@ std::vector<Network::Step> Network::steps(apnn_dtype_t input_dtype) const {
       g.out_h = l.conv_h;
       g.out_w = l.conv_w;
     }
-    out.push_back({0, [b, in] { b->pack_input(in); }});
+    if (!from_image) out.push_back({0, [b, in] { b->pack_input(in); }});
     for (int id = 1; id < layer_count(); ++id) {
       const NetLayer& l = layers_[id];
-      if (l.is_weighted()) {
+      if (l.from_image) {
+        const FirstLayerCall call = first_layer_call(id, chunk, in);
+        out.push_back({id, [b, call] { b->first_layer(call); }});
+      } else if (l.is_weighted()) {
         const ConvCall call = conv_call(id, chunk);
         out.push_back({id, [b, call] { b->conv2d(call); }});
       } else if (l.kind == APNN_LAYER_POOL && l.pool == APNN_POOL_MAX && !l.fused) {

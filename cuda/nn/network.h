@@ -41,6 +41,10 @@ struct NetLayer {
   // (nn_types.h, Im2colGeometry), which packs the same codes as one 1 x 1 x KH*KW*C kernel.
   std::vector<int32_t> input_codes;
   bool im2col = false;  // the planned form (weights packed to match)
+  // ... or, on CUDA, the whole layer straight from the image (nn_types.h, FirstLayerCall) with
+  // its weights' real values as int8 words.
+  bool from_image = false;
+  int32_t* image_weights_mem = nullptr;
   float* scale_mem = nullptr;
   float* bias_mem = nullptr;
   // CUDA, packed output without residual: the epilogue as a threshold table
@@ -100,6 +104,9 @@ class Network {
   void zero(void* mem, size_t bytes);
   void pack_weights(NetLayer& l, const std::vector<int32_t>& codes, bool im2col);
   bool wants_im2col(int id) const;
+  bool wants_from_image(int id) const;
+  void pack_image_weights(NetLayer& l);
+  FirstLayerCall first_layer_call(int id, int chunk, const InputPackCall& input) const;
   std::vector<Step> steps(apnn_dtype_t input_dtype) const;
   ConvCall conv_call(int id, int chunk) const;
   EpilogueParams layer_epilogue(const NetLayer& l) const;

@@ -1,6 +1,6 @@
-// CUDA kernels of the network helpers, one warp per packed row: the input packer gives each
-// lane one column of a 32-column word and builds the plane words with ballots; the max pool
-// gives each lane one word. Both run the per-element code of nn_types.h, so host and GPU
+// CUDA kernels of the network helpers: the input packer runs a warp per packed row, each lane
+// one column of a 32-column word, and builds the plane words with ballots; the max pool gives
+// each lane one word of a row. Both run the per-element code of nn_types.h, so host and GPU
 // compute the very same bits, and launch without synchronizing (CUDA-graph capturable).
 #include "nn/nn_kernels.h"
 
@@ -84,14 +84,18 @@ __global__ void pack_im2col_kernel(InputPackCall call) {
   }
 }
 
-__global__ void max_pool_kernel(PoolCall call) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
-  const int lane = threadIdx.x & 31;
-  if (row >= call.y.rows) return;
+// 2^lanes_log2 lanes per output row, one word (32 channels) each, over the words that hold
+// channels: the padding words of y stay as planned (zero), so narrow layers (C = 64: 2 words)
+// do not leave most of a warp idle.
+__global__ void max_pool_kernel(PoolCall call, int lanes_log2, int64_t real_words) {
+  const int64_t thread = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  const int64_t row = thread >> lanes_log2;
+  const int lanes = 1 << lanes_log2, sub = static_cast<int>(thread & (lanes - 1));
   int32_t sum = 0;
-  for (int64_t w = lane; w < call.x.words; w += 32) sum += max_pool_word(call, row, w);
-  sum = warp_sum(sum);
-  if (lane == 0) call.y.row_sums[row] = sum;
+  if (row < call.y.rows)
+    for (int64_t w = sub; w < real_words; w += lanes) sum += max_pool_word(call, row, w);
+  for (int off = lanes / 2; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+  if (row < call.y.rows && sub == 0) call.y.row_sums[row] = sum;
 }
 
 unsigned blocks(int64_t rows) { return static_cast<unsigned>((rows + kWarps - 1) / kWarps); }
@@ -111,7 +115,12 @@ void pack_input_cuda(const InputPackCall& call, cudaStream_t stream) {
 }
 
 void max_pool_cuda(const PoolCall& call, cudaStream_t stream) {
-  max_pool_kernel<<<blocks(call.y.rows), kThreads, 0, stream>>>(call);
+  const int64_t real_words = (call.x.cols + 31) / 32;
+  int lanes_log2 = 0;
+  while ((int64_t{1} << lanes_log2) < real_words && lanes_log2 < 5) ++lanes_log2;
+  const int64_t threads = call.y.rows << lanes_log2;
+  max_pool_kernel<<<static_cast<unsigned>((threads + kThreads - 1) / kThreads), kThreads, 0, stream>>>(call, lanes_log2,
+                                                                                                    real_words);
   APNN_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -52,6 +52,25 @@ struct PoolCall {
   int kernel = 2, stride = 2, pad = 0;
 };
 
+// The first convolution straight from the image (CUDA): 8-bit codes times weights of at
+// most 8 bits on the integer dot-product units, the epilogue as a threshold table
+// (common/epilogue_thresholds.h), codes written as packed planes. It needs no packed input
+// and no 8-plane im2col tensor. Used under the im2col form's conditions (real_offset 0 input,
+// so a padding tap is the code 0) plus: packed output of at most 2 bits, no residual, no
+// pooling, KH*KW*C <= kFirstLayerMaxK, every weight's real value in int8.
+constexpr int kFirstLayerMaxK = 1024;
+struct FirstLayerCall {
+  InputPackCall input;          // the image, its quantization (input.out.quant) and the geometry
+  const int32_t* weights = nullptr;  // real values as int8, 4 per word along K = (kh, kw, c):
+                                     // word k4 of channel o at weights[k4 * out_channels_padded + o]
+  int out_channels = 0, out_channels_padded = 0;  // padded to kFirstLayerChannels
+  int k = 0, k4 = 0;            // KH*KW*C, and words of 4 per channel
+  const int32_t* thresholds = nullptr;  // (levels + 2) x out_channels
+  int levels = 0;
+  PackedView out;               // the layer's packed output tensor
+};
+constexpr int kFirstLayerChannels = 64;  // output channels per pass of a block
+
 APNN_HD int popcount32(uint32_t v) {
 #if defined(__CUDA_ARCH__)
   return __popc(v);
