@@ -23,6 +23,14 @@ constexpr int kThreads = kPixels * kGroups;
 constexpr int kGroupChannels = kFirstLayerChannels / kGroups;
 static_assert(kGroupChannels == 16, "two groups fill one 32-channel plane word");
 
+// Where channel j of a 64-channel pass sits in a shared-memory row of weights or thresholds:
+// the 4-channel quads of the four groups interleave, so the four 16-byte reads (one per group)
+// a warp makes for the same quad index fall into 16 different banks.
+__device__ __forceinline__ int swizzled_channel(int j) {
+  const int group = j / kGroupChannels, quad = (j % kGroupChannels) / 4;
+  return (quad * kGroups + group) * 4 + j % 4;
+}
+
 template <bool kSignedX>
 __device__ __forceinline__ int32_t dot4(uint32_t x, uint32_t w, int32_t acc) {
   int32_t d;
@@ -117,24 +125,26 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
     __syncthreads();  // the patch is complete; the previous pass is done with weights / table
     for (int i = tid; i < call.k4 * kFirstLayerChannels; i += kThreads) {
       const int k4 = i / kFirstLayerChannels, j = i - k4 * kFirstLayerChannels;
-      s_weights[i] = static_cast<uint32_t>(call.weights[static_cast<int64_t>(k4) * call.out_channels_padded + c0 + j]);
+      s_weights[k4 * kFirstLayerChannels + swizzled_channel(j)] =
+          static_cast<uint32_t>(call.weights[static_cast<int64_t>(k4) * call.out_channels_padded + c0 + j]);
     }
     for (int i = tid; i < (call.levels + 2) * kFirstLayerChannels; i += kThreads) {
       const int row = i / kFirstLayerChannels, j = i - row * kFirstLayerChannels, o = c0 + j;
-      s_thresholds[i] = o < call.out_channels ? call.thresholds[static_cast<int64_t>(row) * call.out_channels + o] : 0;
+      s_thresholds[row * kFirstLayerChannels + swizzled_channel(j)] =
+          o < call.out_channels ? call.thresholds[static_cast<int64_t>(row) * call.out_channels + o] : 0;
     }
     __syncthreads();
 
     int32_t acc[kGroupChannels] = {};
     const uint32_t* x_row = s_patch + px * layout.stride;
-    const uint4* w_col = reinterpret_cast<const uint4*>(s_weights) + group * (kGroupChannels / 4);
+    const uint4* w_col = reinterpret_cast<const uint4*>(s_weights) + group;  // quad v at [v * kGroups]
 #pragma unroll 2
     for (int k4 = 0; k4 < call.k4; ++k4) {
       const uint32_t x = x_row[k4];
       const uint4* w = w_col + k4 * (kFirstLayerChannels / 4);
 #pragma unroll
       for (int v = 0; v < kGroupChannels / 4; ++v) {
-        const uint4 w4 = w[v];
+        const uint4 w4 = w[v * kGroups];
         acc[4 * v + 0] = dot4<kSignedX>(x, w4.x, acc[4 * v + 0]);
         acc[4 * v + 1] = dot4<kSignedX>(x, w4.y, acc[4 * v + 1]);
         acc[4 * v + 2] = dot4<kSignedX>(x, w4.z, acc[4 * v + 2]);
@@ -149,7 +159,7 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
     for (int i = 0; i < kGroupChannels; ++i) {
       const int j = group * kGroupChannels + i, o = c0 + j;
       if (o >= call.out_channels) continue;
-      const int32_t* t = s_thresholds + j;
+      const int32_t* t = s_thresholds + swizzled_channel(j);
       int passed = 0;
 #pragma unroll
       for (int l = 0; l < kMaxThresholdLevels; ++l)

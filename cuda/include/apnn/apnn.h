@@ -445,8 +445,11 @@ APNN_API apnn_status_t apnn_network_layer_info(apnn_network_t net, int32_t id, a
  * A convolution that alone reads a narrow input (KH*KW*C padded to 256 bits at least 2x smaller
  * than KH*KW taps of C padded each), whose input quant has real offset 0, is planned as a 1x1
  * convolution over the input's im2col rows; results are identical either way
- * (APNN_NETWORK_IM2COL=0 in the environment keeps the direct form). Batches too large for one
- * launch run as consecutive sub-batches. */
+ * (APNN_NETWORK_IM2COL=0 in the environment keeps the direct form). On CUDA such a layer with a
+ * packed output of at most 2 bits, no residual and no pooling, KH*KW*C <= 1024 and weights whose
+ * real values fit int8 runs straight from the image instead (integer dot products, the epilogue
+ * as per-channel thresholds on y, same codes; APNN_NETWORK_FROM_IMAGE=0 keeps the packed form).
+ * Batches too large for one launch run as consecutive sub-batches. */
 APNN_API apnn_status_t apnn_network_plan(apnn_network_t net, int64_t batch);
 /* N, H, W, C and element type (FLOAT32 or INT32) of the planned output. */
 APNN_API apnn_status_t apnn_network_output_shape(apnn_network_t net, int64_t shape[4], apnn_dtype_t* dtype);
