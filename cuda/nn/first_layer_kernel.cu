@@ -5,7 +5,7 @@
 // same layer is K/4 dp4a per output. A block takes 64 output pixels: it gathers their
 // receptive fields (the im2col rows, as bytes, code 0 on padding taps) into shared memory once,
 // then for each 64-channel pass loads the int8 weights, and each thread accumulates 16 channels
-// of one pixel. The epilogue is the layer's threshold table (common/epilogue_thresholds.h), so
+// of two pixels (pixel p and p + 32). The epilogue is the layer's threshold table (common/epilogue_thresholds.h), so
 // the output codes equal the float epilogue's exactly; lanes of a pixel OR their 16-channel
 // halves of each plane word together and add their row-sum parts.
 #include <algorithm>
@@ -18,8 +18,9 @@ namespace apnn {
 namespace {
 
 constexpr int kPixels = 64;               // output pixels per block
+constexpr int kPixelsPerThread = 2;       // each weight read from shared memory feeds two pixels
 constexpr int kGroups = 4;                // 16-channel groups per 64-channel pass
-constexpr int kThreads = kPixels * kGroups;
+constexpr int kThreads = kPixels / kPixelsPerThread * kGroups;
 constexpr int kGroupChannels = kFirstLayerChannels / kGroups;
 static_assert(kGroupChannels == 16, "two groups fill one 32-channel plane word");
 
@@ -107,9 +108,8 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
     s_patch[px * layout.stride + k4] = word;
   }
 
-  const int px = tid / kGroups, group = tid % kGroups;
-  const int64_t m = m0 + px;
-  const bool pixel_ok = m < out.rows;
+  const int pair = tid / kGroups, group = tid % kGroups;
+  constexpr int kPairStride = kPixels / kPixelsPerThread;  // this thread's pixels: pair, pair + 32
   const int out_bits = out.quant.bits;
   const apnn_encoding_t out_enc = out.quant.encoding;
   OutputQuant target;  // output_quant() is host-only
@@ -118,7 +118,7 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
   target.zero_point = out.quant.zero_point;
   target.lo = code_min(out_bits, out_enc);
   target.hi = code_max(out_bits, out_enc);
-  int32_t row_sum = 0;
+  int32_t row_sum[kPixelsPerThread] = {};
   const int real_words = (call.out_channels + 31) / 32;
 
   for (int c0 = 0; c0 < call.out_channels; c0 += kFirstLayerChannels) {
@@ -135,52 +135,65 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
     }
     __syncthreads();
 
-    int32_t acc[kGroupChannels] = {};
-    const uint32_t* x_row = s_patch + px * layout.stride;
+    int32_t acc[kPixelsPerThread][kGroupChannels] = {};
+    const uint32_t* x_row = s_patch + pair * layout.stride;
     const uint4* w_col = reinterpret_cast<const uint4*>(s_weights) + group;  // quad v at [v * kGroups]
-#pragma unroll 2
     for (int k4 = 0; k4 < call.k4; ++k4) {
-      const uint32_t x = x_row[k4];
+      uint32_t x[kPixelsPerThread];
+#pragma unroll
+      for (int p = 0; p < kPixelsPerThread; ++p) x[p] = x_row[p * kPairStride * layout.stride + k4];
       const uint4* w = w_col + k4 * (kFirstLayerChannels / 4);
 #pragma unroll
       for (int v = 0; v < kGroupChannels / 4; ++v) {
         const uint4 w4 = w[v * kGroups];
-        acc[4 * v + 0] = dot4<kSignedX>(x, w4.x, acc[4 * v + 0]);
-        acc[4 * v + 1] = dot4<kSignedX>(x, w4.y, acc[4 * v + 1]);
-        acc[4 * v + 2] = dot4<kSignedX>(x, w4.z, acc[4 * v + 2]);
-        acc[4 * v + 3] = dot4<kSignedX>(x, w4.w, acc[4 * v + 3]);
+#pragma unroll
+        for (int p = 0; p < kPixelsPerThread; ++p) {
+          acc[p][4 * v + 0] = dot4<kSignedX>(x[p], w4.x, acc[p][4 * v + 0]);
+          acc[p][4 * v + 1] = dot4<kSignedX>(x[p], w4.y, acc[p][4 * v + 1]);
+          acc[p][4 * v + 2] = dot4<kSignedX>(x[p], w4.z, acc[p][4 * v + 2]);
+          acc[p][4 * v + 3] = dot4<kSignedX>(x[p], w4.w, acc[p][4 * v + 3]);
+        }
       }
     }
 
     // Threshold epilogue; this thread's 16 channels are one half of a 32-channel word.
-    uint32_t half[2] = {0u, 0u};
     const int shift = (group & 1) * kGroupChannels;
-#pragma unroll
-    for (int i = 0; i < kGroupChannels; ++i) {
-      const int j = group * kGroupChannels + i, o = c0 + j;
-      if (o >= call.out_channels) continue;
-      const int32_t* t = s_thresholds + swizzled_channel(j);
-      int passed = 0;
-#pragma unroll
-      for (int l = 0; l < kMaxThresholdLevels; ++l)
-        passed += l < call.levels && acc[i] >= t[(l + 2) * kFirstLayerChannels] ? 1 : 0;
-      const int32_t code = code_of_level(target, t[0] + t[kFirstLayerChannels] * passed);
-      const uint32_t bits = code_bits(code, out_bits, out_enc);
-      half[0] |= (bits & 1u) << (shift + i);
-      half[1] |= ((bits >> 1) & 1u) << (shift + i);
-      row_sum += plane_part(code, out_enc);
-    }
     const int word = (c0 + group * kGroupChannels) / 32;
 #pragma unroll
-    for (int b = 0; b < 2; ++b) {
-      const uint32_t whole = half[b] | __shfl_xor_sync(0xffffffffu, half[b], 1);
-      if (b < out_bits && pixel_ok && (group & 1) == 0 && word < real_words)
-        out.planes[(b * out.rows_padded + m) * out.words + word] = whole;
+    for (int p = 0; p < kPixelsPerThread; ++p) {
+      const int64_t m = m0 + pair + p * kPairStride;
+      uint32_t half[2] = {0u, 0u};
+#pragma unroll
+      for (int i = 0; i < kGroupChannels; ++i) {
+        const int j = group * kGroupChannels + i, o = c0 + j;
+        if (o >= call.out_channels) continue;
+        const int32_t* t = s_thresholds + swizzled_channel(j);
+        int passed = 0;
+#pragma unroll
+        for (int l = 0; l < kMaxThresholdLevels; ++l)
+          passed += l < call.levels && acc[p][i] >= t[(l + 2) * kFirstLayerChannels] ? 1 : 0;
+        const int32_t code = code_of_level(target, t[0] + t[kFirstLayerChannels] * passed);
+        const uint32_t bits = code_bits(code, out_bits, out_enc);
+        half[0] |= (bits & 1u) << (shift + i);
+        half[1] |= ((bits >> 1) & 1u) << (shift + i);
+        row_sum[p] += plane_part(code, out_enc);
+      }
+#pragma unroll
+      for (int b = 0; b < 2; ++b) {
+        const uint32_t whole = half[b] | __shfl_xor_sync(0xffffffffu, half[b], 1);
+        if (b < out_bits && m < out.rows && (group & 1) == 0 && word < real_words)
+          out.planes[(b * out.rows_padded + m) * out.words + word] = whole;
+      }
     }
   }
-  row_sum += __shfl_xor_sync(0xffffffffu, row_sum, 1);
-  row_sum += __shfl_xor_sync(0xffffffffu, row_sum, 2);
-  if (pixel_ok && group == 0) out.row_sums[m] = row_sum;
+#pragma unroll
+  for (int p = 0; p < kPixelsPerThread; ++p) {
+    const int64_t m = m0 + pair + p * kPairStride;
+    int32_t sum = row_sum[p];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if (m < out.rows && group == 0) out.row_sums[m] = sum;
+  }
 }
 
 }  // namespace
