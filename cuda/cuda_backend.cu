@@ -90,6 +90,7 @@ class CudaBackend final : public Backend {
   void set_gemm_override(const GemmOverride& choice) override { override_ = choice; }
 
   void conv2d(const ConvCall& call) override { conv_.run(call, props_.multiProcessorCount, stream_); }
+  bool conv_tap_packing() const override { return conv_.tiled(); }
   std::string conv2d_kernel_name(const ConvCall& call) const override {
     return conv_.kernel_name(call, props_.multiProcessorCount);
   }

@@ -253,6 +253,40 @@ def test_first_layer_from_image_and_bitplane_forms_agree(model, rng, monkeypatch
 
 
 @requires_gpu
+@pytest.mark.parametrize("bits,x_zero_point", [((1, 2), 0), ((2, 2), 1), ((1, 1), 0)], ids=["w1a2", "w2a2zp", "w1a1"])
+def test_packed_taps_and_plain_layout_agree(bits, x_zero_point, rng, monkeypatch):
+    # On CUDA, layers over 64 / 128 / 192 channels keep their taps packed back to back (no 256-bit
+    # padding per tap); APNN_NETWORK_PACK_TAPS=0 keeps the plain layout. Strides, padding, a
+    # residual, a zero point (the weight-offset corrections over the valid taps) and a linear
+    # layer over a 3 x 3 x 64 map; both must equal the oracle.
+    w_bit, x_bit = bits
+    x = images(rng, 2, (15, 15, 3))
+    outputs, weights = [], []
+    for setting in ("1", "0"):
+        monkeypatch.setenv("APNN_NETWORK_PACK_TAPS", setting)
+        net = apnn.Network((15, 15, 3), context=apnn.default_context("cuda"))
+        act = dict(w_bit=w_bit, out_bit=x_bit, out_zero_point=x_zero_point, out_scale=0.5,
+                   out_encoding="unsigned" if x_bit > 1 or x_zero_point == 0 else "signed")
+        a = net.conv(64, 3, padding=1, **act)
+        b = net.conv(128, 3, padding=1, **act)
+        c = net.conv(64, 1, input=b, **act)
+        d = net.conv(64, 3, padding=1, input=c, residual=a, **act)
+        e = net.conv(192, 5, stride=2, padding=2, input=d, **act)
+        f = net.conv(64, 3, stride=2, input=e, **act)
+        g = net.linear(10, input=f, output="float", w_bit=w_bit)
+        for n, i in enumerate((a, b, c, d, e, f, g)):
+            shape = net.weight_shape(i)
+            if len(weights) <= n:  # the same weights for both layouts
+                weights.append(dict(codes=reference.random_codes(rng, shape, w_bit, "binary" if w_bit == 1 else "signed"),
+                                    scale=rng.uniform(0.02, 0.3, shape[0]).astype(np.float32),
+                                    bias=rng.uniform(-2, 2, shape[0]).astype(np.float32)))
+            net.set_weights(i, **weights[n])
+        outputs.append(net(x))
+        np.testing.assert_array_equal(outputs[-1], net.reference(x))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+@requires_gpu
 @pytest.mark.parametrize("seed", range(12))
 def test_first_layer_from_image_random(seed, rng):
     # Random first layers inside the from-image form's contract (8-bit or narrower input codes or

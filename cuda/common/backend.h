@@ -67,6 +67,8 @@ class Backend {
   virtual void set_gemm_override(const GemmOverride& choice) = 0;
 
   // Convolution (cuda/conv, cuda/host/host_conv.cc); arguments already validated.
+  // Whether conv2d takes weights with packed taps (ConvWeights::tap_words).
+  virtual bool conv_tap_packing() const { return false; }
   virtual void conv2d(const ConvCall&) {
     throw Error(APNN_STATUS_UNSUPPORTED, "this backend has no convolution");
   }

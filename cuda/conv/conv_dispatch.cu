@@ -39,7 +39,8 @@ constexpr int kMaxClusterSplit = 8;
 ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverride& pin, int forced_config) {
   const auto& g = call.geometry;
   const int p = call.x->quant.bits, q = call.w->quant.bits;
-  const int64_t chunks = g.kh * g.kw * (call.x->words / 4);
+  // K in bits: taps x the activation row (channels padded to 256 bits), or packed taps.
+  const int64_t k_bits = call.w->tap_words ? call.w->words * 32 : g.kh * g.kw * call.x->words * 32;
   auto tiles_of = [&](const TileConfig& c) {
     return ceil_div(g.out_pixels(), c.bm / p) * ceil_div(g.out_channels, c.bn / q);
   };
@@ -50,6 +51,7 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
   // With 4+ activation planes the square tiles hold only 8-16 pixels; short K (a first layer's
   // im2col rows) then leaves every block mostly prologue and epilogue.
   if (forced_config < 0 && p >= 4 && q <= 2 && tiles_of(kTileConfigs[2]) >= 2 * multiprocessors) config = 2;
+  if (call.w->tap_words && config == 2) config = 1;  // packed taps: built for configurations 0 and 1
   const TileConfig& cfg = kTileConfigs[config];
   ConvPlan plan;
   plan.config = config;
@@ -57,7 +59,7 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
   plan.tn = cfg.bn / q;
   plan.row_tiles = static_cast<int>(ceil_div(g.out_pixels(), plan.tm));
   plan.col_tiles = static_cast<int>(ceil_div(g.out_channels, plan.tn));
-  plan.k_tiles = static_cast<int>(ceil_div(chunks, cfg.kt / 128));
+  plan.k_tiles = static_cast<int>(ceil_div(k_bits, cfg.kt));
   const int64_t blocks = static_cast<int64_t>(plan.row_tiles) * plan.col_tiles;
   const int64_t slots = cfg.blocks_per_sm ? static_cast<int64_t>(cfg.blocks_per_sm) * multiprocessors
                                           : static_cast<int64_t>(multiprocessors) * 5 / 2 + 6;
@@ -105,22 +107,22 @@ ConvPlan plan_conv(const ConvCall& call, int multiprocessors, const ConvOverride
   return plan;
 }
 
-template <int Config, int P, int Q>
+template <int Config, int P, int Q, bool TapPacked>
 struct TiledKernel;
-#define APNN_CONV_CONFIG(ID, BM, BN, WM, WN, KT, STAGES)                           \
-  template <int P, int Q>                                                         \
-  struct TiledKernel<ID, P, Q> {                                                  \
-    using Cfg = conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>;                \
-    static constexpr auto fn = conv_tile_kernel<BM, BN, WM, WN, KT, STAGES, P, Q>; \
+#define APNN_CONV_CONFIG(ID, BM, BN, WM, WN, KT, STAGES)                                      \
+  template <int P, int Q, bool TapPacked>                                                    \
+  struct TiledKernel<ID, P, Q, TapPacked> {                                                  \
+    using Cfg = conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>;                           \
+    static constexpr auto fn = conv_tile_kernel<BM, BN, WM, WN, KT, STAGES, P, Q, TapPacked>; \
   };
 APNN_CONV_CONFIG(0, 64, 64, 32, 32, 1024, 4)
 APNN_CONV_CONFIG(1, 128, 128, 64, 64, 512, 4)
 APNN_CONV_CONFIG(2, 256, 64, 64, 32, 512, 3)
 #undef APNN_CONV_CONFIG
 
-template <int Config, int P, int Q>
+template <int Config, int P, int Q, bool TapPacked = false>
 void launch_tiled(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
-  using K = TiledKernel<Config, P, Q>;
+  using K = TiledKernel<Config, P, Q, TapPacked>;
   static bool attribute_set = false;  // dynamic shared memory above 48 KB must be opted into
   if (!attribute_set) {
     APNN_CUDA_CHECK(cudaFuncSetAttribute(K::fn, cudaFuncAttributeMaxDynamicSharedMemorySize, K::Cfg::kSmemBytes));
@@ -145,6 +147,14 @@ void launch_tiled(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
 
 template <int Config>
 void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
+  if constexpr (Config != 2) {  // packed taps (networks' narrow layers): configurations 0 and 1
+    if (prm.tap_words) {
+      if (p == 1 && q == 1) return launch_tiled<Config, 1, 1, true>(prm, grid, stream);
+      if (p == 2 && q == 1) return launch_tiled<Config, 2, 1, true>(prm, grid, stream);
+      if (p == 2 && q == 2) return launch_tiled<Config, 2, 2, true>(prm, grid, stream);
+      return launch_tiled<Config, 0, 0, true>(prm, grid, stream);
+    }
+  }
   if (p == 1 && q == 1) return launch_tiled<Config, 1, 1>(prm, grid, stream);
   if (p == 2 && q == 1) return launch_tiled<Config, 2, 1>(prm, grid, stream);
   if (p == 2 && q == 2) return launch_tiled<Config, 2, 2>(prm, grid, stream);
@@ -168,6 +178,10 @@ void launch_conv_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaS
   launch_conv<0, 0>(prm, grid, stream);
 }
 
+
+bool w_taps_ok(const ConvCall& call, const ConvPlan& plan) {
+  return call.w->tap_words == 0 || (plan.config >= 0 && plan.config != 2 && call.w->tap_words % 2 == 0);
+}
 
 void launch_epilogue(const ConvCall& call, const ConvKernelParams& prm, cudaStream_t stream) {
   const auto& g = call.geometry;
@@ -268,6 +282,7 @@ std::string ConvRunner::kernel_name(const ConvCall& call, int multiprocessors) c
                      "_" + (plan.config >= 0 ? kTileConfigs[plan.config].name : "b64x64_k256") + "_split" +
                      std::to_string(plan.split) + (plan.config >= 0 && plan.split > 1 ? "c" : "");
   if (call.has_epilogue) name += plan.fused ? "_fused_epilogue" : "_separate_epilogue";
+  if (call.w->tap_words) name += "_packed_taps";
   return name;
 }
 
@@ -278,6 +293,8 @@ void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t str
   const ConvPlan plan = (forced_config_ != -2 && clusters() ? plan_tiled(call, multiprocessors, override_, forced_config_) : plan_conv(call, multiprocessors, override_));
   require(plan.row_tiles <= 65535 && plan.col_tiles <= 65535, APNN_STATUS_UNSUPPORTED,
           "the convolution output has too many tiles for one launch; split the batch");
+  require(w_taps_ok(call, plan), APNN_STATUS_INTERNAL_ERROR,
+          "weights with packed taps need the tiled convolution kernel (sm_90, not APNN_CONV_CONFIG=legacy)");
 
   ConvKernelParams prm{};
   prm.x_planes = x.planes_mem;
@@ -306,6 +323,7 @@ void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t str
   prm.tm = plan.tm;
   prm.tn = plan.tn;
   prm.tiles_per_tap = static_cast<int>(x.words / 8);
+  prm.tap_words = static_cast<int>(w.tap_words);
   prm.k_tiles = plan.k_tiles;
   for (int i = 0; i < 8; ++i) {
     prm.cx[i] = i < prm.p ? plane_coefficient(i, prm.p, x.quant.encoding) : 0;

@@ -21,6 +21,9 @@ class ConvRunner {
   void run(const ConvCall& call, int multiprocessors, cudaStream_t stream);
   std::string kernel_name(const ConvCall& call, int multiprocessors) const;
   void set_override(const ConvOverride& choice) { override_ = choice; }
+  // The tiled (cluster) kernels run this context's convolutions (sm_90, not pinned to the
+  // fallback); only they take weights with packed taps.
+  bool tiled() const { return forced_config_ != -2 && clusters(); }
 
  private:
   int32_t* workspace(size_t bytes);

@@ -357,13 +357,21 @@ struct ConvTile {
 
 }  // namespace conv_detail
 
-template <int BM, int BN, int WM, int WN, int KT, int STAGES, int P, int Q>
+// kTapPacked: the weights' taps are packed back to back (ConvWeights::tap_words, C a multiple
+// of 64 below 256), so K runs over taps x C bits with no per-tap padding; the copies are then
+// 8 bytes (2 of them fill one 16-byte chunk of the swizzled layout) and a tap spans
+// tap_words / 2 of them.
+template <int BM, int BN, int WM, int WN, int KT, int STAGES, int P, int Q, bool kTapPacked>
 __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>::kThreads)
     conv_tile_kernel(const ConvKernelParams prm) {
   using Cfg = conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>;
   using namespace conv_detail;
   using namespace gemm_detail;
   constexpr int kCpr = Cfg::kCpr;
+  constexpr int kCopyBytes = kTapPacked ? 8 : 16;
+  constexpr int kCopiesPerRow = KT / 8 / kCopyBytes;  // copies per bit-row per stage
+  constexpr int kLoadsX = BM * kCopiesPerRow / Cfg::kThreads, kLoadsW = BN * kCopiesPerRow / Cfg::kThreads;
+  static_assert(BM * kCopiesPerRow % Cfg::kThreads == 0 && BN * kCopiesPerRow % Cfg::kThreads == 0, "even loads");
   extern __shared__ __align__(128) unsigned char smem[];
   uint32_t* s_xsum = reinterpret_cast<uint32_t*>(smem + Cfg::kMainBytes);
   int4* s_rect = reinterpret_cast<int4*>(smem + Cfg::kMainBytes + BM * 4);
@@ -387,14 +395,18 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   const int kt_begin = rank * tiles_per_split;
   const int num_tiles = max(0, min(prm.k_tiles, kt_begin + tiles_per_split) - kt_begin);
 
-  const int c = tid % kCpr;
+  const int c = tid % kCopiesPerRow;  // this thread's copy column of every stage
+  // Byte offset of copy column c of bit-row r in a stage's swizzled tile.
+  auto copy_dst = [&](int r) -> uint32_t {
+    return kTapPacked ? swizzled<kCpr>(r, c / 2) + (c % 2) * 8 : swizzled<kCpr>(r, c);
+  };
   const int ohw = prm.OH * prm.OW;
-  const uint32_t* x_base[Cfg::kLoadsX];
-  int x_ih0[Cfg::kLoadsX], x_iw0[Cfg::kLoadsX];
-  uint32_t x_dst[Cfg::kLoadsX];
+  const uint32_t* x_base[kLoadsX];
+  int x_ih0[kLoadsX], x_iw0[kLoadsX];
+  uint32_t x_dst[kLoadsX];
 #pragma unroll
-  for (int l = 0; l < Cfg::kLoadsX; ++l) {
-    const int r = (tid + l * Cfg::kThreads) / kCpr;
+  for (int l = 0; l < kLoadsX; ++l) {
+    const int r = (tid + l * Cfg::kThreads) / kCopiesPerRow;
     const int plane = r / tm, m = m0 + r % tm;
     const bool ok = plane < p && m < prm.M;
     x_base[l] = prm.x_planes;
@@ -407,22 +419,53 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
       x_base[l] = prm.x_planes + (static_cast<int64_t>(plane) * prm.x_rows_padded + static_cast<int64_t>(n) * prm.H * prm.W) *
                                      prm.cwords;
     }
-    x_dst[l] = swizzled<kCpr>(r, c);
+    x_dst[l] = copy_dst(r);
   }
-  const uint32_t* w_src[Cfg::kLoadsW];
-  bool w_ok[Cfg::kLoadsW];
-  uint32_t w_dst[Cfg::kLoadsW];
+  constexpr int kCopyWords = kCopyBytes / 4;
+  const uint32_t* w_src[kLoadsW];
+  bool w_ok[kLoadsW];
+  uint32_t w_dst[kLoadsW];
 #pragma unroll
-  for (int l = 0; l < Cfg::kLoadsW; ++l) {
-    const int r = (tid + l * Cfg::kThreads) / kCpr;
+  for (int l = 0; l < kLoadsW; ++l) {
+    const int r = (tid + l * Cfg::kThreads) / kCopiesPerRow;
     const int plane = r / tn, o = n0 + r % tn;
     w_ok[l] = plane < q && o < prm.O;
-    w_src[l] = prm.w_planes + (w_ok[l] ? (static_cast<int64_t>(plane) * prm.w_rows_padded + o) * prm.w_words + c * 4 : 0);
-    w_dst[l] = BM * KT / 8 + swizzled<kCpr>(r, c);
+    w_src[l] = prm.w_planes +
+               (w_ok[l] ? (static_cast<int64_t>(plane) * prm.w_rows_padded + o) * prm.w_words + c * kCopyWords : 0);
+    w_dst[l] = BM * KT / 8 + copy_dst(r);
   }
+  const int taps = prm.KH * prm.KW;
+  const int copies_per_tap = prm.tap_words / kCopyWords;  // packed taps
 
   const uint32_t smem_base = smem_addr(smem);
+  auto load_packed_stage = [&](int slot, int kt) {
+    const uint32_t stage = smem_base + slot * Cfg::kStageBytes;
+    const int kc = kt * kCopiesPerRow + c;  // 8-byte copy index along K
+    const int tap = kc / copies_per_tap;
+    const int word = (kc - tap * copies_per_tap) * kCopyWords;  // word within the tap's channels
+    const bool k_ok = tap < taps;  // past the last tap: the row's zero padding
+    const int kh = tap / prm.KW, kw = tap - kh * prm.KW;
+#pragma unroll
+    for (int l = 0; l < kLoadsX; ++l) {
+      const int ih = x_ih0[l] + kh, iw = x_iw0[l] + kw;
+      const bool valid = k_ok && static_cast<unsigned>(ih) < static_cast<unsigned>(prm.H) &&
+                         static_cast<unsigned>(iw) < static_cast<unsigned>(prm.W);
+      const uint32_t* src = valid ? x_base[l] + static_cast<int64_t>(ih * prm.W + iw) * prm.cwords + word : prm.x_planes;
+      cp_async_8(stage + x_dst[l], src, valid);
+    }
+    const bool w_in_row = kc * kCopyWords < prm.w_words;
+#pragma unroll
+    for (int l = 0; l < kLoadsW; ++l) {
+      const bool valid = w_ok[l] && w_in_row;
+      cp_async_8(stage + w_dst[l], valid ? w_src[l] + static_cast<int64_t>(kt) * kCopiesPerRow * kCopyWords : prm.w_planes,
+                 valid);
+    }
+  };
   auto load_stage = [&](int slot, int kt) {
+    if constexpr (kTapPacked) {
+      load_packed_stage(slot, kt);
+      return;
+    }
     const uint32_t stage = smem_base + slot * Cfg::kStageBytes;
     const int kc = kt * kCpr + c;
     const bool k_ok = kc < total_chunks;
@@ -430,7 +473,7 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     const int word = (kc - tap * cpt) * 4;
     const int kh = tap / prm.KW, kw = tap - kh * prm.KW;
 #pragma unroll
-    for (int l = 0; l < Cfg::kLoadsX; ++l) {
+    for (int l = 0; l < kLoadsX; ++l) {
       const int ih = x_ih0[l] + kh, iw = x_iw0[l] + kw;
       const bool valid = k_ok && static_cast<unsigned>(ih) < static_cast<unsigned>(prm.H) &&
                          static_cast<unsigned>(iw) < static_cast<unsigned>(prm.W);
@@ -438,7 +481,7 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
       cp_async_16(stage + x_dst[l], src, valid);
     }
 #pragma unroll
-    for (int l = 0; l < Cfg::kLoadsW; ++l) {
+    for (int l = 0; l < kLoadsW; ++l) {
       const bool valid = w_ok[l] && k_ok;
       cp_async_16(stage + w_dst[l], valid ? w_src[l] + static_cast<int64_t>(kt) * kCpr * 4 : prm.w_planes, valid);
     }

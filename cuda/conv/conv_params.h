@@ -29,6 +29,7 @@ struct ConvKernelParams {
   int M;                  // N * OH * OW output pixels
   int p, q, tm, tn;       // planes; output pixels / channels per block
   int tiles_per_tap, k_tiles;
+  int tap_words;          // ConvWeights::tap_words (tiled kernel with kTapPacked)
   int32_t cx[8], cw[8];   // plane coefficients
   int64_t ox, ow;         // real offsets (value_offset - zero_point)
 

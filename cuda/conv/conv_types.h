@@ -16,6 +16,10 @@ struct ConvWeights {
   int64_t rows_padded = 0;     // round_up(O, 128)
   int64_t channel_words = 0;   // Cpad / 32: words of one tap
   int64_t words = 0;           // kh * kw * channel_words: words of one row of a plane
+  // 0: the layout above. Else (networks on CUDA, C a multiple of 64 below 256) the taps are packed
+  // back to back, tap_words = C / 32 words each, and only the row is padded to 256 bits:
+  // words = round_up(kh * kw * C, 256) / 32, so narrow layers multiply no padding bits.
+  int64_t tap_words = 0;
   apnn_quant_t quant{};
   uint32_t* planes_mem = nullptr;
   // Per output channel, the (kh+1) x (kw+1) summed-area table of per-tap plane-part sums:

@@ -104,6 +104,7 @@ class Network {
   void zero(void* mem, size_t bytes);
   void pack_weights(NetLayer& l, const std::vector<int32_t>& codes, bool im2col);
   bool wants_im2col(int id) const;
+  bool wants_packed_taps(const NetLayer& l) const;
   bool wants_from_image(int id) const;
   void pack_image_weights(NetLayer& l);
   FirstLayerCall first_layer_call(int id, int chunk, const InputPackCall& input) const;
