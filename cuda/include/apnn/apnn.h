@@ -449,7 +449,9 @@ APNN_API apnn_status_t apnn_network_layer_info(apnn_network_t net, int32_t id, a
  * packed output of at most 2 bits, no residual and no pooling, KH*KW*C <= 1024 and weights whose
  * real values fit int8 runs straight from the image instead (integer dot products, the epilogue
  * as per-channel thresholds on y, same codes; APNN_NETWORK_FROM_IMAGE=0 keeps the packed form).
- * Batches too large for one launch run as consecutive sub-batches. */
+ * On CUDA (sm_90) layers over 64, 128 or 192 channels keep their weights' taps packed back to
+ * back, K padded to 256 bits once rather than per tap (same results; APNN_NETWORK_PACK_TAPS=0
+ * keeps the per-tap layout). Batches too large for one launch run as consecutive sub-batches. */
 APNN_API apnn_status_t apnn_network_plan(apnn_network_t net, int64_t batch);
 /* N, H, W, C and element type (FLOAT32 or INT32) of the planned output. */
 APNN_API apnn_status_t apnn_network_output_shape(apnn_network_t net, int64_t shape[4], apnn_dtype_t* dtype);
