@@ -65,12 +65,6 @@ apnn_packed* new_packed(apnn_context_t ctx, int64_t rows, int64_t cols, const ap
   return p;
 }
 
-void free_packed(apnn_packed* p) {
-  p->ctx->backend->release(p->matrix.planes_mem);
-  p->ctx->backend->release(p->matrix.row_sums_mem);
-  delete p;
-}
-
 // Packs codes already in backend memory; on success hands the new object to *out.
 void pack_into(apnn_context_t ctx, const void* codes_mem, apnn_dtype_t dtype, int64_t rows, int64_t cols,
                const apnn_quant_t& quant, apnn_packed_t* out) {
@@ -78,7 +72,7 @@ void pack_into(apnn_context_t ctx, const void* codes_mem, apnn_dtype_t dtype, in
   try {
     ctx->backend->pack(codes_mem, dtype, p->matrix);
   } catch (...) {
-    free_packed(p);
+    apnn::free_packed(p);
     throw;
   }
   ctx->live_objects++;
@@ -301,7 +295,7 @@ apnn_status_t apnn_packed_destroy(apnn_packed_t packed) {
   return guarded(__func__, [&] {
     require_arg(packed != nullptr, "packed is NULL");
     packed->ctx->live_objects--;
-    free_packed(packed);
+    apnn::free_packed(packed);
   });
 }
 

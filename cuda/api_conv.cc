@@ -69,18 +69,10 @@ apnn_packed* new_tensor(apnn_context_t ctx, int64_t n, int64_t h, int64_t w, int
     ctx->backend->write(m.planes_mem, zeros.data(), plane_bytes);
     ctx->backend->write(m.row_sums_mem, zeros.data(), sum_bytes);
   } catch (...) {
-    ctx->backend->release(m.planes_mem);
-    ctx->backend->release(m.row_sums_mem);
-    delete p;
+    apnn::free_packed(p);
     throw;
   }
   return p;
-}
-
-void delete_tensor(apnn_packed* p) {
-  p->ctx->backend->release(p->matrix.planes_mem);
-  p->ctx->backend->release(p->matrix.row_sums_mem);
-  delete p;
 }
 
 void check_tensor(apnn_context_t ctx, apnn_packed_t p, const char* name) {
@@ -272,7 +264,7 @@ apnn_status_t apnn_pack_nhwc(apnn_context_t ctx, const void* codes, apnn_dtype_t
       ctx->backend->write(staging.mem, codes, bytes);
       ctx->backend->pack(staging.mem, dtype, p->matrix);
     } catch (...) {
-      delete_tensor(p);
+      apnn::free_packed(p);
       throw;
     }
     ctx->live_objects++;

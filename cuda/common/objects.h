@@ -16,6 +16,15 @@ struct apnn_packed {
   apnn::PackedMatrix matrix;
 };
 
+namespace apnn {
+// Frees a packed matrix's backend memory and the handle (the C API's destroy and error paths).
+inline void free_packed(apnn_packed* p) {
+  p->ctx->backend->release(p->matrix.planes_mem);
+  p->ctx->backend->release(p->matrix.row_sums_mem);
+  delete p;
+}
+}  // namespace apnn
+
 struct apnn_buffer {
   apnn_context* ctx = nullptr;
   void* mem = nullptr;

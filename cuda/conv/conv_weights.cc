@@ -7,9 +7,6 @@
 #include "common/status.h"
 
 namespace apnn {
-namespace {
-
-}  // namespace
 
 void pack_conv_weights_host(const void* codes, apnn_dtype_t dtype, const ConvWeights& w,
                             std::vector<uint32_t>& planes, std::vector<int32_t>& tap_sat) {
@@ -33,9 +30,10 @@ void pack_conv_weights_host(const void* codes, apnn_dtype_t dtype, const ConvWei
                           "-bit " + encoding_name(q.encoding) + " codes");
         }
         const uint32_t bits = code_bits(code, q.bits, q.encoding);
-        const int64_t word = t * w.channel_words + c / 32;
+        // Bit position along the row: each tap padded to channel_words, or taps back to back.
+        const int64_t k = w.tap_words ? t * w.channels + c : t * w.channel_words * 32 + c;
         for (int j = 0; j < q.bits; ++j) {
-          if ((bits >> j) & 1u) planes[static_cast<size_t>((j * w.rows_padded + o) * w.words + word)] |= 1u << (c % 32);
+          if ((bits >> j) & 1u) planes[static_cast<size_t>((j * w.rows_padded + o) * w.words + k / 32)] |= 1u << (k % 32);
         }
         sum += plane_part(code, q.encoding);
       }

@@ -401,23 +401,13 @@ void Network::pack_weights(NetLayer& l, const std::vector<int32_t>& codes, bool 
   w.channel_words = round_up(w.channels, kKAlignBits) / 32;
   w.words = w.kh * w.kw * w.channel_words;
   w.quant = l.desc.weight_quant;
+  if (!im2col && wants_packed_taps(l)) {  // taps back to back, the row padded once
+    w.tap_words = l.in_c / 32;
+    w.words = round_up(l.kh * l.kw * l.in_c, kKAlignBits) / 32;
+  }
   std::vector<uint32_t> planes;
   std::vector<int32_t> sat;
   pack_conv_weights_host(codes.data(), APNN_DTYPE_INT32, w, planes, sat);
-  if (!im2col && wants_packed_taps(l)) {
-    // The same codes as one row of KH*KW*C bits (what the im2col form packs), with the per-tap
-    // summed-area tables of the real kernel from above.
-    ConvWeights flat = w;
-    flat.kh = flat.kw = 1;
-    flat.channels = l.kh * l.kw * l.in_c;
-    flat.channel_words = flat.words = round_up(flat.channels, kKAlignBits) / 32;
-    std::vector<uint32_t> flat_planes;
-    std::vector<int32_t> flat_sat;
-    pack_conv_weights_host(codes.data(), APNN_DTYPE_INT32, flat, flat_planes, flat_sat);
-    planes.swap(flat_planes);
-    w.words = flat.words;
-    w.tap_words = l.in_c / 32;
-  }
   w.planes_mem = static_cast<uint32_t*>(backend_->allocate(planes.size() * sizeof(uint32_t)));
   try {
     w.tap_sat_mem = static_cast<int32_t*>(backend_->allocate(sat.size() * sizeof(int32_t)));

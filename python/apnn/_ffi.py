@@ -37,8 +37,10 @@ def _find_header():
     return _find(os.path.join("cuda", "include", "apnn", "apnn.h"), "APNN_HEADER", "ship apnn.h with the package")
 
 
-def cdef_from_header(text):
-    """The declarations of apnn.h in the subset of C that cffi's cdef accepts."""
+def cdef_from_header(text, prefix="APNN"):
+    """The declarations of a C header written like apnn.h (exported with `{prefix}_API`, integer
+    constants as `#define {prefix}_...`) in the subset of C that cffi's cdef accepts. The
+    baselines package (apnn_baselines) reads its header with this too."""
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     text = re.sub(r"//[^\n]*", "", text)
     # Drop the C++ and visibility conditionals with their bodies.
@@ -48,10 +50,10 @@ def cdef_from_header(text):
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
-            if re.match(r"#define APNN_[A-Z0-9_]+\s+-?\d+\s*$", stripped):
+            if re.match(rf"#define {prefix}_[A-Z0-9_]+\s+-?\d+\s*$", stripped):
                 lines.append(stripped)
             continue
-        lines.append(line.replace("APNN_API ", ""))
+        lines.append(line.replace(f"{prefix}_API ", ""))
     return "\n".join(lines)
 
 

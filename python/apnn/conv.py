@@ -203,6 +203,21 @@ def _args(ctx, x, w, stride, padding, epilogue, residual, out):
     return args, keep
 
 
+def _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out):
+    """Points args at `out` (a PackedTensor) or at a new buffer of the pooled int32 / float32
+    output, kept alive in `keep`; returns that buffer and its shape (None, None for `out`)."""
+    if out is not None:
+        if not isinstance(out, PackedTensor):
+            raise InvalidTypeError(f"out must be a PackedTensor, got {type(out).__name__}")
+        args.y_packed = out._handle
+        return None, None
+    _, pooled = output_shape(ctx, x, w, stride=stride, padding=padding, epilogue=epilogue)
+    y = ctx.buffer(4 * int(np.prod(pooled)))
+    keep.append(y)
+    args.y = y._handle
+    return y, pooled
+
+
 def output_shape(ctx, x, w, *, stride=1, padding=0, epilogue=None):
     """((N, OH, OW, O) before pooling, (N, OHp, OWp, O) after it)."""
     args, _ = _args(ctx, x, w, stride, padding, epilogue, None, None)
@@ -219,17 +234,10 @@ def conv2d_packed(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=Non
     residual: a PackedTensor or an integer array of shape (N, OH, OW, O).
     """
     args, keep = _args(ctx, x, w, stride, padding, epilogue, residual, out)
-    if out is not None:
-        if not isinstance(out, PackedTensor):
-            raise InvalidTypeError(f"out must be a PackedTensor, got {type(out).__name__}")
-        args.y_packed = out._handle
-        _check(ctx._lib.apnn_conv2d(ctx._handle, args))
-        return out
-    _, pooled = output_shape(ctx, x, w, stride=stride, padding=padding, epilogue=epilogue)
-    y = ctx.buffer(4 * int(np.prod(pooled)))
-    args.y = y._handle
+    y, pooled = _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out)
     _check(ctx._lib.apnn_conv2d(ctx._handle, args))
-    del keep
+    if out is not None:
+        return out
     return y.read(pooled, np.float32 if epilogue is not None else np.int32)
 
 
@@ -237,13 +245,7 @@ def conv2d_benchmark(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=
                      iters=100):
     """Median microseconds of one conv2d_packed call (CUDA graph replays on a GPU)."""
     args, keep = _args(ctx, x, w, stride, padding, epilogue, residual, out)
-    if out is not None:
-        args.y_packed = out._handle
-    else:
-        _, pooled = output_shape(ctx, x, w, stride=stride, padding=padding, epilogue=epilogue)
-        y = ctx.buffer(4 * int(np.prod(pooled)))
-        keep.append(y)
-        args.y = y._handle
+    _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out)
     us = ctx._ffi.new("double*")
     _check(ctx._lib.apnn_conv2d_benchmark(ctx._handle, args, int(warmup), int(iters), us))
     return float(us[0])
@@ -251,13 +253,7 @@ def conv2d_benchmark(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=
 
 def conv2d_kernel_name(ctx, x, w, *, stride=1, padding=0, epilogue=None, out=None):
     args, keep = _args(ctx, x, w, stride, padding, epilogue, None, out)
-    if out is not None:
-        args.y_packed = out._handle
-    else:
-        _, pooled = output_shape(ctx, x, w, stride=stride, padding=padding, epilogue=epilogue)
-        y = ctx.buffer(4 * int(np.prod(pooled)))
-        keep.append(y)
-        args.y = y._handle
+    _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out)
     buf = ctx._ffi.new("char[]", 128)
     _check(ctx._lib.apnn_conv2d_kernel_name(ctx._handle, args, buf, 128))
     return ctx._ffi.string(buf).decode()

@@ -15,23 +15,13 @@ holds the resolved dicts that apnn.reference.network evaluates.
 """
 import numpy as np
 
-from .conv import ACTIVATIONS, POOLS
+from .conv import ACTIVATIONS, POOLS, _pair
 from .core import ENCODINGS, _CODE_DTYPES, _check, default_context
 from .errors import InvalidArgumentError, InvalidTypeError
 
 OUTPUTS = {"packed": 0, "float": 1, "int32": 2}
 _KINDS = {0: "input", 1: "conv", 2: "linear", 3: "pool", 4: "flatten"}
 _FLOAT32 = 3
-
-
-def _pair(v, name):
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return int(v), int(v)
-    try:
-        a, b = v
-        return int(a), int(b)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be an int or a pair of ints, got {v!r}") from None
 
 
 def _choice(value, table, name):

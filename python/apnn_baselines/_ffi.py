@@ -5,10 +5,11 @@ Bazel runfiles tree (baselines/libapnn_baselines.so) or in the source tree's baz
 header likewise at $APNN_BASELINES_HEADER, next to the package, or under baselines/include/.
 """
 import os
-import re
 import threading
 
 import cffi
+
+from apnn._ffi import cdef_from_header  # the same header dialect as apnn.h
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _LIB = os.path.join("baselines", "libapnn_baselines.so")
@@ -31,30 +32,13 @@ def _find(relpath, env, hint):
     raise OSError(f"{name} not found near {_HERE}; {hint} or set {env}")
 
 
-def cdef_from_header(text):
-    """The declarations of baselines.h in the subset of C that cffi's cdef accepts."""
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    text = re.sub(r"//[^\n]*", "", text)
-    text = re.sub(r"#ifdef __cplusplus.*?#endif", "", text, flags=re.S)
-    text = re.sub(r"#if defined\(_WIN32\).*?#endif", "", text, flags=re.S)
-    lines = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            if re.match(r"#define APNNB_[A-Z0-9_]+\s+-?\d+\s*$", stripped):
-                lines.append(stripped)
-            continue
-        lines.append(line.replace("APNNB_API ", ""))
-    return "\n".join(lines)
-
-
 def load():
     """Returns (ffi, lib), loading the library once per process."""
     with _lock:
         if "lib" not in _state:
             ffi = cffi.FFI()
             with open(_find(_HEADER, "APNN_BASELINES_HEADER", "ship baselines.h with the package")) as f:
-                ffi.cdef(cdef_from_header(f.read()))
+                ffi.cdef(cdef_from_header(f.read(), prefix="APNNB"))
             lib = ffi.dlopen(_find(_LIB, "APNN_BASELINES_LIBRARY",
                                    "build it with `tools/bazel build //baselines:libapnn_baselines.so`"))
             _state["ffi"], _state["lib"] = ffi, lib
