@@ -211,8 +211,10 @@ apnn::ConvCall make_call(apnn_context_t ctx, const apnn_conv_args_t* args, bool 
     // The CUDA kernels compare y against a threshold table instead of running the float steps
     // (same codes; the host backend keeps the plain arithmetic).
     const apnn::OutputQuant oq = apnn::output_quant(ym.quant);
+    // (No table with a residual here: the parts per residual code are built by networks.)
     const bool residual = call.residual.int32_values != nullptr || call.residual.planes != nullptr;
-    if (ctx->kind == APNN_BACKEND_CUDA && apnn::thresholds_apply(call.epilogue, oq, residual, static_cast<int64_t>(bound))) {
+    if (ctx->kind == APNN_BACKEND_CUDA && !residual &&
+        apnn::thresholds_apply(call.epilogue, oq, 0, static_cast<int64_t>(bound))) {
       call.epilogue.thresholds = threshold_table(*args->epilogue, oq);
       call.epilogue.threshold_levels = apnn::threshold_levels(oq);
     }

@@ -164,6 +164,40 @@ def test_chained_layers_keep_row_sums(ctx, rng):
 # ---- Bad input ----------------------------------------------------------------------------
 
 
+@requires_gpu
+@pytest.mark.parametrize("config", ["0", "1", "3"])
+@pytest.mark.parametrize("split_k", [1, 3])
+@pytest.mark.parametrize("thresholds", ["1", "0"])
+def test_cuda_max_pool_fused_in_tiled_kernel(monkeypatch, rng, config, split_k, thresholds):
+    # A 2x2 / 2 max pool runs inside the tiled convolution's finish (the launch walks pixels window
+    # by window): odd output sizes (the last row / column is dropped), several column tiles (the
+    # row-sum workspace), one column tile (direct row sums), packed taps' channel counts, 1 and 2
+    # activation planes, both epilogue forms; the row sums are checked by chaining a 1x1 conv.
+    monkeypatch.setenv("APNN_CONV_CONFIG", config)
+    monkeypatch.setenv("APNN_EPILOGUE_THRESHOLDS", thresholds)
+    ctx = apnn.Context("cuda")
+    apnn.set_conv_override(ctx, split_k=split_k)
+    for n, h, w, c, o, x_bit, out_bits in [(2, 9, 11, 64, 130, 2, 2), (1, 12, 8, 200, 64, 1, 1), (3, 7, 7, 128, 32, 2, 2)]:
+        x = reference.random_codes(rng, (n, h, w, c), x_bit, "unsigned")
+        wc = reference.random_codes(rng, (o, 3, 3, c), 1, "binary")
+        y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=1, w_encoding="binary", padding=1)
+        scale = rng.uniform(0.01, 0.1, o).astype(np.float32) * rng.choice([-1, 1], o).astype(np.float32)
+        bias = rng.uniform(-1, 1, o).astype(np.float32)
+        ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, activation="relu", pool="max", pool_size=2, out_scale=0.5)
+        expected = reference.conv_epilogue(y, scale=scale, bias=bias, activation="relu", pool="max", pool_size=2,
+                                           out=(out_bits, "unsigned", 0, 0.5))
+        xt, wt = apnn.pack_nhwc(ctx, x, x_bit), apnn.pack_conv_weights(ctx, wc, 1, "binary")
+        for _ in range(2):  # twice: the row-sum workspace must be left clean
+            out = apnn.empty_nhwc(ctx, expected.shape, out_bits, "unsigned")
+            assert apnn.conv2d_kernel_name(ctx, xt, wt, padding=1, epilogue=ep, out=out).endswith("_pool")
+            apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep, out=out)
+            assert_same(out.codes(), expected, f"{(n, h, w, c, o, x_bit)} config={config} split={split_k}")
+            w1 = reference.random_codes(rng, (5, 1, 1, o), 1, "binary")
+            np.testing.assert_array_equal(
+                apnn.conv2d_packed(ctx, out, apnn.pack_conv_weights(ctx, w1, 1, "binary")),
+                reference.conv2d(expected, w1, x_bit=out_bits, w_bit=1, w_encoding="binary"))
+
+
 @pytest.fixture
 def small(ctx):
     x = apnn.pack_nhwc(ctx, np.ones((1, 6, 6, 8), np.int8), 2)

@@ -253,13 +253,17 @@ def test_first_layer_from_image_and_bitplane_forms_agree(model, rng, monkeypatch
 
 
 @requires_gpu
-@pytest.mark.parametrize("bits,x_zero_point", [((1, 2), 0), ((2, 2), 1), ((1, 1), 0)], ids=["w1a2", "w2a2zp", "w1a1"])
-def test_packed_taps_and_plain_layout_agree(bits, x_zero_point, rng, monkeypatch):
+@pytest.mark.parametrize("config", ["auto", "0", "1", "3"])
+@pytest.mark.parametrize("bits,x_zero_point", [((1, 2), 0), ((2, 2), 1), ((1, 1), 0), ((3, 2), 0)],
+                         ids=["w1a2", "w2a2zp", "w1a1", "w3a2"])
+def test_packed_taps_and_plain_layout_agree(bits, x_zero_point, config, rng, monkeypatch):
     # On CUDA, layers over 64 / 128 / 192 channels keep their taps packed back to back (no 256-bit
     # padding per tap); APNN_NETWORK_PACK_TAPS=0 keeps the plain layout. Strides, padding, a
     # residual, a zero point (the weight-offset corrections over the valid taps) and a linear
     # layer over a 3 x 3 x 64 map; both must equal the oracle.
     w_bit, x_bit = bits
+    if config != "auto":  # every tiled configuration that takes packed taps
+        monkeypatch.setenv("APNN_CONV_CONFIG", config)
     x = images(rng, 2, (15, 15, 3))
     outputs, weights = [], []
     for setting in ("1", "0"):
@@ -343,3 +347,29 @@ def test_first_layer_padding_with_input_offsets(encoding, zero_point, dtype, bac
     else:
         x = reference.random_codes(rng, (3, 9, 9, 3), 4, encoding)
     np.testing.assert_array_equal(net(x), net.reference(x))
+
+
+@requires_gpu
+@pytest.mark.parametrize("res_bits,res_enc", [(1, "binary"), (1, "unsigned"), (2, "signed"), (2, "unsigned"), (3, "signed")])
+@pytest.mark.parametrize("out_bits,out_enc", [(2, "unsigned"), (1, "binary"), (2, "signed")])
+def test_residual_threshold_tables(res_bits, res_enc, out_bits, out_enc, rng, monkeypatch):
+    # On CUDA a layer with a packed residual of <= 2 bits runs its epilogue as one threshold table
+    # per residual code (common/epilogue_thresholds.h); APNN_EPILOGUE_THRESHOLDS=0 runs the float
+    # steps. Both must equal the oracle, with residual scales of both signs and tiny / large ones.
+    x = images(rng, 2, (12, 12, 3))
+    outputs = []
+    for setting in ("1", "0"):
+        monkeypatch.setenv("APNN_EPILOGUE_THRESHOLDS", setting)
+        net = apnn.Network((12, 12, 3), context=apnn.Context("cuda"))  # a new context reads the setting
+        a = net.conv(64, 3, padding=1, w_bit=1, out_bit=res_bits, out_encoding=res_enc, out_scale=0.5,
+                     activation="relu" if res_enc == "unsigned" else "none")
+        b = net.conv(64, 3, padding=1, w_bit=1, out_bit=2, out_scale=0.5)
+        c = net.conv(64, 3, padding=1, input=b, residual=a, residual_scale=float(rng.choice([-0.7, 1e-3, 0.5, 9.0])),
+                     w_bit=1, out_bit=out_bits, out_encoding=out_enc, out_scale=0.5,
+                     activation=str(rng.choice(["relu", "none", "clip"])), clip=(-1.0, 1.5))
+        net.conv(32, 3, stride=2, input=c, w_bit=1, out_bit=2, out_scale=0.5)
+        net.linear(10, output="float", w_bit=1)
+        _set_random_weights(net, np.random.default_rng(7))
+        outputs.append(net(x))
+        np.testing.assert_array_equal(outputs[-1], net.reference(x))
+    np.testing.assert_array_equal(outputs[0], outputs[1])

@@ -28,6 +28,9 @@ struct EpilogueParams {
   // (threshold_levels + 2) x O int32 in backend memory; kernels use it instead of steps 1, 3, 5.
   const int32_t* thresholds = nullptr;
   int threshold_levels = 0;
+  // > 0: the table is that many tables stacked, one per code of a packed residual of <= 2 bits
+  // (epilogue_thresholds.h); 0: a table without residual.
+  int threshold_residual_codes = 0;
 };
 
 // Where the residual comes from: nothing, int32 values, or a packed tensor's planes. Both

@@ -6,27 +6,55 @@
 
 namespace apnn {
 
+void fill_threshold_table(const float* scale, const float* bias, int64_t channels, const EpilogueParams& e,
+                          const OutputQuant& q, bool with_residual, int32_t residual_value, int32_t* table);
+
 int threshold_levels(const OutputQuant& q) {
   return q.encoding == APNN_ENCODING_BINARY ? 1 : (1 << q.bits) - 1;
 }
 
-bool thresholds_apply(const EpilogueParams& e, const OutputQuant& q, bool residual, int64_t y_bound) {
-  return !residual && e.pool != APNN_POOL_AVG && q.bits >= 1 && threshold_levels(q) <= kMaxThresholdLevels &&
+bool thresholds_apply(const EpilogueParams& e, const OutputQuant& q, int residual_bits, int64_t y_bound) {
+  return residual_bits >= 0 && (1 << residual_bits) <= kMaxResidualCodes && e.pool != APNN_POOL_AVG && q.bits >= 1 && threshold_levels(q) <= kMaxThresholdLevels &&
          y_bound < std::numeric_limits<int32_t>::max();
 }
 
 std::vector<int32_t> build_threshold_table(const float* scale, const float* bias, int64_t channels,
-                                           const EpilogueParams& e, const OutputQuant& q) {
+                                           const EpilogueParams& e, const OutputQuant& q,
+                                           const apnn_quant_t* residual) {
   const int levels = threshold_levels(q);
-  std::vector<int32_t> table(static_cast<size_t>((levels + 2) * channels));
+  const int codes = residual ? 1 << residual->bits : 1;
+  std::vector<int32_t> table(static_cast<size_t>(codes * (levels + 2) * channels));
+  for (int c = 0; c < codes; ++c) {
+    // The residual's real value for plane bits c, the same for every channel and pixel.
+    int32_t value = 0;
+    if (residual) {
+      value = static_cast<int32_t>(real_offset(*residual));
+      for (int i = 0; i < residual->bits; ++i)
+        if ((c >> i) & 1) value += plane_coefficient(i, residual->bits, residual->encoding);
+    }
+    fill_threshold_table(scale, bias, channels, e, q, residual != nullptr, value,
+                         table.data() + static_cast<size_t>(c) * (levels + 2) * channels);
+  }
+  return table;
+}
+
+// One table (no residual, or a residual of real value residual_value everywhere) into `table`.
+void fill_threshold_table(const float* scale, const float* bias, int64_t channels, const EpilogueParams& e,
+                          const OutputQuant& q, bool with_residual, int32_t residual_value, int32_t* table) {
+  const int levels = threshold_levels(q);
   // The search range: every y the convolution may produce (thresholds_apply), with INT32_MAX
   // left over to mean "never reached".
   const int64_t y_lo = std::numeric_limits<int32_t>::min() + 1, y_hi = std::numeric_limits<int32_t>::max() - 1;
-  const ResidualParams none;
+  // The residual as an int32 tensor of one pixel whose every channel holds residual_value.
+  const std::vector<int32_t> residual_row(static_cast<size_t>(with_residual ? channels : 0), residual_value);
+  ResidualParams r;
+  r.int32_values = with_residual ? residual_row.data() : nullptr;
+  r.channels = channels;
   for (int64_t o = 0; o < channels; ++o) {
     auto level = [&](int64_t y) {
-      const int32_t code = requantize(
-          q, e.out_scale, epilogue_affine<false>(e, none, static_cast<int32_t>(y), 0, o, scale[o], bias[o]));
+      const float a = with_residual ? epilogue_affine<true>(e, r, static_cast<int32_t>(y), 0, o, scale[o], bias[o])
+                                    : epilogue_affine<false>(e, r, static_cast<int32_t>(y), 0, o, scale[o], bias[o]);
+      const int32_t code = requantize(q, e.out_scale, a);
       return q.encoding == APNN_ENCODING_BINARY ? (code + 1) / 2 : code - q.lo;
     };
     const int base = level(y_lo), top = level(y_hi);
@@ -51,7 +79,6 @@ std::vector<int32_t> build_threshold_table(const float* scale, const float* bias
       table[(k + 1) * channels + o] = threshold;
     }
   }
-  return table;
 }
 
 }  // namespace apnn

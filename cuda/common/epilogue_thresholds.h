@@ -10,7 +10,9 @@
 // at the bottom of the int32 range. The table is built on the host by binary search over the
 // very same float arithmetic (common/epilogue.h), so it reproduces the epilogue exactly; a
 // kernel then compares instead of running float math and an IEEE division per output. A max
-// pool commutes with it: the pooled code is the largest level in the window.
+// pool commutes with it: the pooled code is the largest level in the window. A residual from a
+// packed tensor of at most 2 bits takes one of at most 4 real values r; for each, step 2 (adding
+// fl(r * residual_scale)) is monotone too, so the table becomes one table per residual code.
 #pragma once
 
 #include <cstdint>
@@ -26,20 +28,25 @@ namespace apnn {
 // the large tiles a resident block per SM.
 constexpr int kMaxThresholdLevels = 3;
 constexpr int kThresholdRows = kMaxThresholdLevels + 2;
+constexpr int kMaxResidualCodes = 4;  // residuals of up to 2 bits
 
 // Number of thresholds per channel for output codes `q`: 2^bits - 1, one for BINARY.
 int threshold_levels(const OutputQuant& q);
 
-// Whether the table form applies: an integer output of at most 2 bits, no residual, no
-// average pooling, and every int32 result the convolution can produce (|y| <= y_bound)
-// strictly inside the int32 range, so that INT32_MAX can stand for "never".
-bool thresholds_apply(const EpilogueParams& e, const OutputQuant& q, bool residual, int64_t y_bound);
+// Whether the table form applies: an integer output of at most 2 bits, no residual or a packed
+// one of at most 2 bits (residual_bits: 0 none, else its bits; -1 an int32 residual), no average
+// pooling, and every int32 result the convolution can produce (|y| <= y_bound) strictly inside
+// the int32 range, so that INT32_MAX can stand for "never".
+bool thresholds_apply(const EpilogueParams& e, const OutputQuant& q, int residual_bits, int64_t y_bound);
 
 // The table for `channels` channels, row-major (threshold_levels(q) + 2) x channels:
 // row 0 base level, row 1 direction (+1, -1, or 0 for a constant channel), rows 2.. T_1, T_2, ...
-// scale and bias are the host copies of what the epilogue's device pointers hold.
+// scale and bias are the host copies of what the epilogue's device pointers hold. With a packed
+// `residual`, 2^bits such tables follow each other, table c for the residual whose plane bits
+// are the bits of c.
 std::vector<int32_t> build_threshold_table(const float* scale, const float* bias, int64_t channels,
-                                           const EpilogueParams& e, const OutputQuant& q);
+                                           const EpilogueParams& e, const OutputQuant& q,
+                                           const apnn_quant_t* residual = nullptr);
 
 // The output code of a level (inverse of the level definition above).
 APNN_HD int32_t code_of_level(const OutputQuant& q, int32_t level) {

@@ -20,6 +20,7 @@ struct ConvPlan {
   int k_tiles = 0;
   int split = 1;
   bool fused = false;  // epilogue inside the convolution kernel
+  bool pool_fused = false;  // with its 2x2 / 2 max pool (tiled kernel, packed output)
   int config = -1;     // tiled-kernel configuration (kTileConfigs), or -1: the fallback kernel
 };
 
@@ -33,8 +34,13 @@ constexpr TileConfig kTileConfigs[] = {
     {"b64x64_k1024", 64, 64, 1024, 0},  // blocks_per_sm 0: 2.5, see plan_tiled   // latency: small tiles, long K steps, split across a cluster
     {"b128x128_k512", 128, 128, 512, 2},  // throughput: large tiles
     {"b256x64_k512", 256, 64, 512, 2},    // many planes (an 8-bit im2col first layer): 32 pixels per block
+    {"b128x64_k512_s2", 128, 64, 512, 3},  // short K, many pixels: 3 resident blocks of 8 warps per SM
 };
 constexpr int kMaxClusterSplit = 8;
+constexpr int64_t kShortKBits = 2304;  // 3x3 over 256 channels
+
+// Plane counts with compile-time kernels (launch_tiled_any); the others run the generic ones.
+bool fast_planes(int p, int q) { return (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2); }
 
 ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverride& pin, int forced_config) {
   const auto& g = call.geometry;
@@ -51,13 +57,23 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
   // With 4+ activation planes the square tiles hold only 8-16 pixels; short K (a first layer's
   // im2col rows) then leaves every block mostly prologue and epilogue.
   if (forced_config < 0 && p >= 4 && q <= 2 && tiles_of(kTileConfigs[2]) >= 2 * multiprocessors) config = 2;
-  if (call.w->tap_words && config == 2) config = 1;  // packed taps: built for configurations 0 and 1
+  // Short K over many pixels (networks' early layers): a block's time is its prologue, one or two
+  // stages and the finish, so resident blocks matter more than tile reuse.
+  if (forced_config < 0 && k_bits <= kShortKBits && fast_planes(p, q) &&
+      (config == 1 || tiles_of(kTileConfigs[0]) >= 4 * multiprocessors))
+    config = 3;
+  if (call.w->tap_words && config == 2) config = 1;  // packed taps: built for configurations 0, 1, 3
   const TileConfig& cfg = kTileConfigs[config];
   ConvPlan plan;
   plan.config = config;
   plan.tm = cfg.bm / p;
   plan.tn = cfg.bn / q;
-  plan.row_tiles = static_cast<int>(ceil_div(g.out_pixels(), plan.tm));
+  const auto& ep = call.epilogue;
+  const bool residual = call.residual.int32_values != nullptr || call.residual.planes != nullptr;
+  plan.pool_fused = call.has_epilogue && ep.pool == APNN_POOL_MAX && ep.pool_size == 2 && ep.pool_stride == 2 &&
+                    call.y_packed != nullptr && !residual && fast_planes(p, q) && plan.tm % 4 == 0 &&
+                    plan.tn % 32 == 0 && pin.fuse;
+  plan.row_tiles = static_cast<int>(ceil_div(plan.pool_fused ? 4 * g.pooled_pixels() : g.out_pixels(), plan.tm));
   plan.col_tiles = static_cast<int>(ceil_div(g.out_channels, plan.tn));
   plan.k_tiles = static_cast<int>(ceil_div(k_bits, cfg.kt));
   const int64_t blocks = static_cast<int64_t>(plan.row_tiles) * plan.col_tiles;
@@ -74,8 +90,8 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
   split = std::max(1, std::min({split, plan.k_tiles, kMaxClusterSplit}));
   while (split > 1 && ceil_div(plan.k_tiles, ceil_div(plan.k_tiles, split)) < split) --split;  // no empty splits
   plan.split = split;
-  plan.fused = call.has_epilogue && call.epilogue.pool == APNN_POOL_NONE &&
-               (call.y_packed == nullptr || plan.tn % 32 == 0) && pin.fuse;
+  plan.fused = plan.pool_fused || (call.has_epilogue && call.epilogue.pool == APNN_POOL_NONE &&
+                                   (call.y_packed == nullptr || plan.tn % 32 == 0) && pin.fuse);
   return plan;
 }
 
@@ -109,15 +125,16 @@ ConvPlan plan_conv(const ConvCall& call, int multiprocessors, const ConvOverride
 
 template <int Config, int P, int Q, bool TapPacked>
 struct TiledKernel;
-#define APNN_CONV_CONFIG(ID, BM, BN, WM, WN, KT, STAGES)                                      \
-  template <int P, int Q, bool TapPacked>                                                    \
-  struct TiledKernel<ID, P, Q, TapPacked> {                                                  \
-    using Cfg = conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>;                           \
-    static constexpr auto fn = conv_tile_kernel<BM, BN, WM, WN, KT, STAGES, P, Q, TapPacked>; \
+#define APNN_CONV_CONFIG(ID, BM, BN, WM, WN, KT, STAGES, MINB)                                      \
+  template <int P, int Q, bool TapPacked>                                                          \
+  struct TiledKernel<ID, P, Q, TapPacked> {                                                        \
+    using Cfg = conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>;                                 \
+    static constexpr auto fn = conv_tile_kernel<BM, BN, WM, WN, KT, STAGES, MINB, P, Q, TapPacked>; \
   };
-APNN_CONV_CONFIG(0, 64, 64, 32, 32, 1024, 4)
-APNN_CONV_CONFIG(1, 128, 128, 64, 64, 512, 4)
-APNN_CONV_CONFIG(2, 256, 64, 64, 32, 512, 3)
+APNN_CONV_CONFIG(0, 64, 64, 32, 32, 1024, 4, 1)
+APNN_CONV_CONFIG(1, 128, 128, 64, 64, 512, 4, 1)
+APNN_CONV_CONFIG(2, 256, 64, 64, 32, 512, 3, 1)
+APNN_CONV_CONFIG(3, 128, 64, 32, 32, 512, 2, 3)
 #undef APNN_CONV_CONFIG
 
 template <int Config, int P, int Q, bool TapPacked = false>
@@ -125,13 +142,17 @@ void launch_tiled(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
   using K = TiledKernel<Config, P, Q, TapPacked>;
   static bool attribute_set = false;  // dynamic shared memory above 48 KB must be opted into
   if (!attribute_set) {
-    APNN_CUDA_CHECK(cudaFuncSetAttribute(K::fn, cudaFuncAttributeMaxDynamicSharedMemorySize, K::Cfg::kSmemBytes));
+    APNN_CUDA_CHECK(cudaFuncSetAttribute(K::fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         K::Cfg::kSmemBytes + K::Cfg::kResidualTablesBytes));
     attribute_set = true;
   }
+  // The residual's part tables only where they are read (the others keep their resident blocks).
+  const bool residual_tables = prm.mode == kConvOutFusedPacked && prm.ep.thresholds != nullptr &&
+                               prm.ep.threshold_residual_codes > 1 && prm.res.planes != nullptr;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = dim3(K::Cfg::kThreads);
-  config.dynamicSmemBytes = K::Cfg::kSmemBytes;
+  config.dynamicSmemBytes = K::Cfg::kSmemBytes + (residual_tables ? K::Cfg::kResidualTablesBytes : 0);
   config.stream = stream;
   cudaLaunchAttribute cluster;
   if (grid.z > 1) {
@@ -147,7 +168,7 @@ void launch_tiled(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
 
 template <int Config>
 void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
-  if constexpr (Config != 2) {  // packed taps (networks' narrow layers): configurations 0 and 1
+  if constexpr (Config != 2) {  // packed taps (networks' narrow layers): configurations 0, 1, 3
     if (prm.tap_words) {
       if (p == 1 && q == 1) return launch_tiled<Config, 1, 1, true>(prm, grid, stream);
       if (p == 2 && q == 1) return launch_tiled<Config, 2, 1, true>(prm, grid, stream);
@@ -217,6 +238,7 @@ ConvRunner::ConvRunner() {
     if (v == "0") forced_config_ = 0;
     if (v == "1") forced_config_ = 1;
     if (v == "2") forced_config_ = 2;
+    if (v == "3") forced_config_ = 3;
   }
   // Debug/tuning knob: APNN_EPILOGUE_THRESHOLDS=0 runs the float epilogue even where a
   // threshold table is given (same results).
@@ -276,12 +298,11 @@ int32_t* ConvRunner::workspace(size_t bytes) {
 std::string ConvRunner::kernel_name(const ConvCall& call, int multiprocessors) const {
   const ConvPlan plan = (forced_config_ != -2 && clusters() ? plan_tiled(call, multiprocessors, override_, forced_config_) : plan_conv(call, multiprocessors, override_));
   const int p = call.x->quant.bits, q = call.w->quant.bits;
-  const bool fast = (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2) ||
-                    (plan.config == 2 && p == 8 && q == 1);
+  const bool fast = fast_planes(p, q) || (plan.config == 2 && p == 8 && q == 1);
   std::string name = std::string(fast ? "" : "generic_") + "conv_w" + std::to_string(q) + "a" + std::to_string(p) +
                      "_" + (plan.config >= 0 ? kTileConfigs[plan.config].name : "b64x64_k256") + "_split" +
                      std::to_string(plan.split) + (plan.config >= 0 && plan.split > 1 ? "c" : "");
-  if (call.has_epilogue) name += plan.fused ? "_fused_epilogue" : "_separate_epilogue";
+  if (call.has_epilogue) name += plan.fused ? (plan.pool_fused ? "_fused_epilogue_pool" : "_fused_epilogue") : "_separate_epilogue";
   if (call.w->tap_words) name += "_packed_taps";
   return name;
 }
@@ -317,7 +338,10 @@ void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t str
   prm.pad_w = static_cast<int>(g.pad_w);
   prm.OH = static_cast<int>(g.out_h);
   prm.OW = static_cast<int>(g.out_w);
-  prm.M = static_cast<int>(g.out_pixels());
+  prm.M = static_cast<int>(plan.pool_fused ? 4 * g.pooled_pixels() : g.out_pixels());
+  prm.pool_fused = plan.pool_fused ? 1 : 0;
+  prm.PH = static_cast<int>(g.pooled_h);
+  prm.PW = static_cast<int>(g.pooled_w);
   prm.p = x.quant.bits;
   prm.q = w.quant.bits;
   prm.tm = plan.tm;
@@ -350,6 +374,7 @@ void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t str
     auto launch = [&](const ConvKernelParams& k) {
       if (plan.config == 0) return launch_tiled_any<0>(k.p, k.q, k, grid, stream);
       if (plan.config == 1) return launch_tiled_any<1>(k.p, k.q, k, grid, stream);
+      if (plan.config == 3) return launch_tiled_any<3>(k.p, k.q, k, grid, stream);
       launch_tiled_any<2>(k.p, k.q, k, grid, stream);
     };
     if (!call.has_epilogue) {

@@ -345,8 +345,10 @@ struct ConvTile {
   static constexpr int kAccStride = BN + 4;
   static constexpr int kAccBytes = BM * kAccStride * 4;
   static constexpr int kMainBytes = kPipeBytes > kAccBytes ? kPipeBytes : kAccBytes;
-  // + per-pixel xsum and tap rectangle, per-channel scale and bias and threshold table
+  // + per-pixel xsum and tap rectangle, per-channel scale and bias and threshold table; a
+  // launch whose table has one part per residual code asks for kResidualTablesBytes more.
   static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16) + BN * 8 + BN * 4 * kThresholdRows;
+  static constexpr int kResidualTablesBytes = (kMaxResidualCodes - 1) * BN * 4 * kThresholdRows;
   static constexpr int kLoadsX = BM * kCpr / kThreads, kLoadsW = BN * kCpr / kThreads;
   static constexpr int kMi = WM / 16, kNi = WN / 8;
   static_assert(kCpr == 2 || kCpr == 4 || kCpr == 8, "KT must be 256, 512 or 1024 bits");
@@ -355,14 +357,35 @@ struct ConvTile {
   static_assert(kMainBytes % 16 == 0 && BN % 32 == 0, "alignment");
 };
 
+// Output pixel m of a tiled launch -> (image n, row oh, column ow). With a fused 2x2 / 2 max
+// pool (prm.pool_fused) the launch walks the pixels window by window, m = 4 * pooled pixel +
+// window offset, so every block holds whole windows and the pool happens in the finish.
+__device__ __forceinline__ void conv_pixel(const ConvKernelParams& prm, int m, int& n, int& oh, int& ow) {
+  if (prm.pool_fused) {
+    const int pm = m >> 2, offset = m & 3, pooled_hw = prm.PH * prm.PW;
+    n = pm / pooled_hw;
+    const int rem = pm - n * pooled_hw;
+    oh = (rem / prm.PW) * 2 + (offset >> 1);
+    ow = (rem % prm.PW) * 2 + (offset & 1);
+    return;
+  }
+  const int ohw = prm.OH * prm.OW;
+  n = m / ohw;
+  const int rem = m - n * ohw;
+  oh = rem / prm.OW;
+  ow = rem - oh * prm.OW;
+}
+
 }  // namespace conv_detail
 
 // kTapPacked: the weights' taps are packed back to back (ConvWeights::tap_words, C a multiple
 // of 64 below 256), so K runs over taps x C bits with no per-tap padding; the copies are then
 // 8 bytes (2 of them fill one 16-byte chunk of the swizzled layout) and a tap spans
 // tap_words / 2 of them.
-template <int BM, int BN, int WM, int WN, int KT, int STAGES, int P, int Q, bool kTapPacked>
-__global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>::kThreads)
+// kMinBlocks: blocks per SM the registers must allow (__launch_bounds__); short-K layers are
+// latency-bound and need resident blocks more than registers.
+template <int BM, int BN, int WM, int WN, int KT, int STAGES, int kMinBlocks, int P, int Q, bool kTapPacked>
+__global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>::kThreads, kMinBlocks)
     conv_tile_kernel(const ConvKernelParams prm) {
   using Cfg = conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>;
   using namespace conv_detail;
@@ -377,7 +400,7 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   int4* s_rect = reinterpret_cast<int4*>(smem + Cfg::kMainBytes + BM * 4);
   float* s_scale = reinterpret_cast<float*>(smem + Cfg::kMainBytes + BM * 20);
   float* s_bias = s_scale + BN;
-  int32_t* s_thresholds = reinterpret_cast<int32_t*>(s_bias + BN);  // kThresholdRows x BN
+  int32_t* s_thresholds = reinterpret_cast<int32_t*>(s_bias + BN);  // [residual code] x kThresholdRows x BN
   __shared__ bool s_last;
 
   const int p = P ? P : prm.p;
@@ -400,7 +423,6 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   auto copy_dst = [&](int r) -> uint32_t {
     return kTapPacked ? swizzled<kCpr>(r, c / 2) + (c % 2) * 8 : swizzled<kCpr>(r, c);
   };
-  const int ohw = prm.OH * prm.OW;
   const uint32_t* x_base[kLoadsX];
   int x_ih0[kLoadsX], x_iw0[kLoadsX];
   uint32_t x_dst[kLoadsX];
@@ -413,9 +435,10 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     x_ih0[l] = -(1 << 24);  // every tap invalid
     x_iw0[l] = 0;
     if (ok) {
-      const int n = m / ohw, rem = m - n * ohw;
-      x_ih0[l] = (rem / prm.OW) * prm.stride_h - prm.pad_h;
-      x_iw0[l] = (rem % prm.OW) * prm.stride_w - prm.pad_w;
+      int n, oh, ow;
+      conv_pixel(prm, m, n, oh, ow);
+      x_ih0[l] = oh * prm.stride_h - prm.pad_h;
+      x_iw0[l] = ow * prm.stride_w - prm.pad_w;
       x_base[l] = prm.x_planes + (static_cast<int64_t>(plane) * prm.x_rows_padded + static_cast<int64_t>(n) * prm.H * prm.W) *
                                      prm.cwords;
     }
@@ -493,24 +516,36 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     cp_async_commit();
   }
 
-  // While the first stages load: the per-pixel correction terms.
-  for (int i = tid; i < tm; i += Cfg::kThreads) {
-    const int m = m0 + i;
-    int4 rect = make_int4(0, 0, 0, 0);
-    uint32_t xsum = 0;
-    if (m < prm.M) {
-      const int n = m / ohw, oh = (m % ohw) / prm.OW, ow = m % prm.OW;
-      tap_range(oh, prm.stride_h, prm.pad_h, prm.KH, prm.H, rect.x, rect.y);
-      tap_range(ow, prm.stride_w, prm.pad_w, prm.KW, prm.W, rect.z, rect.w);
-      if (prm.ow != 0) {
-        for (int a = rect.x; a < rect.y; ++a) {
-          const int row = (n * prm.H + oh * prm.stride_h - prm.pad_h + a) * prm.W + ow * prm.stride_w - prm.pad_w;
-          for (int b = rect.z; b < rect.w; ++b) xsum += static_cast<uint32_t>(__ldg(prm.x_row_sums + row + b));
+  // While the first stages load: the per-pixel correction terms. A group of `team` lanes
+  // shares each pixel's valid taps (independent loads, not one chain per pixel), then adds up.
+  {
+    int team = 1;
+    while (team < 32 && team * 2 * tm <= Cfg::kThreads) team *= 2;
+    const int pixels_per_pass = Cfg::kThreads / team, t = tid % team;
+    for (int base = 0; base < tm; base += pixels_per_pass) {  // block-uniform trip count
+      const int i = base + tid / team, m = m0 + i;
+      int4 rect = make_int4(0, 0, 0, 0);
+      uint32_t xsum = 0;
+      if (i < tm && m < prm.M) {
+        int n, oh, ow;
+        conv_pixel(prm, m, n, oh, ow);
+        tap_range(oh, prm.stride_h, prm.pad_h, prm.KH, prm.H, rect.x, rect.y);
+        tap_range(ow, prm.stride_w, prm.pad_w, prm.KW, prm.W, rect.z, rect.w);
+        const int width = rect.w - rect.z, valid_taps = max(0, rect.y - rect.x) * max(0, width);
+        if (prm.ow != 0) {
+          const int row0 = (n * prm.H + oh * prm.stride_h - prm.pad_h + rect.x) * prm.W + ow * prm.stride_w - prm.pad_w;
+          for (int v = t; v < valid_taps; v += team) {
+            const int a = v / width, b = rect.z + v - a * width;
+            xsum += static_cast<uint32_t>(__ldg(prm.x_row_sums + row0 + a * prm.W + b));
+          }
         }
       }
+      for (int offset = team / 2; offset > 0; offset /= 2) xsum += __shfl_xor_sync(0xffffffffu, xsum, offset);
+      if (i < tm && t == 0) {
+        s_xsum[i] = xsum;
+        s_rect[i] = rect;
+      }
     }
-    s_xsum[i] = xsum;
-    s_rect[i] = rect;
   }
   for (int i = tid; i < tn; i += Cfg::kThreads) {
     const int o = n0 + i;
@@ -519,11 +554,16 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     s_bias[i] = ok ? prm.ep.bias[o] : 0.0f;
   }
   const bool residual = prm.res.int32_values != nullptr || prm.res.planes != nullptr;
-  const bool thresholds = prm.mode == kConvOutFusedPacked && prm.ep.thresholds != nullptr && !residual;
+  // A table applies without residual, or with a packed one when it has a part per residual code.
+  const bool thresholds = prm.mode == kConvOutFusedPacked && prm.ep.thresholds != nullptr &&
+                          (!residual || (prm.ep.threshold_residual_codes > 0 && prm.res.planes != nullptr));
   if (thresholds) {
-    for (int i = tid; i < (prm.ep.threshold_levels + 2) * tn; i += Cfg::kThreads) {
-      const int row = i / tn, nn = i - row * tn, o = n0 + nn;
-      s_thresholds[row * BN + nn] = o < prm.O ? prm.ep.thresholds[static_cast<int64_t>(row) * prm.O + o] : 0;
+    const int rows = prm.ep.threshold_levels + 2, parts = residual ? prm.ep.threshold_residual_codes : 1;
+    for (int i = tid; i < parts * rows * tn; i += Cfg::kThreads) {
+      const int row = i / tn, nn = i - row * tn, o = n0 + nn;  // row: part * rows + table row
+      const int part = row / rows;
+      s_thresholds[(part * kThresholdRows + row - part * rows) * BN + nn] =
+          o < prm.O ? prm.ep.thresholds[static_cast<int64_t>(row) * prm.O + o] : 0;
     }
   }
 
@@ -603,40 +643,54 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   const int sat_w = prm.KW + 1, sat_stride = (prm.KH + 1) * (prm.KW + 1);
   const int groups = (tn + 31) / 32;
   // kSplit: popcount tiles come from the cluster (generic loads) or only from this block's
-  // shared memory; kSat: the weight-offset term (ox != 0) is needed.
-  auto finish = [&](auto mode_tag, auto residual_tag, auto thresholds_tag, auto split_tag, auto sat_tag) {
+  // shared memory; kSat: the weight-offset term (ox != 0) is needed; kPool: a fused 2x2 max
+  // pool, so an output row is a window of 4 consecutive tile pixels (conv_pixel).
+  auto finish = [&](auto mode_tag, auto residual_tag, auto thresholds_tag, auto split_tag, auto sat_tag,
+                    auto pool_tag) {
     constexpr int kMode = decltype(mode_tag)::value;
     constexpr bool kResidual = decltype(residual_tag)::value;
     constexpr bool kThresholds = decltype(thresholds_tag)::value;
     constexpr bool kSplit = decltype(split_tag)::value;
     constexpr bool kSat = decltype(sat_tag)::value;
+    constexpr int kWindow = decltype(pool_tag)::value ? 4 : 1;
+    static_assert(kWindow == 1 || (kMode == kConvOutFusedPacked && !kResidual), "pools fuse into packed outputs");
     // Plane words of the packed output: row m of plane b at out_row[b * plane_words].
     const int64_t plane_words = prm.out_rows_padded * prm.out_words;
-    for (int mm = rank * Cfg::kWarps + warp; mm < tm; mm += ranks * Cfg::kWarps) {
-      const int m = m0 + mm;
-      if (m >= prm.M) break;  // warp-uniform, and so is every later mm
-      const int4 rect = s_rect[mm];
-      const int count = max(0, rect.y - rect.x) * max(0, rect.w - rect.z);
-      const uint32_t corr = ow_off * s_xsum[mm] + static_cast<uint32_t>(count) * static_cast<uint32_t>(prm.C) * ox * ow_off;
-      const bool sat_terms = kSat && ox != 0 && count > 0;
+    for (int row = rank * Cfg::kWarps + warp; row < tm / kWindow; row += ranks * Cfg::kWarps) {
+      const int m = m0 / kWindow + row;  // output row (a pooled pixel with kWindow 4)
+      if (m * kWindow >= prm.M) break;   // warp-uniform, and so is every later row
+      // The corrections of each pixel of the window.
+      int4 rect[kWindow];
+      uint32_t corr[kWindow];
+      bool sat_terms[kWindow];
+#pragma unroll
+      for (int w = 0; w < kWindow; ++w) {
+        const int mm = row * kWindow + w;
+        rect[w] = s_rect[mm];
+        const int count = max(0, rect[w].y - rect[w].x) * max(0, rect[w].w - rect[w].z);
+        corr[w] = ow_off * s_xsum[mm] + static_cast<uint32_t>(count) * static_cast<uint32_t>(prm.C) * ox * ow_off;
+        sat_terms[w] = kSat && ox != 0 && count > 0;
+      }
       uint32_t* out_row = prm.out_planes + m * prm.out_words;
       int32_t part = 0;
       auto output_group = [&](int j) {
         const int nn = j * 32 + lane, o = n0 + nn;
         const bool valid = nn < tn && o < prm.O;
-        uint32_t sum = corr;
-        if (valid) {
+        // The convolution value of pixel `w` of the window at channel o.
+        auto conv_value = [&](int w) -> int32_t {
+          uint32_t sum = corr[w];
+          const int mm = row * kWindow + w;
           auto add_planes = [&](const int32_t* pt) {
 #pragma unroll
             for (int i = 0; i < (P ? P : 8); ++i) {
               if (!P && i >= p) break;
-              uint32_t row = 0;
+              uint32_t plane_row = 0;
 #pragma unroll
               for (int jj = 0; jj < (Q ? Q : 8); ++jj) {
                 if (!Q && jj >= q) break;
-                row += static_cast<uint32_t>(prm.cw[jj]) * static_cast<uint32_t>(pt[i * tm * Cfg::kAccStride + jj * tn]);
+                plane_row += static_cast<uint32_t>(prm.cw[jj]) * static_cast<uint32_t>(pt[i * tm * Cfg::kAccStride + jj * tn]);
               }
-              sum += static_cast<uint32_t>(prm.cx[i]) * row;
+              sum += static_cast<uint32_t>(prm.cx[i]) * plane_row;
             }
           };
           if constexpr (kSplit) {
@@ -644,34 +698,56 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
           } else {
             add_planes(tile + mm * Cfg::kAccStride + nn);  // shared-memory loads
           }
-          if (sat_terms) {
+          if (sat_terms[w]) {
+            const int4 rc = rect[w];
             const int32_t* sat = prm.w_sat + static_cast<int64_t>(o) * sat_stride;
-            const uint32_t sw = static_cast<uint32_t>(sat[rect.y * sat_w + rect.w]) - sat[rect.x * sat_w + rect.w] -
-                                sat[rect.y * sat_w + rect.z] + sat[rect.x * sat_w + rect.z];
+            const uint32_t sw = static_cast<uint32_t>(sat[rc.y * sat_w + rc.w]) - sat[rc.x * sat_w + rc.w] -
+                                sat[rc.y * sat_w + rc.z] + sat[rc.x * sat_w + rc.z];
             sum += ox * sw;
           }
-        }
-        const int32_t y = static_cast<int32_t>(sum);
+          return static_cast<int32_t>(sum);
+        };
         if constexpr (kMode == kConvOutInt32) {
-          if (valid) prm.y[static_cast<int64_t>(m) * prm.O + o] = y;
+          if (valid) prm.y[static_cast<int64_t>(m) * prm.O + o] = conv_value(0);
         } else if constexpr (kMode == kConvOutFusedFloat) {
           if (valid)
             prm.y_float[static_cast<int64_t>(m) * prm.O + o] =
-                epilogue_affine<kResidual>(prm.ep, prm.res, y, m, o, s_scale[nn], s_bias[nn]);
+                epilogue_affine<kResidual>(prm.ep, prm.res, conv_value(0), m, o, s_scale[nn], s_bias[nn]);
         } else {
           uint32_t bits = 0;
           if (valid) {
             int32_t code;
             if constexpr (kThresholds) {
+              // The level is monotone in the final value, so the max pool keeps the top level.
               const int32_t* t = s_thresholds + nn;
-              int passed = 0;
+              if constexpr (kResidual) {  // the part of the table for this residual code
+                int residual_code = 0;
+                for (int i = 0; i < prm.res.bits; ++i) {
+                  const uint32_t word = prm.res.planes[(i * prm.res.rows_padded + m) * prm.res.words + o / 32];
+                  residual_code |= static_cast<int>((word >> (o % 32)) & 1u) << i;
+                }
+                t += residual_code * kThresholdRows * BN;
+              }
+              int32_t level = 0;
 #pragma unroll
-              for (int k = 0; k < kMaxThresholdLevels; ++k)
-                passed += k < prm.ep.threshold_levels && y >= t[(k + 2) * BN] ? 1 : 0;
-              code = code_of_level(prm.oq, t[0] + t[BN] * passed);
+              for (int w = 0; w < kWindow; ++w) {
+                const int32_t y = conv_value(w);
+                int passed = 0;
+#pragma unroll
+                for (int k = 0; k < kMaxThresholdLevels; ++k)
+                  passed += k < prm.ep.threshold_levels && y >= t[(k + 2) * BN] ? 1 : 0;
+                const int32_t l = t[0] + t[BN] * passed;
+                level = w == 0 || l > level ? l : level;
+              }
+              code = code_of_level(prm.oq, level);
             } else {
-              code = requantize(prm.oq, prm.ep.out_scale,
-                                epilogue_affine<kResidual>(prm.ep, prm.res, y, m, o, s_scale[nn], s_bias[nn]));
+              float value = 0.0f;
+#pragma unroll
+              for (int w = 0; w < kWindow; ++w) {
+                const float v = epilogue_affine<kResidual>(prm.ep, prm.res, conv_value(w), m, o, s_scale[nn], s_bias[nn]);
+                value = pool_step(APNN_POOL_MAX, value, v, w);
+              }
+              code = requantize(prm.oq, prm.ep.out_scale, value);
             }
             bits = code_bits(code, prm.oq.bits, prm.oq.encoding);
             part += plane_part(code, prm.oq.encoding);
@@ -686,7 +762,7 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
       // The loop is latency-bound (2 warps per scheduler): unrolled copies give the scheduler
       // independent chains. The float path's body is long, so two copies (more would spill out
       // of the instruction cache); the threshold path's is short, so four.
-      if constexpr (kThresholds) {
+      if constexpr (kThresholds && kWindow == 1) {
 #pragma unroll 4
         for (int j = 0; j < groups; ++j) output_group(j);
       } else {
@@ -695,7 +771,8 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
       }
       if constexpr (kMode == kConvOutFusedPacked) {
         part = warp_sum(part);
-        if (lane == 0) atomicAdd(&prm.row_sum_ws[m], part);
+        // One column tile: this warp has seen every channel of pixel m, so the sum is final.
+        if (lane == 0) gridDim.x == 1 ? void(prm.out_row_sums[m] = part) : void(atomicAdd(&prm.row_sum_ws[m], part));
       }
     }
   };
@@ -704,26 +781,31 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   using PackedOut = std::integral_constant<int, kConvOutFusedPacked>;
   using Yes = std::true_type;
   using No = std::false_type;
-  auto run = [&](auto mode_tag, auto residual_tag, auto thresholds_tag, auto sat_tag) {
-    ranks > 1 ? finish(mode_tag, residual_tag, thresholds_tag, Yes{}, sat_tag)
-              : finish(mode_tag, residual_tag, thresholds_tag, No{}, sat_tag);
+  auto run = [&](auto mode_tag, auto residual_tag, auto thresholds_tag, auto sat_tag, auto pool_tag) {
+    ranks > 1 ? finish(mode_tag, residual_tag, thresholds_tag, Yes{}, sat_tag, pool_tag)
+              : finish(mode_tag, residual_tag, thresholds_tag, No{}, sat_tag, pool_tag);
   };
   const int mode = prm.mode;
   if (mode == kConvOutInt32) {
-    run(Int32Out{}, No{}, No{}, Yes{});
+    run(Int32Out{}, No{}, No{}, Yes{}, No{});
   } else if (mode == kConvOutFusedFloat) {
-    residual ? run(FloatOut{}, Yes{}, No{}, Yes{}) : run(FloatOut{}, No{}, No{}, Yes{});
+    residual ? run(FloatOut{}, Yes{}, No{}, Yes{}, No{}) : run(FloatOut{}, No{}, No{}, Yes{}, No{});
   } else if (residual) {
-    run(PackedOut{}, Yes{}, No{}, Yes{});
+    thresholds ? run(PackedOut{}, Yes{}, Yes{}, Yes{}, No{}) : run(PackedOut{}, Yes{}, No{}, Yes{}, No{});
+  } else if (prm.pool_fused) {
+    // Planned only for the compile-time plane counts (conv_dispatch.cu: fast_planes).
+    if constexpr (P != 0 && Q != 0) {
+      thresholds ? run(PackedOut{}, No{}, Yes{}, Yes{}, Yes{}) : run(PackedOut{}, No{}, No{}, Yes{}, Yes{});
+    }
   } else if (!thresholds) {
-    run(PackedOut{}, No{}, No{}, Yes{});
+    run(PackedOut{}, No{}, No{}, Yes{}, No{});
   } else {
-    ox != 0 ? run(PackedOut{}, No{}, Yes{}, Yes{}) : run(PackedOut{}, No{}, Yes{}, No{});
+    ox != 0 ? run(PackedOut{}, No{}, Yes{}, Yes{}, No{}) : run(PackedOut{}, No{}, Yes{}, No{}, No{});
   }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if (ranks > 1) cluster.sync();  // keep this block's tile alive until every reader is done
 #endif
-  if (mode != kConvOutFusedPacked) return;
+  if (mode != kConvOutFusedPacked || gridDim.x == 1) return;
   __threadfence();
   __syncthreads();
   unsigned* counter = prm.row_counters + blockIdx.y;
@@ -731,9 +813,10 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   __syncthreads();
   if (!s_last) return;
   __threadfence();
-  for (int i = tid; i < tm; i += Cfg::kThreads) {
-    const int m = m0 + i;
-    if (m >= prm.M) break;
+  const int window = prm.pool_fused ? 4 : 1;  // tile pixels per output row
+  for (int i = tid; i < tm / window; i += Cfg::kThreads) {
+    const int m = m0 / window + i;
+    if (m * window >= prm.M) break;
     prm.out_row_sums[m] = __ldcg(&prm.row_sum_ws[m]);
     prm.row_sum_ws[m] = 0;
   }

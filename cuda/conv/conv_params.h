@@ -30,6 +30,9 @@ struct ConvKernelParams {
   int p, q, tm, tn;       // planes; output pixels / channels per block
   int tiles_per_tap, k_tiles;
   int tap_words;          // ConvWeights::tap_words (tiled kernel with kTapPacked)
+  // Tiled kernel, packed output: a 2x2 / 2 max pool fused into the finish (conv_pixel's order;
+  // M is then 4 x PH x PW x N and the output rows are the pooled pixels).
+  int pool_fused, PH, PW;
   int32_t cx[8], cw[8];   // plane coefficients
   int64_t ox, ow;         // real offsets (value_offset - zero_point)
 
@@ -42,8 +45,9 @@ struct ConvKernelParams {
   uint32_t* out_planes;
   int32_t* out_row_sums;
   int64_t out_rows_padded, out_words;
-  // Tiled kernel, packed output: zeroed per-pixel partial row sums and per-row-tile arrival
-  // counters; the last block of a row tile writes out_row_sums and zeroes both again.
+  // Tiled kernel, packed output over several column tiles: zeroed per-pixel partial row sums
+  // and per-row-tile arrival counters; the last block of a row tile writes out_row_sums and
+  // zeroes both again. (With one column tile each warp writes its pixels' sums directly.)
   int32_t* row_sum_ws;
   unsigned* row_counters;
 };

@@ -311,6 +311,7 @@ void Network::release_weights(NetLayer& l) noexcept {
   l.scale_mem = l.bias_mem = nullptr;
   l.threshold_mem = nullptr;
   l.threshold_levels = 0;
+  l.threshold_residual_codes = 0;
   l.has_weights = false;
 }
 
@@ -371,12 +372,14 @@ void Network::set_weights(int id, const apnn_layer_weights_t& wt) {
     // The CUDA kernels compare against a threshold table instead of running the float steps.
     const EpilogueParams e = layer_epilogue(l);
     const OutputQuant oq = output_quant(l.out_quant);
+    const apnn_quant_t* residual = l.desc.residual != 0 ? &layers_[l.desc.residual].out_quant : nullptr;
     if (kind_ == APNN_BACKEND_CUDA && l.output == APNN_LAYER_OUTPUT_PACKED &&
-        thresholds_apply(e, oq, l.desc.residual != 0, l.y_bound)) {
-      const std::vector<int32_t> table = build_threshold_table(scale.data(), bias.data(), o, e, oq);
+        thresholds_apply(e, oq, residual ? residual->bits : 0, l.y_bound)) {
+      const std::vector<int32_t> table = build_threshold_table(scale.data(), bias.data(), o, e, oq, residual);
       l.threshold_mem = static_cast<int32_t*>(backend_->allocate(table.size() * sizeof(int32_t)));
       backend_->write(l.threshold_mem, table.data(), table.size() * sizeof(int32_t));
       l.threshold_levels = threshold_levels(oq);
+      l.threshold_residual_codes = residual ? 1 << residual->bits : 0;
     }
   } catch (...) {
     release_weights(l);
@@ -731,6 +734,7 @@ ConvCall Network::conv_call(int id, int chunk) const {
     call.y_packed = const_cast<PackedMatrix*>(&target->tensors[chunk]);
     e.thresholds = l.threshold_mem;
     e.threshold_levels = l.threshold_levels;
+    e.threshold_residual_codes = l.threshold_residual_codes;
   }
   return call;
 }

@@ -47,10 +47,11 @@ struct NetLayer {
   int32_t* image_weights_mem = nullptr;
   float* scale_mem = nullptr;
   float* bias_mem = nullptr;
-  // CUDA, packed output without residual: the epilogue as a threshold table
-  // (common/epilogue_thresholds.h), threshold_levels + 2 rows of O int32.
+  // CUDA, packed output: the epilogue as a threshold table (common/epilogue_thresholds.h),
+  // threshold_levels + 2 rows of O int32, one such table per code of a packed residual.
   int32_t* threshold_mem = nullptr;
   int threshold_levels = 0;
+  int threshold_residual_codes = 0;
   int64_t y_bound = 0;  // largest |int32 result| the layer's convolution can produce
 
   // plan
