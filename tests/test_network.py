@@ -357,16 +357,17 @@ def test_residual_threshold_tables(res_bits, res_enc, out_bits, out_enc, rng, mo
     # per residual code (common/epilogue_thresholds.h); APNN_EPILOGUE_THRESHOLDS=0 runs the float
     # steps. Both must equal the oracle, with residual scales of both signs and tiny / large ones.
     x = images(rng, 2, (12, 12, 3))
+    residual_scale = float(rng.choice([-0.7, 1e-3, 0.5, 9.0]))
+    activation = str(rng.choice(["relu", "none", "clip"]))
     outputs = []
-    for setting in ("1", "0"):
+    for setting in ("1", "0"):  # the same network twice
         monkeypatch.setenv("APNN_EPILOGUE_THRESHOLDS", setting)
         net = apnn.Network((12, 12, 3), context=apnn.Context("cuda"))  # a new context reads the setting
         a = net.conv(64, 3, padding=1, w_bit=1, out_bit=res_bits, out_encoding=res_enc, out_scale=0.5,
                      activation="relu" if res_enc == "unsigned" else "none")
         b = net.conv(64, 3, padding=1, w_bit=1, out_bit=2, out_scale=0.5)
-        c = net.conv(64, 3, padding=1, input=b, residual=a, residual_scale=float(rng.choice([-0.7, 1e-3, 0.5, 9.0])),
-                     w_bit=1, out_bit=out_bits, out_encoding=out_enc, out_scale=0.5,
-                     activation=str(rng.choice(["relu", "none", "clip"])), clip=(-1.0, 1.5))
+        c = net.conv(64, 3, padding=1, input=b, residual=a, residual_scale=residual_scale, w_bit=1, out_bit=out_bits,
+                     out_encoding=out_enc, out_scale=0.5, activation=activation, clip=(-1.0, 1.5))
         net.conv(32, 3, stride=2, input=c, w_bit=1, out_bit=2, out_scale=0.5)
         net.linear(10, output="float", w_bit=1)
         _set_random_weights(net, np.random.default_rng(7))

@@ -148,7 +148,7 @@ void launch_tiled(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
   }
   // The residual's part tables only where they are read (the others keep their resident blocks).
   const bool residual_tables = prm.mode == kConvOutFusedPacked && prm.ep.thresholds != nullptr &&
-                               prm.ep.threshold_residual_codes > 1 && prm.res.planes != nullptr;
+                               prm.ep.threshold_residual_codes > 0 && prm.res.planes != nullptr;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = dim3(K::Cfg::kThreads);

@@ -346,9 +346,10 @@ struct ConvTile {
   static constexpr int kAccBytes = BM * kAccStride * 4;
   static constexpr int kMainBytes = kPipeBytes > kAccBytes ? kPipeBytes : kAccBytes;
   // + per-pixel xsum and tap rectangle, per-channel scale and bias and threshold table; a
-  // launch whose table has one part per residual code asks for kResidualTablesBytes more.
+  // launch whose table has one part per residual code asks for kResidualTablesBytes more: the
+  // other parts and the block's residual words (<= 2 planes x BN / 32 words per pixel).
   static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16) + BN * 8 + BN * 4 * kThresholdRows;
-  static constexpr int kResidualTablesBytes = (kMaxResidualCodes - 1) * BN * 4 * kThresholdRows;
+  static constexpr int kResidualTablesBytes = (kMaxResidualCodes - 1) * BN * 4 * kThresholdRows + BM * 2 * (BN / 32) * 4;
   static constexpr int kLoadsX = BM * kCpr / kThreads, kLoadsW = BN * kCpr / kThreads;
   static constexpr int kMi = WM / 16, kNi = WN / 8;
   static_assert(kCpr == 2 || kCpr == 4 || kCpr == 8, "KT must be 256, 512 or 1024 bits");
@@ -566,6 +567,20 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
           o < prm.O ? prm.ep.thresholds[static_cast<int64_t>(row) * prm.O + o] : 0;
     }
   }
+  // The residual's plane words of this block (table form): read now, while the stages load,
+  // instead of one dependent global load per plane in every step of the finish.
+  uint32_t* s_residual = reinterpret_cast<uint32_t*>(s_thresholds + kMaxResidualCodes * kThresholdRows * BN);
+  constexpr int kGroupsMax = BN / 32;
+  if (thresholds && residual) {
+    const int groups_here = (tn + 31) / 32;
+    for (int i = tid; i < tm * 2 * groups_here; i += Cfg::kThreads) {
+      const int mm = i / (2 * groups_here), b = (i / groups_here) % 2, j = i % groups_here;
+      const int m = m0 + mm, o0 = n0 + j * 32;
+      s_residual[(mm * 2 + b) * kGroupsMax + j] =
+          b < prm.res.bits && m < prm.M && o0 < prm.O
+              ? prm.res.planes[(b * prm.res.rows_padded + m) * prm.res.words + o0 / 32] : 0u;
+    }
+  }
 
   int32_t acc[Cfg::kMi][Cfg::kNi][4];
 #pragma unroll
@@ -721,11 +736,9 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
               // The level is monotone in the final value, so the max pool keeps the top level.
               const int32_t* t = s_thresholds + nn;
               if constexpr (kResidual) {  // the part of the table for this residual code
-                int residual_code = 0;
-                for (int i = 0; i < prm.res.bits; ++i) {
-                  const uint32_t word = prm.res.planes[(i * prm.res.rows_padded + m) * prm.res.words + o / 32];
-                  residual_code |= static_cast<int>((word >> (o % 32)) & 1u) << i;
-                }
+                const uint32_t* words = s_residual + row * 2 * kGroupsMax + j;  // n0 % 32 == 0: bit = lane
+                const int residual_code = static_cast<int>((words[0] >> lane) & 1u) |
+                                          static_cast<int>((words[kGroupsMax] >> lane) & 1u) << 1;
                 t += residual_code * kThresholdRows * BN;
               }
               int32_t level = 0;

@@ -1,13 +1,14 @@
 // The first convolution of a network straight from its 8-bit image (nn_types.h, FirstLayerCall).
 //
 // A bit-plane form of this layer multiplies 8 activation planes, each padded to 256 bits of K,
-// and needs the image packed into an 8-plane im2col tensor first; on the dot-product units the
-// same layer is K/4 dp4a per output. A block takes 64 output pixels: it gathers their
-// receptive fields (the im2col rows, as bytes, code 0 on padding taps) into shared memory once,
-// then for each 64-channel pass loads the int8 weights, and each thread accumulates 16 channels
-// of two pixels (pixel p and p + 32). The epilogue is the layer's threshold table (common/epilogue_thresholds.h), so
-// the output codes equal the float epilogue's exactly; lanes of a pixel OR their 16-channel
-// halves of each plane word together and add their row-sum parts.
+// and needs the image packed into an 8-plane im2col tensor first; on the INT8 tensor cores the
+// same layer is one mma.m16n8k32 per 32 bytes of K. A block takes 64 output pixels: it gathers
+// their receptive fields (the im2col rows, as bytes, code 0 on padding taps, K padded to 32)
+// into shared memory once, then for each 64-channel pass loads the int8 weights, and each warp
+// multiplies 16 pixels by the 64 channels. The epilogue is the layer's threshold table
+// (common/epilogue_thresholds.h), so the output codes equal the float epilogue's exactly; the 4
+// lanes that hold a pixel's channels OR their bits of each plane word together and add their
+// row-sum parts.
 #include <algorithm>
 
 #include "common/cuda_check.h"
@@ -17,43 +18,40 @@
 namespace apnn {
 namespace {
 
-constexpr int kPixels = 64;               // output pixels per block
-constexpr int kPixelsPerThread = 2;       // each weight read from shared memory feeds two pixels
-constexpr int kGroups = 4;                // 16-channel groups per 64-channel pass
-constexpr int kThreads = kPixels / kPixelsPerThread * kGroups;
-constexpr int kGroupChannels = kFirstLayerChannels / kGroups;
-static_assert(kGroupChannels == 16, "two groups fill one 32-channel plane word");
+constexpr int kPixels = 64;      // output pixels per block
+constexpr int kWarpPixels = 16;  // one m16 tile per warp
+constexpr int kThreads = kPixels / kWarpPixels * 32;
+constexpr int kTiles = kFirstLayerChannels / 8;  // n8 tiles per 64-channel pass
+constexpr int kStepWords = 8;                    // 32 bytes of K per mma
 
-// Where channel j of a 64-channel pass sits in a shared-memory row of weights or thresholds:
-// the 4-channel quads of the four groups interleave, so the four 16-byte reads (one per group)
-// a warp makes for the same quad index fall into 16 different banks.
-__device__ __forceinline__ int swizzled_channel(int j) {
-  const int group = j / kGroupChannels, quad = (j % kGroupChannels) / 4;
-  return (quad * kGroups + group) * 4 + j % 4;
-}
-
+// x codes (u8 or s8) times int8 weights, int32 accumulate: D = A B + D for a 16x32 A row-major
+// and a 32x8 B column-major (PTX ISA, mma.m16n8k32 fragments).
 template <bool kSignedX>
-__device__ __forceinline__ int32_t dot4(uint32_t x, uint32_t w, int32_t acc) {
-  int32_t d;
+__device__ __forceinline__ void mma_i8(int32_t (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   if constexpr (kSignedX) {
-    asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(x), "r"(w), "r"(acc));
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   } else {
-    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(x), "r"(w), "r"(acc));
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   }
-  return d;
 }
 
-// Shared memory: receptive fields (kPixels rows of `stride` words; an odd stride keeps the 8
-// pixels a warp reads in 8 banks), one pass of weights (k4 x 64 words), the tap table, the
-// pass's threshold table.
+// Shared memory: receptive fields (kPixels rows of `stride` words) and one pass of weights
+// (64 channel rows of `stride` words), K padded to whole mma steps. Then the tap table and the pass's threshold table.
 struct FirstLayerSmem {
-  int stride;
+  int k4_padded, stride;
   size_t patch, weights, offset, tap, thresholds, bytes;
   __host__ __device__ explicit FirstLayerSmem(int k, int k4) {
-    stride = k4 | 1;
+    k4_padded = (k4 + kStepWords - 1) / kStepWords * kStepWords;
+    stride = k4_padded + (36 - k4_padded % 32) % 32;  // = 4 (mod 32): a fragment's 8 rows x 4 words hit 32 banks
     patch = 0;
     weights = patch + static_cast<size_t>(kPixels) * stride * 4;
-    offset = weights + static_cast<size_t>(k4) * kFirstLayerChannels * 4;
+    offset = weights + static_cast<size_t>(kFirstLayerChannels) * stride * 4;
     tap = offset + static_cast<size_t>(k) * 4;
     thresholds = tap + static_cast<size_t>(k) * 4;
     bytes = thresholds + static_cast<size_t>(kThresholdRows) * kFirstLayerChannels * 4;
@@ -65,7 +63,7 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
   extern __shared__ __align__(16) unsigned char smem[];
   const FirstLayerSmem layout(call.k, call.k4);
   uint32_t* s_patch = reinterpret_cast<uint32_t*>(smem + layout.patch);
-  uint32_t* s_weights = reinterpret_cast<uint32_t*>(smem + layout.weights);
+  uint32_t* s_weights = reinterpret_cast<uint32_t*>(smem + layout.weights);  // [channel][k4]
   int* s_offset = reinterpret_cast<int*>(smem + layout.offset);    // (dh * in_w + dw) * in_c + ch
   short2* s_tap = reinterpret_cast<short2*>(smem + layout.tap);     // (dh, dw)
   int32_t* s_thresholds = reinterpret_cast<int32_t*>(smem + layout.thresholds);
@@ -77,6 +75,7 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
   const int tid = threadIdx.x;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kPixels;
   const int in_c = static_cast<int>(g.in_c), in_w = static_cast<int>(g.in_w);
+  const int k4_padded = layout.k4_padded, stride = layout.stride;
 
   for (int k = tid; k < call.k; k += kThreads) {
     const int tap = k / in_c, ch = k - tap * in_c, dh = tap / g.kw, dw = tap - dh * g.kw;
@@ -86,13 +85,13 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
   if (tid < kPixels) s_row[tid] = m0 + tid < out.rows ? input_row(in, m0 + tid) : InputRow{0, -(1 << 20), 0};
   __syncthreads();
 
-  // Receptive fields, a word (4 taps x channels) per step; taps on padding (and pixels past the
-  // end) are the code 0.
+  // Receptive fields, a word (4 taps x channels) per step; taps on padding, pixels past the end
+  // and K past the last tap are the code 0.
   const OutputQuant q = input_quant(in);
   // Unrolled so that several words' loads are in flight at once (the loop is latency-bound).
 #pragma unroll 4
-  for (int e = tid; e < kPixels * call.k4; e += kThreads) {
-    const int px = e / call.k4, k4 = e - px * call.k4;
+  for (int e = tid; e < kPixels * k4_padded; e += kThreads) {
+    const int px = e / k4_padded, k4 = e - px * k4_padded;
     const InputRow r = s_row[px];
     const int64_t corner = r.base + (static_cast<int64_t>(r.ih0) * in_w + r.iw0) * in_c;  // may be off the image
     uint32_t word = 0;
@@ -105,11 +104,10 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
       if (ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w)
         word |= (static_cast<uint32_t>(input_value_code(in, q, corner + s_offset[k])) & 0xffu) << (8 * b);
     }
-    s_patch[px * layout.stride + k4] = word;
+    s_patch[px * stride + k4] = word;
   }
 
-  const int pair = tid / kGroups, group = tid % kGroups;
-  constexpr int kPairStride = kPixels / kPixelsPerThread;  // this thread's pixels: pair, pair + 32
+  const int warp = tid / 32, lane = tid % 32, group = lane / 4, quad = lane % 4;
   const int out_bits = out.quant.bits;
   const apnn_encoding_t out_enc = out.quant.encoding;
   OutputQuant target;  // output_quant() is host-only
@@ -118,81 +116,79 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
   target.zero_point = out.quant.zero_point;
   target.lo = code_min(out_bits, out_enc);
   target.hi = code_max(out_bits, out_enc);
-  int32_t row_sum[kPixelsPerThread] = {};
+  int32_t row_sum[2] = {};  // pixels group and group + 8 of this warp's 16
   const int real_words = (call.out_channels + 31) / 32;
+  const uint32_t* a_row = s_patch + (warp * kWarpPixels + group) * stride;
 
   for (int c0 = 0; c0 < call.out_channels; c0 += kFirstLayerChannels) {
     __syncthreads();  // the patch is complete; the previous pass is done with weights / table
-    for (int i = tid; i < call.k4 * kFirstLayerChannels; i += kThreads) {
+    for (int i = tid; i < k4_padded * kFirstLayerChannels; i += kThreads) {
       const int k4 = i / kFirstLayerChannels, j = i - k4 * kFirstLayerChannels;
-      s_weights[k4 * kFirstLayerChannels + swizzled_channel(j)] =
-          static_cast<uint32_t>(call.weights[static_cast<int64_t>(k4) * call.out_channels_padded + c0 + j]);
+      s_weights[j * stride + k4] =
+          k4 < call.k4 ? static_cast<uint32_t>(call.weights[static_cast<int64_t>(k4) * call.out_channels_padded + c0 + j])
+                       : 0u;
     }
     for (int i = tid; i < (call.levels + 2) * kFirstLayerChannels; i += kThreads) {
       const int row = i / kFirstLayerChannels, j = i - row * kFirstLayerChannels, o = c0 + j;
-      s_thresholds[row * kFirstLayerChannels + swizzled_channel(j)] =
-          o < call.out_channels ? call.thresholds[static_cast<int64_t>(row) * call.out_channels + o] : 0;
+      s_thresholds[i] = o < call.out_channels ? call.thresholds[static_cast<int64_t>(row) * call.out_channels + o] : 0;
     }
     __syncthreads();
 
-    int32_t acc[kPixelsPerThread][kGroupChannels] = {};
-    const uint32_t* x_row = s_patch + pair * layout.stride;
-    const uint4* w_col = reinterpret_cast<const uint4*>(s_weights) + group;  // quad v at [v * kGroups]
-    for (int k4 = 0; k4 < call.k4; ++k4) {
-      uint32_t x[kPixelsPerThread];
+    int32_t acc[kTiles][4] = {};
+    for (int step = 0; step < k4_padded; step += kStepWords) {
+      const int kw = step + quad;
+      const uint32_t a[4] = {a_row[kw], a_row[8 * stride + kw], a_row[kw + 4], a_row[8 * stride + kw + 4]};
 #pragma unroll
-      for (int p = 0; p < kPixelsPerThread; ++p) x[p] = x_row[p * kPairStride * layout.stride + k4];
-      const uint4* w = w_col + k4 * (kFirstLayerChannels / 4);
-#pragma unroll
-      for (int v = 0; v < kGroupChannels / 4; ++v) {
-        const uint4 w4 = w[v * kGroups];
-#pragma unroll
-        for (int p = 0; p < kPixelsPerThread; ++p) {
-          acc[p][4 * v + 0] = dot4<kSignedX>(x[p], w4.x, acc[p][4 * v + 0]);
-          acc[p][4 * v + 1] = dot4<kSignedX>(x[p], w4.y, acc[p][4 * v + 1]);
-          acc[p][4 * v + 2] = dot4<kSignedX>(x[p], w4.z, acc[p][4 * v + 2]);
-          acc[p][4 * v + 3] = dot4<kSignedX>(x[p], w4.w, acc[p][4 * v + 3]);
-        }
+      for (int t = 0; t < kTiles; ++t) {
+        const uint32_t* b = s_weights + (t * 8 + group) * stride + kw;
+        mma_i8<kSignedX>(acc[t], a, b[0], b[4]);
       }
     }
 
-    // Threshold epilogue; this thread's 16 channels are one half of a 32-channel word.
-    const int shift = (group & 1) * kGroupChannels;
-    const int word = (c0 + group * kGroupChannels) / 32;
+    // Threshold epilogue: this lane holds channels t * 8 + 2 * quad + {0, 1} of pixels group and
+    // group + 8; the 4 lanes of a group together hold all 64 (two plane words).
 #pragma unroll
-    for (int p = 0; p < kPixelsPerThread; ++p) {
-      const int64_t m = m0 + pair + p * kPairStride;
-      uint32_t half[2] = {0u, 0u};
+    for (int h = 0; h < 2; ++h) {
+      const int64_t m = m0 + warp * kWarpPixels + group + 8 * h;
+      uint32_t words[2][2] = {};  // [plane][32-channel word]
 #pragma unroll
-      for (int i = 0; i < kGroupChannels; ++i) {
-        const int j = group * kGroupChannels + i, o = c0 + j;
-        if (o >= call.out_channels) continue;
-        const int32_t* t = s_thresholds + swizzled_channel(j);
-        int passed = 0;
+      for (int t = 0; t < kTiles; ++t)
 #pragma unroll
-        for (int l = 0; l < kMaxThresholdLevels; ++l)
-          passed += l < call.levels && acc[p][i] >= t[(l + 2) * kFirstLayerChannels] ? 1 : 0;
-        const int32_t code = code_of_level(target, t[0] + t[kFirstLayerChannels] * passed);
-        const uint32_t bits = code_bits(code, out_bits, out_enc);
-        half[0] |= (bits & 1u) << (shift + i);
-        half[1] |= ((bits >> 1) & 1u) << (shift + i);
-        row_sum[p] += plane_part(code, out_enc);
-      }
+        for (int e = 0; e < 2; ++e) {
+          const int j = t * 8 + 2 * quad + e, o = c0 + j;
+          if (o >= call.out_channels) continue;
+          const int32_t* th = s_thresholds + j;
+          const int32_t y = acc[t][2 * h + e];
+          int passed = 0;
 #pragma unroll
-      for (int b = 0; b < 2; ++b) {
-        const uint32_t whole = half[b] | __shfl_xor_sync(0xffffffffu, half[b], 1);
-        if (b < out_bits && m < out.rows && (group & 1) == 0 && word < real_words)
-          out.planes[(b * out.rows_padded + m) * out.words + word] = whole;
-      }
+          for (int l = 0; l < kMaxThresholdLevels; ++l)
+            passed += l < call.levels && y >= th[(l + 2) * kFirstLayerChannels] ? 1 : 0;
+          const int32_t code = code_of_level(target, th[0] + th[kFirstLayerChannels] * passed);
+          const uint32_t bits = code_bits(code, out_bits, out_enc);
+          words[0][t / 4] |= (bits & 1u) << (j % 32);
+          words[1][t / 4] |= ((bits >> 1) & 1u) << (j % 32);
+          row_sum[h] += plane_part(code, out_enc);
+        }
+#pragma unroll
+      for (int b = 0; b < 2; ++b)
+#pragma unroll
+        for (int w = 0; w < 2; ++w) {
+          uint32_t whole = words[b][w];
+          whole |= __shfl_xor_sync(0xffffffffu, whole, 1);
+          whole |= __shfl_xor_sync(0xffffffffu, whole, 2);
+          const int word = c0 / 32 + w;
+          if (b < out_bits && m < out.rows && quad == 0 && word < real_words)
+            out.planes[(b * out.rows_padded + m) * out.words + word] = whole;
+        }
     }
   }
 #pragma unroll
-  for (int p = 0; p < kPixelsPerThread; ++p) {
-    const int64_t m = m0 + pair + p * kPairStride;
-    int32_t sum = row_sum[p];
+  for (int h = 0; h < 2; ++h) {
+    const int64_t m = m0 + warp * kWarpPixels + group + 8 * h;
+    int32_t sum = row_sum[h];
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    if (m < out.rows && group == 0) out.row_sums[m] = sum;
+    if (m < out.rows && quad == 0) out.row_sums[m] = sum;
   }
 }
 

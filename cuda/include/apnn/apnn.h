@@ -451,7 +451,12 @@ APNN_API apnn_status_t apnn_network_layer_info(apnn_network_t net, int32_t id, a
  * as per-channel thresholds on y, same codes; APNN_NETWORK_FROM_IMAGE=0 keeps the packed form).
  * On CUDA (sm_90) layers over 64, 128 or 192 channels keep their weights' taps packed back to
  * back, K padded to 256 bits once rather than per tap (same results; APNN_NETWORK_PACK_TAPS=0
- * keeps the per-tap layout). Batches too large for one launch run as consecutive sub-batches. */
+ * keeps the per-tap layout). On CUDA (sm_90) a 2x2 / 2 max pool fused into a conv layer whose
+ * packed output has 1 or 2 activation planes and 1 or 2 weight planes runs inside the convolution
+ * kernel (no int32 round trip), and a packed residual of at most 2 bits with a packed output of at
+ * most 2 bits is folded into a threshold table per residual code (same codes;
+ * APNN_EPILOGUE_THRESHOLDS=0 keeps the float steps). Batches too large for one launch run as
+ * consecutive sub-batches. */
 APNN_API apnn_status_t apnn_network_plan(apnn_network_t net, int64_t batch);
 /* N, H, W, C and element type (FLOAT32 or INT32) of the planned output. */
 APNN_API apnn_status_t apnn_network_output_shape(apnn_network_t net, int64_t shape[4], apnn_dtype_t* dtype);
