@@ -3,8 +3,9 @@
 // A bit-plane form of this layer multiplies 8 activation planes, each padded to 256 bits of K,
 // and needs the image packed into an 8-plane im2col tensor first; on the INT8 tensor cores the
 // same layer is one mma.m16n8k32 per 32 bytes of K. A block takes 64 output pixels: it gathers
-// their receptive fields (the im2col rows, as bytes, code 0 on padding taps, K padded to 32)
-// into shared memory once, then for each 64-channel pass loads the int8 weights, and each warp
+// their receptive fields (the im2col rows, as bytes, code 0 on padding taps; each kernel row's
+// KW*C bytes padded to whole words, so that a word is 4 contiguous image bytes: two aligned
+// loads and a funnel shift for 8-bit images) into shared memory once, then for each 64-channel pass loads the int8 weights, and each warp
 // multiplies 16 pixels by the 64 channels. The epilogue is the layer's threshold table
 // (common/epilogue_thresholds.h), so the output codes equal the float epilogue's exactly; the 4
 // lanes that hold a pixel's channels OR their bits of each plane word together and add their
@@ -42,30 +43,56 @@ __device__ __forceinline__ void mma_i8(int32_t (&d)[4], const uint32_t (&a)[4], 
 }
 
 // Shared memory: receptive fields (kPixels rows of `stride` words) and one pass of weights
-// (64 channel rows of `stride` words), K padded to whole mma steps. Then the tap table and the pass's threshold table.
+// (64 channel rows of `stride` words), K padded to whole mma steps; then the pass's threshold
+// table.
 struct FirstLayerSmem {
   int k4_padded, stride;
-  size_t patch, weights, offset, tap, thresholds, bytes;
-  __host__ __device__ explicit FirstLayerSmem(int k, int k4) {
+  size_t patch, weights, thresholds, bytes;
+  __host__ __device__ explicit FirstLayerSmem(int k4) {
     k4_padded = (k4 + kStepWords - 1) / kStepWords * kStepWords;
     stride = k4_padded + (36 - k4_padded % 32) % 32;  // = 4 (mod 32): a fragment's 8 rows x 4 words hit 32 banks
     patch = 0;
     weights = patch + static_cast<size_t>(kPixels) * stride * 4;
-    offset = weights + static_cast<size_t>(kFirstLayerChannels) * stride * 4;
-    tap = offset + static_cast<size_t>(k) * 4;
-    thresholds = tap + static_cast<size_t>(k) * 4;
+    thresholds = weights + static_cast<size_t>(kFirstLayerChannels) * stride * 4;
     bytes = thresholds + static_cast<size_t>(kThresholdRows) * kFirstLayerChannels * 4;
   }
 };
 
-template <bool kSignedX>
+// Word jw of kernel row dh of the receptive field at input row r: the codes of 4 contiguous
+// image bytes, 0 past the row's KW*C bytes and on padding. kBytes: an 8-bit image, read as
+// words where the kernel row lies inside the image.
+template <bool kBytes>
+__device__ __forceinline__ uint32_t receptive_word(const FirstLayerCall& call, const OutputQuant& q,
+                                                   const InputRow& r, int dh, int jw, int64_t image_bytes) {
+  const InputPackCall& in = call.input;
+  const Im2colGeometry& g = in.im2col;
+  const int ih = r.ih0 + dh, in_c = static_cast<int>(g.in_c);
+  if (ih < 0 || ih >= g.in_h) return 0u;
+  const int j0 = jw * 4, valid = min(4, call.row_bytes - j0);
+  const int64_t row_start = r.base + (static_cast<int64_t>(ih) * g.in_w + r.iw0) * in_c;  // may precede the row
+  if constexpr (kBytes) {
+    const int64_t at = row_start + j0, aligned = at & ~int64_t{3};
+    if (r.iw0 >= 0 && r.iw0 + g.kw <= g.in_w && aligned + 8 <= image_bytes) {
+      const uint32_t* words = reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(in.values) + aligned);
+      const uint32_t word = __funnelshift_r(__ldg(words), __ldg(words + 1), static_cast<uint32_t>(at & 3) * 8);
+      return valid >= 4 ? word : word & ((1u << (8 * valid)) - 1u);
+    }
+  }
+  uint32_t word = 0;
+  for (int b = 0; b < valid; ++b) {
+    const int j = j0 + b, dw = j / in_c, iw = r.iw0 + dw;
+    if (iw >= 0 && iw < g.in_w)
+      word |= (static_cast<uint32_t>(input_value_code(in, q, row_start + j)) & 0xffu) << (8 * b);
+  }
+  return word;
+}
+
+template <bool kSignedX, bool kBytes>
 __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerCall call) {
   extern __shared__ __align__(16) unsigned char smem[];
-  const FirstLayerSmem layout(call.k, call.k4);
+  const FirstLayerSmem layout(call.k4);
   uint32_t* s_patch = reinterpret_cast<uint32_t*>(smem + layout.patch);
   uint32_t* s_weights = reinterpret_cast<uint32_t*>(smem + layout.weights);  // [channel][k4]
-  int* s_offset = reinterpret_cast<int*>(smem + layout.offset);    // (dh * in_w + dw) * in_c + ch
-  short2* s_tap = reinterpret_cast<short2*>(smem + layout.tap);     // (dh, dw)
   int32_t* s_thresholds = reinterpret_cast<int32_t*>(smem + layout.thresholds);
   __shared__ InputRow s_row[kPixels];
 
@@ -74,37 +101,23 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
   const PackedView& out = call.out;
   const int tid = threadIdx.x;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kPixels;
-  const int in_c = static_cast<int>(g.in_c), in_w = static_cast<int>(g.in_w);
   const int k4_padded = layout.k4_padded, stride = layout.stride;
+  // The image chunk's bytes (the word reads stay inside it).
+  const int64_t image_bytes = out.rows / (g.out_h * g.out_w) * g.in_h * g.in_w * g.in_c;
 
-  for (int k = tid; k < call.k; k += kThreads) {
-    const int tap = k / in_c, ch = k - tap * in_c, dh = tap / g.kw, dw = tap - dh * g.kw;
-    s_offset[k] = (dh * in_w + dw) * in_c + ch;
-    s_tap[k] = make_short2(static_cast<short>(dh), static_cast<short>(dw));
-  }
   if (tid < kPixels) s_row[tid] = m0 + tid < out.rows ? input_row(in, m0 + tid) : InputRow{0, -(1 << 20), 0};
   __syncthreads();
 
-  // Receptive fields, a word (4 taps x channels) per step; taps on padding, pixels past the end
-  // and K past the last tap are the code 0.
+  // Receptive fields, a word per step; taps on padding, pixels past the end and K past the last
+  // kernel row are the code 0.
   const OutputQuant q = input_quant(in);
   // Unrolled so that several words' loads are in flight at once (the loop is latency-bound).
 #pragma unroll 4
   for (int e = tid; e < kPixels * k4_padded; e += kThreads) {
     const int px = e / k4_padded, k4 = e - px * k4_padded;
-    const InputRow r = s_row[px];
-    const int64_t corner = r.base + (static_cast<int64_t>(r.ih0) * in_w + r.iw0) * in_c;  // may be off the image
-    uint32_t word = 0;
-#pragma unroll
-    for (int b = 0; b < 4; ++b) {
-      const int k = k4 * 4 + b;
-      if (k >= call.k) break;
-      const short2 t = s_tap[k];
-      const int ih = r.ih0 + t.x, iw = r.iw0 + t.y;
-      if (ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w)
-        word |= (static_cast<uint32_t>(input_value_code(in, q, corner + s_offset[k])) & 0xffu) << (8 * b);
-    }
-    s_patch[px * stride + k4] = word;
+    const int dh = k4 / call.row_words;
+    s_patch[px * stride + k4] =
+        dh < g.kh ? receptive_word<kBytes>(call, q, s_row[px], dh, k4 - dh * call.row_words, image_bytes) : 0u;
   }
 
   const int warp = tid / 32, lane = tid % 32, group = lane / 4, quad = lane % 4;
@@ -192,29 +205,40 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
   }
 }
 
+// One function per kernel, so that each has its own "attribute set" flag (a generic lambda
+// would share one between kernels of the same pointer type).
+template <bool kSignedX, bool kBytes>
+void launch_first_layer(const FirstLayerCall& call, size_t smem_bytes, unsigned blocks, cudaStream_t stream) {
+  static bool attribute_set = false;  // dynamic shared memory above 48 KB must be opted into
+  if (!attribute_set) {
+    APNN_CUDA_CHECK(cudaFuncSetAttribute(first_layer_kernel<kSignedX, kBytes>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(FirstLayerSmem(kFirstLayerMaxK / 4).bytes)));
+    attribute_set = true;
+  }
+  first_layer_kernel<kSignedX, kBytes><<<blocks, kThreads, smem_bytes, stream>>>(call);
+}
+
 }  // namespace
 
 void first_layer_cuda(const FirstLayerCall& call, cudaStream_t stream) {
-  require(call.k >= 1 && call.k <= kFirstLayerMaxK && call.k4 == (call.k + 3) / 4 && call.levels >= 1 &&
+  const Im2colGeometry& g = call.input.im2col;
+  require(call.row_bytes == g.kw * g.in_c && call.row_words == (call.row_bytes + 3) / 4 &&
+              call.k4 == g.kh * call.row_words && call.k4 >= 1 && call.k4 * 4 <= kFirstLayerMaxK && call.levels >= 1 &&
               call.levels <= kMaxThresholdLevels && call.out.quant.bits <= 2 &&
               call.out_channels_padded % kFirstLayerChannels == 0 && call.out_channels <= call.out_channels_padded,
           APNN_STATUS_INTERNAL_ERROR, "first_layer_cuda: a call outside the kernel's contract");
-  const FirstLayerSmem layout(call.k, call.k4);
+  const size_t smem_bytes = FirstLayerSmem(call.k4).bytes;
   const unsigned blocks = static_cast<unsigned>((call.out.rows + kPixels - 1) / kPixels);
   const bool signed_x = call.input.out.quant.encoding == APNN_ENCODING_SIGNED;
-  auto launch = [&](auto kernel) {
-    static bool attribute_set = false;  // dynamic shared memory above 48 KB must be opted into
-    if (!attribute_set) {
-      APNN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(FirstLayerSmem(kFirstLayerMaxK, kFirstLayerMaxK / 4).bytes)));
-      attribute_set = true;
-    }
-    kernel<<<blocks, kThreads, layout.bytes, stream>>>(call);
-  };
+  // Word reads need a 4-byte aligned image (a sub-batch of odd-sized images may start anywhere).
+  const bool bytes = (call.input.dtype == APNN_DTYPE_UINT8 || call.input.dtype == APNN_DTYPE_INT8) &&
+                     reinterpret_cast<uintptr_t>(call.input.values) % 4 == 0;
   if (signed_x) {
-    launch(first_layer_kernel<true>);
+    bytes ? launch_first_layer<true, true>(call, smem_bytes, blocks, stream)
+          : launch_first_layer<true, false>(call, smem_bytes, blocks, stream);
   } else {
-    launch(first_layer_kernel<false>);
+    bytes ? launch_first_layer<false, true>(call, smem_bytes, blocks, stream)
+          : launch_first_layer<false, false>(call, smem_bytes, blocks, stream);
   }
   APNN_CUDA_CHECK(cudaGetLastError());
 }

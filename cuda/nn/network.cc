@@ -464,7 +464,7 @@ bool Network::wants_from_image(int id) const {
   if (l.output != APNN_LAYER_OUTPUT_PACKED || l.desc.residual != 0 || l.desc.pool != APNN_POOL_NONE ||
       l.pooled_by >= 0 || l.threshold_mem == nullptr || l.out_quant.bits > 2)
     return false;
-  if (l.kh * l.kw * l.in_c > kFirstLayerMaxK) return false;
+  if (l.kh * round_up(l.kw * l.in_c, 4) > kFirstLayerMaxK) return false;
   const int32_t zp = l.desc.weight_quant.zero_point;
   for (int32_t code : l.input_codes)
     if (code - zp < -128 || code - zp > 127) return false;
@@ -472,16 +472,19 @@ bool Network::wants_from_image(int id) const {
 }
 
 // Weights of the from-image form: real values (code - zero point) as int8, four per word
-// along K, word k4 of channel o at [k4 * O_padded + o].
+// along K with each kernel row padded to whole words (FirstLayerCall), word k4 of channel o at
+// [k4 * O_padded + o].
 void Network::pack_image_weights(NetLayer& l) {
-  const int64_t o = l.desc.out_channels, k = l.kh * l.kw * l.in_c, k4 = (k + 3) / 4;
+  const int64_t o = l.desc.out_channels, k = l.kh * l.kw * l.in_c;
+  const int64_t row_bytes = l.kw * l.in_c, row_words = (row_bytes + 3) / 4, k4 = l.kh * row_words;
   const int64_t o_padded = round_up(o, kFirstLayerChannels);
   const int32_t zp = l.desc.weight_quant.zero_point;
   std::vector<int32_t> words(static_cast<size_t>(k4 * o_padded), 0);
   for (int64_t r = 0; r < o; ++r)
     for (int64_t i = 0; i < k; ++i) {
+      const int64_t dh = i / row_bytes, j = i - dh * row_bytes;
       const uint32_t byte = static_cast<uint8_t>(static_cast<int8_t>(l.input_codes[r * k + i] - zp));
-      words[(i / 4) * o_padded + r] |= static_cast<int32_t>(byte << (8 * (i % 4)));
+      words[(dh * row_words + j / 4) * o_padded + r] |= static_cast<int32_t>(byte << (8 * (j % 4)));
     }
   backend_->release(l.image_weights_mem);
   l.image_weights_mem = static_cast<int32_t*>(backend_->allocate(words.size() * sizeof(int32_t)));
@@ -495,8 +498,9 @@ FirstLayerCall Network::first_layer_call(int id, int chunk, const InputPackCall&
   c.weights = l.image_weights_mem;
   c.out_channels = static_cast<int>(l.desc.out_channels);
   c.out_channels_padded = static_cast<int>(round_up(l.desc.out_channels, kFirstLayerChannels));
-  c.k = static_cast<int>(l.kh * l.kw * l.in_c);
-  c.k4 = (c.k + 3) / 4;
+  c.row_bytes = static_cast<int>(l.kw * l.in_c);
+  c.row_words = (c.row_bytes + 3) / 4;
+  c.k4 = static_cast<int>(l.kh) * c.row_words;
   c.thresholds = l.threshold_mem;
   c.levels = l.threshold_levels;
   c.out = view(l.tensors[chunk]);

@@ -57,14 +57,18 @@ struct PoolCall {
 // (common/epilogue_thresholds.h), codes written as packed planes. It needs no packed input
 // and no 8-plane im2col tensor. Used under the im2col form's conditions (real_offset 0 input,
 // so a padding tap is the code 0) plus: packed output of at most 2 bits, no residual, no
-// pooling, KH*KW*C <= kFirstLayerMaxK, every weight's real value in int8.
+// pooling, KH * (KW*C rounded up to 4) <= kFirstLayerMaxK, every weight's real value in int8.
 constexpr int kFirstLayerMaxK = 1024;
 struct FirstLayerCall {
   InputPackCall input;          // the image, its quantization (input.out.quant) and the geometry
-  const int32_t* weights = nullptr;  // real values as int8, 4 per word along K = (kh, kw, c):
-                                     // word k4 of channel o at weights[k4 * out_channels_padded + o]
+  // Real values as int8, 4 per word along K = (kh, kw, c) with each kernel row's KW*C bytes
+  // padded to whole words (so a word of the receptive field is 4 contiguous image bytes):
+  // byte j of kernel row dh in word dh * row_words + j / 4; word k4 of channel o at
+  // weights[k4 * out_channels_padded + o].
+  const int32_t* weights = nullptr;
   int out_channels = 0, out_channels_padded = 0;  // padded to kFirstLayerChannels
-  int k = 0, k4 = 0;            // KH*KW*C, and words of 4 per channel
+  int row_bytes = 0, row_words = 0;  // KW*C, and words per kernel row
+  int k4 = 0;                        // KH * row_words
   const int32_t* thresholds = nullptr;  // (levels + 2) x out_channels
   int levels = 0;
   PackedView out;               // the layer's packed output tensor
