@@ -413,8 +413,6 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   const int warp_m = warp / Cfg::kWarpsN, warp_n = warp % Cfg::kWarpsN;
   const int ranks = gridDim.z, rank = blockIdx.z;
 
-  const int cpt = prm.cwords / 4;  // 16-byte chunks per tap
-  const int total_chunks = prm.KH * prm.KW * cpt;
   const int tiles_per_split = (prm.k_tiles + ranks - 1) / ranks;
   const int kt_begin = rank * tiles_per_split;
   const int num_tiles = max(0, min(prm.k_tiles, kt_begin + tiles_per_split) - kt_begin);
@@ -459,15 +457,18 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     w_dst[l] = BM * KT / 8 + copy_dst(r);
   }
   const int taps = prm.KH * prm.KW;
-  const int copies_per_tap = prm.tap_words / kCopyWords;  // packed taps
+  const int copies_per_tap = (kTapPacked ? prm.tap_words : prm.cwords) / kCopyWords;
 
   const uint32_t smem_base = smem_addr(smem);
-  auto load_packed_stage = [&](int slot, int kt) {
+  // One stage: this thread's copy column c of each of its X and W rows. K is taps x copies per
+  // tap (16-byte chunks of the padded channel row, or 8-byte copies of packed taps); past the
+  // last tap the copies are zero-filled.
+  auto load_stage = [&](int slot, int kt) {
     const uint32_t stage = smem_base + slot * Cfg::kStageBytes;
-    const int kc = kt * kCopiesPerRow + c;  // 8-byte copy index along K
+    const int kc = kt * kCopiesPerRow + c;  // copy index along K
     const int tap = kc / copies_per_tap;
     const int word = (kc - tap * copies_per_tap) * kCopyWords;  // word within the tap's channels
-    const bool k_ok = tap < taps;  // past the last tap: the row's zero padding
+    const bool k_ok = tap < taps;
     const int kh = tap / prm.KW, kw = tap - kh * prm.KW;
 #pragma unroll
     for (int l = 0; l < kLoadsX; ++l) {
@@ -475,39 +476,14 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
       const bool valid = k_ok && static_cast<unsigned>(ih) < static_cast<unsigned>(prm.H) &&
                          static_cast<unsigned>(iw) < static_cast<unsigned>(prm.W);
       const uint32_t* src = valid ? x_base[l] + static_cast<int64_t>(ih * prm.W + iw) * prm.cwords + word : prm.x_planes;
-      cp_async_8(stage + x_dst[l], src, valid);
+      cp_async_bytes<kCopyBytes>(stage + x_dst[l], src, valid);
     }
     const bool w_in_row = kc * kCopyWords < prm.w_words;
 #pragma unroll
     for (int l = 0; l < kLoadsW; ++l) {
       const bool valid = w_ok[l] && w_in_row;
-      cp_async_8(stage + w_dst[l], valid ? w_src[l] + static_cast<int64_t>(kt) * kCopiesPerRow * kCopyWords : prm.w_planes,
-                 valid);
-    }
-  };
-  auto load_stage = [&](int slot, int kt) {
-    if constexpr (kTapPacked) {
-      load_packed_stage(slot, kt);
-      return;
-    }
-    const uint32_t stage = smem_base + slot * Cfg::kStageBytes;
-    const int kc = kt * kCpr + c;
-    const bool k_ok = kc < total_chunks;
-    const int tap = kc / cpt;
-    const int word = (kc - tap * cpt) * 4;
-    const int kh = tap / prm.KW, kw = tap - kh * prm.KW;
-#pragma unroll
-    for (int l = 0; l < kLoadsX; ++l) {
-      const int ih = x_ih0[l] + kh, iw = x_iw0[l] + kw;
-      const bool valid = k_ok && static_cast<unsigned>(ih) < static_cast<unsigned>(prm.H) &&
-                         static_cast<unsigned>(iw) < static_cast<unsigned>(prm.W);
-      const uint32_t* src = valid ? x_base[l] + static_cast<int64_t>(ih * prm.W + iw) * prm.cwords + word : prm.x_planes;
-      cp_async_16(stage + x_dst[l], src, valid);
-    }
-#pragma unroll
-    for (int l = 0; l < kLoadsW; ++l) {
-      const bool valid = w_ok[l] && k_ok;
-      cp_async_16(stage + w_dst[l], valid ? w_src[l] + static_cast<int64_t>(kt) * kCpr * 4 : prm.w_planes, valid);
+      cp_async_bytes<kCopyBytes>(
+          stage + w_dst[l], valid ? w_src[l] + static_cast<int64_t>(kt) * kCopiesPerRow * kCopyWords : prm.w_planes, valid);
     }
   };
 

@@ -37,6 +37,16 @@ __device__ __forceinline__ void cp_async_8(uint32_t dst, const void* src, bool v
   const int bytes = valid ? 8 : 0;  // 0: zero-fill, nothing read
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
 }
+// The copy of kBytes (8 or 16) chosen at compile time.
+template <int kBytes>
+__device__ __forceinline__ void cp_async_bytes(uint32_t dst, const void* src, bool valid) {
+  static_assert(kBytes == 8 || kBytes == 16, "cp.async copies of 8 or 16 bytes");
+  if constexpr (kBytes == 16) {
+    cp_async_16(dst, src, valid);
+  } else {
+    cp_async_8(dst, src, valid);
+  }
+}
 __device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src));
 }
