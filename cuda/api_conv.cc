@@ -85,7 +85,6 @@ std::string shape_str(int64_t a, int64_t b, int64_t c, int64_t d) {
   return str(a) + " x " + str(b) + " x " + str(c) + " x " + str(d);
 }
 
-// Validates a call and turns it into the backend's ConvCall.
 // The epilogue's threshold table for output codes `q` (backend memory), built on first use.
 const int32_t* threshold_table(apnn_epilogue& e, const apnn::OutputQuant& q) {
   const auto key = std::make_tuple(q.bits, static_cast<int>(q.encoding), q.zero_point);
@@ -105,6 +104,7 @@ const int32_t* threshold_table(apnn_epilogue& e, const apnn::OutputQuant& q) {
   return mem;
 }
 
+// Validates a call and turns it into the backend's ConvCall.
 apnn::ConvCall make_call(apnn_context_t ctx, const apnn_conv_args_t* args, bool need_output) {
   check_context(ctx);
   require_arg(args != nullptr, "args is NULL");

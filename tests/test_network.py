@@ -290,22 +290,17 @@ def test_packed_taps_and_plain_layout_agree(bits, x_zero_point, config, rng, mon
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
-@requires_gpu
-@pytest.mark.parametrize("seed", range(12))
-def test_first_layer_from_image_random(seed, rng):
-    # Random first layers inside the from-image form's contract (8-bit or narrower input codes or
+def check_random_first_layer(rng, h, w, c, k, stride, pad):
+    # A random first layer inside the from-image form's contract (8-bit or narrower input codes or
     # float, real_offset 0; weights whose real values fit int8; 1- or 2-bit output of any encoding),
-    # with ragged channel counts (several 64-channel passes) and kernels, against the oracle.
+    # with a ragged channel count (several 64-channel passes), against the oracle.
     in_bits = int(rng.choice([8, 8, 5]))
     in_enc = str(rng.choice(["unsigned", "signed"]))
-    h, w, c = int(rng.integers(7, 20)), int(rng.integers(7, 20)), int(rng.choice([1, 3, 4]))
-    k = int(rng.choice([1, 3, 5, 7]))
-    stride, pad = int(rng.integers(1, 4)), int(rng.integers(0, k))
-    if (h + 2 * pad - k) < 0 or (w + 2 * pad - k) < 0:
-        pad = k - 1
     o = int(rng.choice([5, 48, 64, 100, 130]))
     w_bit = int(rng.choice([1, 2, 4, 8]))
     w_enc = "binary" if w_bit == 1 and rng.random() < 0.6 else str(rng.choice(["signed", "unsigned"]))
+    if w_bit == 8:
+        w_enc = "signed"  # 8-bit unsigned real values do not fit int8
     w_zp = 0 if w_enc == "binary" or w_bit == 8 else int(rng.integers(-1, 2))
     out_bit = int(rng.choice([1, 2]))
     out_enc = "binary" if out_bit == 1 and rng.random() < 0.4 else str(rng.choice(["unsigned", "signed"]))
@@ -325,6 +320,31 @@ def test_first_layer_from_image_random(seed, rng):
         x = reference.random_codes(rng, (2, h, w, c), in_bits, in_enc)
     desc = f"{h}x{w}x{c} k{k}/s{stride}/p{pad} o={o} w{w_bit}{w_enc}{w_zp} in {in_bits}{in_enc} out {out_bit}{out_enc}{out_zp}"
     np.testing.assert_array_equal(net(x), net.reference(x), err_msg=desc)
+    net.benchmark(batch=2, iters=1)
+    assert dict(net.layer_times())["input"] == 0.0, "the layer did not run from the image"
+
+
+@requires_gpu
+@pytest.mark.parametrize("seed", range(12))
+def test_first_layer_from_image_random(seed, rng):
+    # (A 1x1 first layer is no im2col layer, so it never runs from the image.)
+    h, w, c = int(rng.integers(7, 20)), int(rng.integers(7, 20)), int(rng.choice([1, 3, 4]))
+    k = int(rng.choice([3, 5, 7]))
+    stride, pad = int(rng.integers(1, 4)), int(rng.integers(0, k))
+    if (h + 2 * pad - k) < 0 or (w + 2 * pad - k) < 0:
+        pad = k - 1
+    check_random_first_layer(rng, h, w, c, k, stride, pad)
+
+
+@requires_gpu
+@pytest.mark.parametrize("c,k", [(3, 3), (1, 5), (3, 7), (3, 11), (3, 5), (1, 3), (2, 3), (4, 3)],
+                         ids=lambda v: str(v))
+def test_first_layer_from_image_kernel_rows(c, k, rng):
+    # Each kernel row's KW*C bytes are padded to whole words along K (the last word of a row
+    # partly zeros unless KW*C % 4 == 0): the networks' first-layer geometries and others, at
+    # image edges (padding) and inside, with stride 1 and 2.
+    for stride, pad in ((1, k // 2), (2, 0)):
+        check_random_first_layer(rng, 13, 17, c, k, stride, pad)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -29,7 +29,7 @@ struct FoldedGemm {
   static constexpr int kRowsX = P * BM, kRowsW = Q * BN;  // bit-rows of each operand tile
   static constexpr int kStageBytes = (kRowsX + kRowsW) * KT / 8;
   static constexpr int kPipeBytes = STAGES * kStageBytes;
-  static constexpr int kSmemBytes = kPipeBytes + (BM + BN) * 4;  // + row sums
+  static constexpr int kSmemBytes = kPipeBytes;
   static constexpr int kLoadsX = kRowsX * kCpr / kThreads, kLoadsW = kRowsW * kCpr / kThreads;
   static constexpr int kMi = WM / 16, kNi = WN / 8;
   static_assert(P >= 1 && Q >= 1, "the folded kernel needs compile-time plane counts");
@@ -64,14 +64,6 @@ __global__ void __launch_bounds__(FoldedGemm<BM, BN, WM, WN, KT, STAGES, P, Q>::
                         static_cast<int64_t>(n0 + r0) * (params.words / 4) + chunk;
   const uint32_t dst0 = swizzled<kCpr>(r0, chunk);
   const uint32_t smem_base = smem_addr(smem);
-  int32_t* x_sums = reinterpret_cast<int32_t*>(smem + Cfg::kPipeBytes);
-  int32_t* w_sums = x_sums + BM;
-  for (int i = tid; i < BM + BN; i += Cfg::kThreads) {
-    const bool is_x = i < BM;
-    const int index = is_x ? m0 + i : n0 + (i - BM);
-    if (index < (is_x ? params.x_rows_padded : params.w_rows_padded))
-      cp_async_4(smem_addr(x_sums + i), (is_x ? params.x_row_sums : params.w_row_sums) + index);
-  }
 
   const int64_t x_plane_stride = static_cast<int64_t>(params.x_rows_padded) * (params.words / 4);
   const int64_t w_plane_stride = static_cast<int64_t>(params.w_rows_padded) * (params.words / 4);
@@ -170,35 +162,67 @@ __global__ void __launch_bounds__(FoldedGemm<BM, BN, WM, WN, KT, STAGES, P, Q>::
     }
   }
   cp_async_wait<0>();
-  __syncthreads();
 
-  // Y = cx_0 cw_0 acc + ow * Sx[m] + ox * Sw[n] + K ox ow, straight from registers.
+  // Y = cx_0 cw_0 acc + ow * Sx[m] + ox * Sw[n] + K ox ow, straight from registers, the row sums
+  // read from global memory here. Interior tiles store pairs without per-column checks, edge
+  // tiles check each column, in two separate loops. The form matters at the 255-register limit,
+  // where anything live across the main loop costs ptxas's schedule (8192^3 w1a2: this form
+  // 417-420 us; the tile indexes kept from the prologue 431 us, one loop with the checks 458 us,
+  // the sums staged in shared memory 437-450 us); re-measure after any change here.
   const uint32_t scale = static_cast<uint32_t>(params.cx[0]) * static_cast<uint32_t>(params.cw[0]);
+  {
+  // Fresh (volatile) reads of the thread and block indexes, so that the compiler does not keep
+  // the prologue's copies live across the main loop.
+  unsigned tid_again, bx, by;
+  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid_again));
+  asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(bx));
+  asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(by));
+  const int m0 = by * BM, n0 = bx * BN;
+  const int lane = tid_again & 31, warp = tid_again >> 5;
+  const int warp_m = warp / Cfg::kWarpsN, warp_n = warp % Cfg::kWarpsN;
   const int g = lane >> 2, tig = lane & 3;
+  if (n0 + BN <= params.N && params.N % 2 == 0) {
 #pragma unroll
-  for (int i = 0; i < Cfg::kMi; ++i)
+    for (int i = 0; i < Cfg::kMi; ++i)
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int mm = warp_m * WM + i * 16 + g + half * 8, m = m0 + mm;
-      if (m >= params.M) continue;
-      const uint32_t row_term = static_cast<uint32_t>(params.ow) * static_cast<uint32_t>(x_sums[mm]) +
-                                static_cast<uint32_t>(params.k_ox_ow);
-      int32_t* out = params.y + static_cast<int64_t>(m) * params.N;
+      for (int half = 0; half < 2; ++half) {
+        const int m = m0 + warp_m * WM + i * 16 + g + half * 8;
+        if (m >= params.M) continue;
+        const uint32_t row_term = static_cast<uint32_t>(params.ow) * static_cast<uint32_t>(__ldg(params.x_row_sums + m)) +
+                                  static_cast<uint32_t>(params.k_ox_ow);
+        int32_t* out = params.y + static_cast<int64_t>(m) * params.N;
 #pragma unroll
-      for (int j = 0; j < Cfg::kNi; ++j) {
-        const int nn = warp_n * WN + j * 8 + tig * 2, n = n0 + nn;
-        const uint32_t v0 = scale * static_cast<uint32_t>(acc[i][j][2 * half]) + row_term +
-                            static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(w_sums[nn]);
-        const uint32_t v1 = scale * static_cast<uint32_t>(acc[i][j][2 * half + 1]) + row_term +
-                            static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(w_sums[nn + 1]);
-        if (n + 1 < params.N && (params.N % 2) == 0) {
-          *reinterpret_cast<int2*>(out + n) = make_int2(static_cast<int32_t>(v0), static_cast<int32_t>(v1));
-        } else {
-          if (n < params.N) out[n] = static_cast<int32_t>(v0);
-          if (n + 1 < params.N) out[n + 1] = static_cast<int32_t>(v1);
+        for (int j = 0; j < Cfg::kNi; ++j) {
+          const int n = n0 + warp_n * WN + j * 8 + tig * 2;
+          const uint32_t c0 = static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(__ldg(params.w_row_sums + n));
+          const uint32_t c1 = static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(__ldg(params.w_row_sums + n + 1));
+          *reinterpret_cast<int2*>(out + n) =
+              make_int2(static_cast<int32_t>(scale * static_cast<uint32_t>(acc[i][j][2 * half]) + row_term + c0),
+                        static_cast<int32_t>(scale * static_cast<uint32_t>(acc[i][j][2 * half + 1]) + row_term + c1));
         }
       }
-    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < Cfg::kMi; ++i)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int m = m0 + warp_m * WM + i * 16 + g + half * 8;
+        if (m >= params.M) continue;
+        const uint32_t row_term = static_cast<uint32_t>(params.ow) * static_cast<uint32_t>(__ldg(params.x_row_sums + m)) +
+                                  static_cast<uint32_t>(params.k_ox_ow);
+        int32_t* out = params.y + static_cast<int64_t>(m) * params.N;
+#pragma unroll
+        for (int j = 0; j < Cfg::kNi; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int n = n0 + warp_n * WN + j * 8 + tig * 2 + e;
+            if (n < params.N)
+              out[n] = static_cast<int32_t>(scale * static_cast<uint32_t>(acc[i][j][2 * half + e]) + row_term +
+                                            static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(__ldg(params.w_row_sums + n)));
+          }
+      }
+  }
+}
 }
 
 }  // namespace apnn

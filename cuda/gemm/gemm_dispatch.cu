@@ -28,7 +28,7 @@ constexpr TileConfig kConfigs[] = {
     {"b128x128_k1024", 128, 128, 1024, 2, 1.02},
     {"b64x64_k1024", 64, 64, 1024, 4, 0.52},
     {"folded128x256_k512", 128, 256, 512, 1, 1.40, true},
-    {"folded128x128_k512", 128, 128, 512, 2, 1.52, true},
+    {"folded128x128_k1024", 128, 128, 1024, 2, 1.52, true},
     // Latency tiles for small outputs (M=64-type): 2 warps and few outputs per thread, so the
     // combine-and-store tail, which dominates there, is short and spread over more blocks.
     {"b32x32_k256", 32, 32, 256, 8, 0.25},
@@ -64,7 +64,7 @@ struct FoldedKernel;
     static constexpr auto fn = bitplane_gemm_folded_kernel<BM, BN, WM, WN, KT, STAGES, P, Q>; \
   };
 APNN_FOLDED_CONFIG(5, 128, 256, 64, 64, 512, 3)
-APNN_FOLDED_CONFIG(6, 128, 128, 64, 64, 512, 4)
+APNN_FOLDED_CONFIG(6, 128, 128, 64, 64, 1024, 2)
 #undef APNN_FOLDED_CONFIG
 
 // Plane counts the folded kernel is built for: w1a2, w2a2, w1a4 (more planes spill registers).
@@ -176,7 +176,7 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   // fastest on the H100 at 4096..8192 cubed for these plane counts (bench_gemm
   // --sweep_configs, 2026-11-23); the cost model above is only a guess between them.
   if (!pinned && best_blocks >= 2 * static_cast<int64_t>(multiprocessors) * kConfigs[best].blocks_per_sm) {
-    if (p == 2 && q == 1) best = 6;  // w1a2: folded 128x128, 454 us at 8192^3
+    if (p == 2 && q == 1) best = 6;  // w1a2: folded 128x128, 1024-bit stages: 406 us at 8192^3 (512-bit: 437)
     if (p == 2 && q == 2) best = 0;  // w2a2: 256x128 / 1024-bit stages, 967 us (folded: 1196 us)
     if (p == 4 && q == 1) best = 1;  // w1a4: 128x128 / 512-bit stages, 944 us (folded: 1205 us)
     if (p == 4 && q == 2) best = 1;  // w2a4: 128x128 / 512-bit stages, 1775 us
