@@ -85,13 +85,16 @@ std::string shape_str(int64_t a, int64_t b, int64_t c, int64_t d) {
   return str(a) + " x " + str(b) + " x " + str(c) + " x " + str(d);
 }
 
-// The epilogue's threshold table for output codes `q` (backend memory), built on first use.
-const int32_t* threshold_table(apnn_epilogue& e, const apnn::OutputQuant& q) {
-  const auto key = std::make_tuple(q.bits, static_cast<int>(q.encoding), q.zero_point);
+// The epilogue's threshold table for output codes `q` and an optional packed residual of codes
+// `residual` (one part per residual code), in backend memory, built on first use.
+const int32_t* threshold_table(apnn_epilogue& e, const apnn::OutputQuant& q, const apnn_quant_t* residual) {
+  const auto key = std::make_tuple(q.bits, static_cast<int>(q.encoding), q.zero_point, residual ? residual->bits : 0,
+                                   residual ? static_cast<int>(residual->encoding) : 0,
+                                   residual ? residual->zero_point : 0);
   auto found = e.threshold_tables.find(key);
   if (found != e.threshold_tables.end()) return found->second;
   const std::vector<int32_t> table =
-      apnn::build_threshold_table(e.scale_host.data(), e.bias_host.data(), e.channels, e.params, q);
+      apnn::build_threshold_table(e.scale_host.data(), e.bias_host.data(), e.channels, e.params, q, residual);
   auto* backend = e.ctx->backend.get();
   auto* mem = static_cast<int32_t*>(backend->allocate(table.size() * sizeof(int32_t)));
   try {
@@ -209,14 +212,16 @@ apnn::ConvCall make_call(apnn_context_t ctx, const apnn_conv_args_t* args, bool 
                 "y_packed must not be the input or the residual");
     call.y_packed = &ym;
     // The CUDA kernels compare y against a threshold table instead of running the float steps
-    // (same codes; the host backend keeps the plain arithmetic).
+    // (same codes; the host backend keeps the plain arithmetic); with a packed residual of few
+    // bits, one table per residual code. An int32 residual keeps the float steps.
     const apnn::OutputQuant oq = apnn::output_quant(ym.quant);
-    // (No table with a residual here: the parts per residual code are built by networks.)
-    const bool residual = call.residual.int32_values != nullptr || call.residual.planes != nullptr;
-    if (ctx->kind == APNN_BACKEND_CUDA && !residual &&
-        apnn::thresholds_apply(call.epilogue, oq, 0, static_cast<int64_t>(bound))) {
-      call.epilogue.thresholds = threshold_table(*args->epilogue, oq);
+    const apnn_quant_t* residual = args->residual ? &args->residual->matrix.quant : nullptr;
+    const int residual_bits = call.residual.int32_values ? -1 : residual ? residual->bits : 0;
+    if (ctx->kind == APNN_BACKEND_CUDA &&
+        apnn::thresholds_apply(call.epilogue, oq, residual_bits, static_cast<int64_t>(bound))) {
+      call.epilogue.thresholds = threshold_table(*args->epilogue, oq, residual);
       call.epilogue.threshold_levels = apnn::threshold_levels(oq);
+      call.epilogue.threshold_residual_codes = residual ? 1 << residual->bits : 0;
     }
   }
   return call;

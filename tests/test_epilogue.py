@@ -142,6 +142,38 @@ def test_threshold_form_edges(ctx, rng, out_bits, out_enc, activation, pool):
         assert expected.max() == reference.code_range(out_bits, out_enc)[1]
 
 
+@requires_gpu
+@pytest.mark.parametrize("residual", [(1, "binary", 0), (1, "unsigned", 0), (2, "unsigned", 1), (2, "signed", -1)],
+                         ids=lambda r: f"{r[0]}{r[1]}{r[2]}")
+@pytest.mark.parametrize("out_bits,out_enc", [(1, "binary"), (2, "unsigned"), (2, "signed")])
+@pytest.mark.parametrize("thresholds", ["1", "0"])
+def test_cuda_threshold_tables_with_packed_residual(monkeypatch, rng, residual, out_bits, out_enc, thresholds):
+    # Through the C API, a packed residual of <= 2 bits takes one threshold table per residual
+    # code (APNN_EPILOGUE_THRESHOLDS=0: the float steps); both must equal the oracle, for signs of
+    # the scale, a negative residual scale, and zero points on both sides.
+    monkeypatch.setenv("APNN_EPILOGUE_THRESHOLDS", thresholds)
+    ctx = apnn.Context("cuda")
+    r_bits, r_enc, r_zp = residual
+    x = reference.random_codes(rng, (2, 7, 9, 96), 2, "unsigned")
+    wc = reference.random_codes(rng, (70, 3, 3, 96), 1, "binary")
+    y_int = reference.conv2d(x, wc, x_bit=2, w_bit=1, w_encoding="binary", padding=1)
+    r_codes = reference.random_codes(rng, y_int.shape, r_bits, r_enc)
+    scale = (rng.uniform(0.01, 0.1, 70) * rng.choice([-1, 1], 70)).astype(np.float32)
+    bias = rng.uniform(-2, 2, 70).astype(np.float32)
+    zp = 0 if out_enc == "binary" else int(rng.integers(-1, 2))
+    for residual_scale in (1.0, -0.5):
+        ep = apnn.Epilogue(ctx, 70, scale=scale, bias=bias, residual_scale=residual_scale, activation="relu",
+                           out_scale=0.5)
+        expected = reference.conv_epilogue(y_int, scale=scale, bias=bias,
+                                           residual=reference.decode(r_codes, r_bits, r_enc, r_zp),
+                                           residual_scale=residual_scale, activation="relu",
+                                           out=(out_bits, out_enc, zp, 0.5))
+        out = apnn.empty_nhwc(ctx, expected.shape, out_bits, out_enc, zp)
+        apnn.conv2d_packed(ctx, apnn.pack_nhwc(ctx, x, 2), apnn.pack_conv_weights(ctx, wc, 1, "binary"), padding=1,
+                           epilogue=ep, residual=apnn.pack_nhwc(ctx, r_codes, r_bits, r_enc, r_zp), out=out)
+        assert_same(out.codes(), expected, f"residual={residual} scale={residual_scale} out={out_bits}{out_enc}{zp}")
+
+
 def test_chained_layers_keep_row_sums(ctx, rng):
     # The packed output feeds the next layer, whose binary weights need its row sums.
     x = reference.random_codes(rng, (2, 9, 9, 70), 2, "unsigned")
