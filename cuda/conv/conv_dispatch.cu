@@ -38,6 +38,7 @@ constexpr TileConfig kTileConfigs[] = {
 };
 constexpr int kMaxClusterSplit = 8;
 constexpr int64_t kShortKBits = 2304;  // 3x3 over 256 channels
+constexpr int kMinRawSplitKTiles = 8;  // k tiles below which a raw (int32) output runs unsplit
 
 // Plane counts with compile-time kernels (launch_tiled_any); the others run the generic ones.
 bool fast_planes(int p, int q) { return (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2); }
@@ -86,6 +87,10 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
     // Cluster launches fill about 2.5 blocks per SM (measured: 336 blocks of 64x64 run in one
     // wave on 132 SMs, 384 take two), so keep blocks x split under that.
     split = static_cast<int>(std::min<int64_t>(slots / blocks, kMaxClusterSplit));
+    // A raw int32 output gains less from the split than its cluster reduction costs (about 1.5
+    // us) unless K is long and the blocks few: w1a2 16x16 3x3, C=128..1024 (3..9 k tiles), batch
+    // 1 and 8 ran 0.9-2.3 us faster unsplit on the H100. (Fused epilogues gain from the split.)
+    if (!call.has_epilogue && (plan.k_tiles < kMinRawSplitKTiles || 2 * blocks > multiprocessors)) split = 1;
   }
   split = std::max(1, std::min({split, plan.k_tiles, kMaxClusterSplit}));
   while (split > 1 && ceil_div(plan.k_tiles, ceil_div(plan.k_tiles, split)) < split) --split;  // no empty splits
