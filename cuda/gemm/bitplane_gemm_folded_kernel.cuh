@@ -171,58 +171,63 @@ __global__ void __launch_bounds__(FoldedGemm<BM, BN, WM, WN, KT, STAGES, P, Q>::
   // the sums staged in shared memory 437-450 us); re-measure after any change here.
   const uint32_t scale = static_cast<uint32_t>(params.cx[0]) * static_cast<uint32_t>(params.cw[0]);
   {
-  // Fresh (volatile) reads of the thread and block indexes, so that the compiler does not keep
-  // the prologue's copies live across the main loop.
-  unsigned tid_again, bx, by;
-  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid_again));
-  asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(bx));
-  asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(by));
-  const int m0 = by * BM, n0 = bx * BN;
-  const int lane = tid_again & 31, warp = tid_again >> 5;
-  const int warp_m = warp / Cfg::kWarpsN, warp_n = warp % Cfg::kWarpsN;
-  const int g = lane >> 2, tig = lane & 3;
-  if (n0 + BN <= params.N && params.N % 2 == 0) {
+    // Fresh (volatile) reads of the thread and block indexes, so that the compiler does not keep
+    // the prologue's copies live across the main loop.
+    unsigned tid_again, bx, by;
+    asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid_again));
+    asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(bx));
+    asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(by));
+    const int m0 = by * BM, n0 = bx * BN;
+    const int lane = tid_again & 31, warp = tid_again >> 5;
+    const int warp_m = warp / Cfg::kWarpsN, warp_n = warp % Cfg::kWarpsN;
+    const int g = lane >> 2, tig = lane & 3;
+    if (n0 + BN <= params.N && params.N % 2 == 0) {
 #pragma unroll
-    for (int i = 0; i < Cfg::kMi; ++i)
+      for (int i = 0; i < Cfg::kMi; ++i)
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int m = m0 + warp_m * WM + i * 16 + g + half * 8;
-        if (m >= params.M) continue;
-        const uint32_t row_term = static_cast<uint32_t>(params.ow) * static_cast<uint32_t>(__ldg(params.x_row_sums + m)) +
-                                  static_cast<uint32_t>(params.k_ox_ow);
-        int32_t* out = params.y + static_cast<int64_t>(m) * params.N;
+        for (int half = 0; half < 2; ++half) {
+          const int m = m0 + warp_m * WM + i * 16 + g + half * 8;
+          if (m >= params.M) continue;
+          const uint32_t row_term =
+              static_cast<uint32_t>(params.ow) * static_cast<uint32_t>(__ldg(params.x_row_sums + m)) +
+              static_cast<uint32_t>(params.k_ox_ow);
+          int32_t* out = params.y + static_cast<int64_t>(m) * params.N;
 #pragma unroll
-        for (int j = 0; j < Cfg::kNi; ++j) {
-          const int n = n0 + warp_n * WN + j * 8 + tig * 2;
-          const uint32_t c0 = static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(__ldg(params.w_row_sums + n));
-          const uint32_t c1 = static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(__ldg(params.w_row_sums + n + 1));
-          *reinterpret_cast<int2*>(out + n) =
-              make_int2(static_cast<int32_t>(scale * static_cast<uint32_t>(acc[i][j][2 * half]) + row_term + c0),
-                        static_cast<int32_t>(scale * static_cast<uint32_t>(acc[i][j][2 * half + 1]) + row_term + c1));
-        }
-      }
-  } else {
-#pragma unroll
-    for (int i = 0; i < Cfg::kMi; ++i)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int m = m0 + warp_m * WM + i * 16 + g + half * 8;
-        if (m >= params.M) continue;
-        const uint32_t row_term = static_cast<uint32_t>(params.ow) * static_cast<uint32_t>(__ldg(params.x_row_sums + m)) +
-                                  static_cast<uint32_t>(params.k_ox_ow);
-        int32_t* out = params.y + static_cast<int64_t>(m) * params.N;
-#pragma unroll
-        for (int j = 0; j < Cfg::kNi; ++j)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int n = n0 + warp_n * WN + j * 8 + tig * 2 + e;
-            if (n < params.N)
-              out[n] = static_cast<int32_t>(scale * static_cast<uint32_t>(acc[i][j][2 * half + e]) + row_term +
-                                            static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(__ldg(params.w_row_sums + n)));
+          for (int j = 0; j < Cfg::kNi; ++j) {
+            const int n = n0 + warp_n * WN + j * 8 + tig * 2;
+            const uint32_t c0 =
+                static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(__ldg(params.w_row_sums + n));
+            const uint32_t c1 =
+                static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(__ldg(params.w_row_sums + n + 1));
+            *reinterpret_cast<int2*>(out + n) =
+                make_int2(static_cast<int32_t>(scale * static_cast<uint32_t>(acc[i][j][2 * half]) + row_term + c0),
+                          static_cast<int32_t>(scale * static_cast<uint32_t>(acc[i][j][2 * half + 1]) + row_term + c1));
           }
-      }
+        }
+    } else {
+#pragma unroll
+      for (int i = 0; i < Cfg::kMi; ++i)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int m = m0 + warp_m * WM + i * 16 + g + half * 8;
+          if (m >= params.M) continue;
+          const uint32_t row_term =
+              static_cast<uint32_t>(params.ow) * static_cast<uint32_t>(__ldg(params.x_row_sums + m)) +
+              static_cast<uint32_t>(params.k_ox_ow);
+          int32_t* out = params.y + static_cast<int64_t>(m) * params.N;
+#pragma unroll
+          for (int j = 0; j < Cfg::kNi; ++j)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int n = n0 + warp_n * WN + j * 8 + tig * 2 + e;
+              if (n < params.N)
+                out[n] = static_cast<int32_t>(
+                  scale * static_cast<uint32_t>(acc[i][j][2 * half + e]) + row_term +
+                  static_cast<uint32_t>(params.ox) * static_cast<uint32_t>(__ldg(params.w_row_sums + n)));
+            }
+        }
+    }
   }
-}
 }
 
 }  // namespace apnn

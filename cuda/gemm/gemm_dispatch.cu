@@ -176,7 +176,7 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   // fastest on the H100 at 4096..8192 cubed for these plane counts (bench_gemm
   // --sweep_configs, 2026-11-23); the cost model above is only a guess between them.
   if (!pinned && best_blocks >= 2 * static_cast<int64_t>(multiprocessors) * kConfigs[best].blocks_per_sm) {
-    if (p == 2 && q == 1) best = 6;  // w1a2: folded 128x128, 1024-bit stages: 406 us at 8192^3 (512-bit: 437)
+    if (p == 2 && q == 1) best = 6;  // w1a2: folded 128x128, 1024-bit stages: 423-427 us at 8192^3 (512-bit: 454)
     if (p == 2 && q == 2) best = 0;  // w2a2: 256x128 / 1024-bit stages, 967 us (folded: 1196 us)
     if (p == 4 && q == 1) best = 1;  // w1a4: 128x128 / 512-bit stages, 944 us (folded: 1205 us)
     if (p == 4 && q == 2) best = 1;  // w2a4: 128x128 / 512-bit stages, 1775 us

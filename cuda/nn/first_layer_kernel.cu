@@ -5,8 +5,8 @@
 // same layer is one mma.m16n8k32 per 32 bytes of K. A block takes 64 output pixels: it gathers
 // their receptive fields (the im2col rows, as bytes, code 0 on padding taps; each kernel row's
 // KW*C bytes padded to whole words, so that a word is 4 contiguous image bytes: two aligned
-// loads and a funnel shift for 8-bit images) into shared memory once, then for each 64-channel pass loads the int8 weights, and each warp
-// multiplies 16 pixels by the 64 channels. The epilogue is the layer's threshold table
+// loads and a funnel shift for 8-bit images) into shared memory once, then for each 64-channel
+// pass loads the int8 weights, and each warp multiplies 16 pixels by the 64 channels. The epilogue is the layer's threshold table
 // (common/epilogue_thresholds.h), so the output codes equal the float epilogue's exactly; the 4
 // lanes that hold a pixel's channels OR their bits of each plane word together and add their
 // row-sum parts.

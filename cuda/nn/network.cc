@@ -452,8 +452,18 @@ bool Network::wants_im2col(int id) const {
   return direct_bits >= 2 * im2col_bits;
 }
 
+// The from-image form's K layout (FirstLayerCall): each kernel row's KW*C bytes padded to whole
+// words.
+struct ImageRowLayout {
+  int row_bytes, row_words, k4;
+};
+ImageRowLayout image_row_layout(const NetLayer& l) {
+  const int row_bytes = static_cast<int>(l.kw * l.in_c), row_words = (row_bytes + 3) / 4;
+  return {row_bytes, row_words, static_cast<int>(l.kh) * row_words};
+}
+
 // The im2col layer runs straight from the image (CUDA) when its epilogue has a threshold table
-// (packed output of at most 2 bits, no residual), it pools nothing, K = KH*KW*C fits the
+// (packed output of at most 2 bits, no residual), it pools nothing, its padded K fits the
 // kernel, and every weight's real value fits int8. APNN_NETWORK_FROM_IMAGE=0 turns it off
 // (tests compare both forms).
 bool Network::wants_from_image(int id) const {
@@ -464,7 +474,7 @@ bool Network::wants_from_image(int id) const {
   if (l.output != APNN_LAYER_OUTPUT_PACKED || l.desc.residual != 0 || l.desc.pool != APNN_POOL_NONE ||
       l.pooled_by >= 0 || l.threshold_mem == nullptr || l.out_quant.bits > 2)
     return false;
-  if (l.kh * round_up(l.kw * l.in_c, 4) > kFirstLayerMaxK) return false;
+  if (4 * image_row_layout(l).k4 > kFirstLayerMaxK) return false;
   const int32_t zp = l.desc.weight_quant.zero_point;
   for (int32_t code : l.input_codes)
     if (code - zp < -128 || code - zp > 127) return false;
@@ -476,7 +486,8 @@ bool Network::wants_from_image(int id) const {
 // [k4 * O_padded + o].
 void Network::pack_image_weights(NetLayer& l) {
   const int64_t o = l.desc.out_channels, k = l.kh * l.kw * l.in_c;
-  const int64_t row_bytes = l.kw * l.in_c, row_words = (row_bytes + 3) / 4, k4 = l.kh * row_words;
+  const ImageRowLayout layout = image_row_layout(l);
+  const int64_t row_bytes = layout.row_bytes, row_words = layout.row_words, k4 = layout.k4;
   const int64_t o_padded = round_up(o, kFirstLayerChannels);
   const int32_t zp = l.desc.weight_quant.zero_point;
   std::vector<int32_t> words(static_cast<size_t>(k4 * o_padded), 0);
@@ -498,9 +509,10 @@ FirstLayerCall Network::first_layer_call(int id, int chunk, const InputPackCall&
   c.weights = l.image_weights_mem;
   c.out_channels = static_cast<int>(l.desc.out_channels);
   c.out_channels_padded = static_cast<int>(round_up(l.desc.out_channels, kFirstLayerChannels));
-  c.row_bytes = static_cast<int>(l.kw * l.in_c);
-  c.row_words = (c.row_bytes + 3) / 4;
-  c.k4 = static_cast<int>(l.kh) * c.row_words;
+  const ImageRowLayout layout = image_row_layout(l);
+  c.row_bytes = layout.row_bytes;
+  c.row_words = layout.row_words;
+  c.k4 = layout.k4;
   c.thresholds = l.threshold_mem;
   c.levels = l.threshold_levels;
   c.out = view(l.tensors[chunk]);
