@@ -101,7 +101,9 @@ class CudaBackend final : public Backend {
   void first_layer(const FirstLayerCall& call) override { first_layer_cuda(call, stream_); }
   std::unique_ptr<Recording> record(const std::function<void()>& op) override;
 
-  GemmTarget gemm_target() const { return {props_.multiProcessorCount, props_.major >= 9}; }
+  GemmTarget gemm_target() const {
+    return {props_.multiProcessorCount, props_.major >= 9, props_.major == 9 && props_.minor == 0};
+  }
 
   // Grows the zeroed split-K workspace on demand. Growing synchronizes, so a benchmark's
   // warm-up call (outside graph capture) is what allocates it.

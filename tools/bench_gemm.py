@@ -87,7 +87,7 @@ def run_one(ctx, rng, m, n, k, x_bit, w_bit, x_enc, w_enc, warmup=10, iters=100,
                kernel=ctx.gemm_kernel_name(xp, wp), us=us, tops=2.0 * m * n * k / (us * 1e-6) / 1e12, verified=mode)
     if sweep_configs and ctx.backend == "cuda":
         row["sweep_us"] = {}
-        for config in range(9):
+        for config in range(ctx.gemm_configs):
             ctx.set_gemm_override(config=config)
             ctx.gemm_into(xp, wp, y_buf)
             if not np.array_equal(y_buf.read((m, n), np.int32), y):

@@ -33,7 +33,7 @@ struct PackedMatrix {
 };
 
 // Tile configurations of the CUDA GEMM (apnn_context_set_gemm_override numbers them 0..N-1).
-constexpr int kNumGemmConfigs = 9;
+constexpr int kNumGemmConfigs = APNN_GEMM_CONFIGS;
 
 // A pinned GEMM kernel choice (apnn_context_set_gemm_override); negatives / 0 mean automatic.
 struct GemmOverride {

@@ -9,6 +9,7 @@
 #include "common/quant.h"
 #include "gemm/bitplane_gemm_folded_kernel.cuh"
 #include "gemm/bitplane_gemm_kernel.cuh"
+#include "gemm/gemm_wgmma.h"
 
 namespace apnn {
 namespace {
@@ -20,6 +21,7 @@ struct TileConfig {
   int blocks_per_sm;  // expected residency, for the wave count
   double efficiency;  // relative speed per block tile at full occupancy
   bool folded = false;  // bitplane_gemm_folded_kernel: plane pairs folded in registers
+  bool wgmma = false;   // bitplane_gemm_wgmma_kernel (sm_90a): bm x bn output rows x columns
 };
 constexpr TileConfig kConfigs[] = {
     {"b256x128_k1024", 256, 128, 1024, 1, 0.87},
@@ -33,7 +35,11 @@ constexpr TileConfig kConfigs[] = {
     // combine-and-store tail, which dominates there, is short and spread over more blocks.
     {"b32x32_k256", 32, 32, 256, 8, 0.25},
     {"b32x32_k1024", 32, 32, 1024, 8, 0.26},
+    // Hopper's warpgroup binary MMA (gemm_wgmma.h), one accumulator set per plane pair.
+    {"wgmma128x128_k1024", kWgmmaTileRows, 128, 1024, 1, 2.3, false, true},
+    {"wgmma128x64_k1024", kWgmmaTileRows, 64, 1024, 1, 2.0, false, true},
 };
+constexpr int kWgmmaWide = 9, kWgmmaNarrow = 10;  // the two wgmma rows above
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 static_assert(kNumConfigs == kNumGemmConfigs, "keep kNumGemmConfigs (common/backend.h) in step");
 
@@ -135,9 +141,21 @@ bool is_fast_path(int p, int q) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Whether a configuration's tile counts output rows x columns (all planes of each) rather
+// than bit-rows x bit-columns.
+bool whole_outputs(const TileConfig& cfg) { return cfg.folded || cfg.wgmma; }
+
 // Output rows (or columns) per block of a configuration for an operand of `planes` planes.
 int64_t output_rows(const TileConfig& cfg, int planes, bool rows = true) {
-  return cfg.folded ? (rows ? cfg.bm : cfg.bn) : (rows ? cfg.bm : cfg.bn) / planes;
+  return whole_outputs(cfg) ? (rows ? cfg.bm : cfg.bn) : (rows ? cfg.bm : cfg.bn) / planes;
+}
+
+// Whether configuration `c` can run p x q planes on this target.
+bool config_serves(int c, int p, int q, const GemmTarget& target, const GemmOverride& pin) {
+  const TileConfig& cfg = kConfigs[c];
+  if (cfg.folded) return is_folded_path(p, q) && !pin.generic;
+  if (cfg.wgmma) return target.wgmma && !pin.generic && has_wgmma_gemm(p, q, cfg.bn);
+  return true;
 }
 
 }  // namespace
@@ -151,15 +169,14 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   int best = 0;
   double best_cost = 1e300;
   int64_t best_blocks = 0;
-  const bool fold_ok = is_folded_path(p, q) && !pin.generic;
-  // A pinned configuration that cannot serve these plane counts (a folded one) falls back to
-  // the automatic choice.
-  const bool pinned = pin.config >= 0 && !(kConfigs[pin.config].folded && !fold_ok);
+  // A pinned configuration that cannot serve these plane counts (a folded one, or a wgmma one
+  // off sm_90) falls back to the automatic choice.
+  const bool pinned = pin.config >= 0 && config_serves(pin.config, p, q, target, pin);
   for (int c = 0; c < kNumConfigs; ++c) {
     if (pinned && c != pin.config) continue;
     const TileConfig& cfg = kConfigs[c];
-    if (cfg.folded && !fold_ok) continue;
-    const int64_t tm = cfg.folded ? cfg.bm : cfg.bm / p, tn = cfg.folded ? cfg.bn : cfg.bn / q;
+    if (!config_serves(c, p, q, target, pin) || (cfg.wgmma && !pinned)) continue;  // wgmma: chosen below
+    const int64_t tm = output_rows(cfg, p), tn = output_rows(cfg, q, false);
     if (tm < 1 || tn < 1) continue;
     const int64_t blocks = ceil_div(x.rows, tm) * ceil_div(w.rows, tn);
     // Time ~ the work each SM does: its share of blocks times the work of one block.
@@ -182,6 +199,16 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
     if (p == 4 && q == 2) best = 1;  // w2a4: 128x128 / 512-bit stages, 1775 us
     best_blocks = ceil_div(x.rows, output_rows(kConfigs[best], p)) * ceil_div(w.rows, output_rows(kConfigs[best], q, false));
   }
+  // sm_90: the wgmma kernel wherever its tiles fill every SM at least once (H100, 8192^3 w1a2:
+  // 273.6 us against 409-427 us for the folded mma.sync kernel; 4096^3: 56.2 against 66.4 us).
+  const int wgmma = config_serves(kWgmmaWide, p, q, target, pin) ? kWgmmaWide : kWgmmaNarrow;
+  if (!pinned && config_serves(wgmma, p, q, target, pin)) {
+    const int64_t blocks = ceil_div(x.rows, kConfigs[wgmma].bm) * ceil_div(w.rows, kConfigs[wgmma].bn);
+    if (blocks >= multiprocessors) {
+      best = wgmma;
+      best_blocks = blocks;
+    }
+  }
   // Latency-bound small tiles (measured on H100): a single K step wins, so take the 256-bit
   // stage for K <= 256 bits and the 1024-bit stage otherwise.
   if (!pinned && (best == 2 || best == 4)) best = chunks <= 2 ? 2 : 4;
@@ -195,13 +222,14 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   // A cluster holds at most 8 blocks (the portable limit).
   const int64_t max_split = clusters ? 8 : 16;
   const bool long_k = chunks > 8;
-  if (long_k && best_blocks > 0 && best_blocks < slots && !cfg.folded)
+  if (long_k && best_blocks > 0 && best_blocks < slots && !whole_outputs(cfg))
     split = static_cast<int>(std::min<int64_t>({slots / best_blocks, k_tiles, max_split}));
   split = std::max(split, 1);
-  if (pin.split_k > 0 && !cfg.folded) split = static_cast<int>(std::min<int64_t>({pin.split_k, k_tiles, max_split}));
+  if (pin.split_k > 0 && !whole_outputs(cfg))
+    split = static_cast<int>(std::min<int64_t>({pin.split_k, k_tiles, max_split}));
   // Make every split own at least one tile.
   while (split > 1 && ceil_div(k_tiles, ceil_div(k_tiles, split)) < split) --split;
-  const bool generic = !cfg.folded && (pin.generic || !is_fast_path(p, q));
+  const bool generic = !whole_outputs(cfg) && (pin.generic || !is_fast_path(p, q));
 
   GemmPlan plan;
   plan.config = best;
@@ -236,8 +264,8 @@ void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix
   params.words = static_cast<int>(x.words);
   params.p = x.quant.bits;
   params.q = w.quant.bits;
-  params.tm = cfg.folded ? cfg.bm : cfg.bm / params.p;
-  params.tn = cfg.folded ? cfg.bn : cfg.bn / params.q;
+  params.tm = static_cast<int>(output_rows(cfg, params.p));
+  params.tn = static_cast<int>(output_rows(cfg, params.q, false));
   for (int i = 0; i < kMaxPlanes; ++i) {
     params.cx[i] = i < params.p ? plane_coefficient(i, params.p, x.quant.encoding) : 0;
     params.cw[i] = i < params.q ? plane_coefficient(i, params.q, w.quant.encoding) : 0;
@@ -267,6 +295,8 @@ void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix
     case 6: return launch_folded<6>(params.p, params.q, params, grid, stream);
     case 7: return launch_config<7>(params.p, params.q, plan.generic, params, grid, stream);
     case 8: return launch_config<8>(params.p, params.q, plan.generic, params, grid, stream);
+    case kWgmmaWide:
+    case kWgmmaNarrow: return launch_wgmma_gemm(params, grid, stream);
   }
 }
 

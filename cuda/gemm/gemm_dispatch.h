@@ -21,6 +21,7 @@ struct GemmPlan {
 struct GemmTarget {
   int multiprocessors = 1;
   bool clusters = false;  // thread-block clusters (compute capability 9.0+)
+  bool wgmma = false;     // the sm_90a kernels run (compute capability exactly 9.0)
 };
 
 GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarget& target, const GemmOverride& pin);

@@ -107,9 +107,14 @@ class Context:
                                           out))
         return PackedMatrix(self, out[0])
 
+    @property
+    def gemm_configs(self):
+        """Number of CUDA GEMM tile configurations set_gemm_override accepts."""
+        return int(self._lib.APNN_GEMM_CONFIGS)
+
     def set_gemm_override(self, config=-1, split_k=0, generic=False, clusters=True):
-        """Pins the CUDA GEMM kernel (tile config 0..4, split_k, generic kernel, split-K through
-        clusters or global memory); the defaults restore the automatic choice."""
+        """Pins the CUDA GEMM kernel (tile config 0..gemm_configs-1, split_k, generic kernel, split-K
+        through clusters or global memory); the defaults restore the automatic choice."""
         flags = (self._lib.APNN_GEMM_FORCE_GENERIC if generic else 0) | (0 if clusters else
                                                                          self._lib.APNN_GEMM_NO_CLUSTER)
         _check(self._lib.apnn_context_set_gemm_override(self._handle, int(config), int(split_k), flags))

@@ -476,13 +476,19 @@ APNN_API apnn_status_t apnn_network_layer_times(apnn_network_t net, double* us, 
 #define APNN_GEMM_FORCE_GENERIC 1 /* the generic kernel even where a specialized one exists */
 #define APNN_GEMM_NO_CLUSTER 2    /* split K through global memory, not thread-block clusters */
 
+/* Number of GEMM tile configurations apnn_context_set_gemm_override accepts (0..N-1). */
+#define APNN_GEMM_CONFIGS 11
+
 /* Pins the CUDA GEMM kernel choice, for tests and tuning: `config` is the tile configuration
  * (0: 256x128 bit-rows x bit-columns per block with 1024-bit K steps, 1: 128x128 / 512,
  * 2: 64x64 / 256, 3: 128x128 / 1024, 4: 64x64 / 1024; 5, 6: plane pairs folded in registers,
  * 128x256 and 128x128 output rows x columns, only for w1a2, w2a2 and w1a4, and without
- * split K; 7: 32x32 / 256, 8: 32x32 / 1024, latency tiles for small outputs; -1: automatic),
- * `split_k` the number
- * of K splits (0: automatic; at most 8 with clusters), and `flags` a mask of APNN_GEMM_*.
+ * split K; 7: 32x32 / 256, 8: 32x32 / 1024, latency tiles for small outputs; 9, 10: Hopper's
+ * warpgroup binary MMA (wgmma), 128x128 output rows x columns for w1a1 and w1a2, 128x64 for
+ * w1a1..w1a4 and w2a2, only on compute capability 9.0 and without split K; -1: automatic).
+ * A configuration that cannot serve the plane counts or the device falls back to the
+ * automatic choice. `split_k` is the number of K splits (0: automatic; at most 8 with
+ * clusters), and `flags` a mask of APNN_GEMM_*.
  * Results are identical; only speed differs. Accepted and ignored by the host backend. */
 APNN_API apnn_status_t apnn_context_set_gemm_override(apnn_context_t ctx, int32_t config, int32_t split_k,
                                                       int32_t flags);

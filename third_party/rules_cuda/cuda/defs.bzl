@@ -67,7 +67,8 @@ def _cuda_library_impl(ctx):
     define_flags = ["-D" + d for d in dep_compilation.defines.to_list()]
 
     nvcc = ctx.file._nvcc
-    archs = ctx.attr._archs[CudaArchsInfo].archs
+    # A target may name its own architectures (e.g. sm_90a for Hopper-only instructions).
+    archs = ctx.attr.archs or ctx.attr._archs[CudaArchsInfo].archs
     all_inputs = depset(hdrs + srcs_hdrs, transitive = [dep_compilation.headers, ctx.attr._cuda_files.files])
     objects = []
     for src in cu_srcs:
@@ -127,6 +128,7 @@ cuda_library = rule(
         "deps": attr.label_list(providers = [CcInfo]),
         "copts": attr.string_list(),
         "includes": attr.string_list(),
+        "archs": attr.string_list(),
         "_nvcc": attr.label(default = "@local_cuda//:nvcc", allow_single_file = True, executable = True, cfg = "host"),
         "_cuda_files": attr.label(default = "@local_cuda//:compiler_files"),
         "_archs": attr.label(default = "@rules_cuda//cuda:archs"),
