@@ -21,6 +21,7 @@
 #include "common/warp_planes.cuh"
 #include "conv/conv_params.h"
 #include "gemm/bitplane_gemm_kernel.cuh"
+#include "gemm/bitplane_gemm_wgmma_kernel.cuh"
 
 namespace apnn {
 namespace conv_detail {
@@ -348,7 +349,9 @@ struct ConvTile {
   // + per-pixel xsum and tap rectangle, per-channel scale and bias and threshold table; a
   // launch whose table has one part per residual code asks for kResidualTablesBytes more: the
   // other parts and the block's residual words (<= 2 planes x BN / 32 words per pixel).
-  static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16) + BN * 8 + BN * 4 * kThresholdRows;
+  // + 1024: the stages start at the next 1024-byte boundary (the wgmma swizzle is applied to
+  // absolute shared-memory addresses).
+  static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16) + BN * 8 + BN * 4 * kThresholdRows + 1024;
   static constexpr int kResidualTablesBytes = (kMaxResidualCodes - 1) * BN * 4 * kThresholdRows + BM * 2 * (BN / 32) * 4;
   static constexpr int kLoadsX = BM * kCpr / kThreads, kLoadsW = BN * kCpr / kThreads;
   static constexpr int kMi = WM / 16, kNi = WN / 8;
@@ -396,7 +399,8 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   constexpr int kCopiesPerRow = KT / 8 / kCopyBytes;  // copies per bit-row per stage
   constexpr int kLoadsX = BM * kCopiesPerRow / Cfg::kThreads, kLoadsW = BN * kCopiesPerRow / Cfg::kThreads;
   static_assert(BM * kCopiesPerRow % Cfg::kThreads == 0 && BN * kCopiesPerRow % Cfg::kThreads == 0, "even loads");
-  extern __shared__ __align__(128) unsigned char smem[];
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
   uint32_t* s_xsum = reinterpret_cast<uint32_t*>(smem + Cfg::kMainBytes);
   int4* s_rect = reinterpret_cast<int4*>(smem + Cfg::kMainBytes + BM * 4);
   float* s_scale = reinterpret_cast<float*>(smem + Cfg::kMainBytes + BM * 20);
@@ -558,6 +562,55 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     }
   }
 
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  // sm_90a: warpgroup MMAs read the swizzled stages directly (gemm/bitplane_gemm_wgmma_kernel.cuh);
+  // warpgroup g owns bit-rows kMTiles * 64 * g .. of the tile, all BN bit-columns.
+  {
+    using namespace wgmma_detail;
+    constexpr int kGroups = Cfg::kThreads / 128, kMTiles = BM / 64 / kGroups;
+    static_assert(BM % (64 * kGroups) == 0 && Cfg::kThreads % 128 == 0, "whole warpgroups of 64-row tiles");
+    const int group = tid / 128;
+    int32_t acc[kMTiles][BN / 2];
+#pragma unroll
+    for (int i = 0; i < kMTiles; ++i)
+#pragma unroll
+      for (int e = 0; e < BN / 2; ++e) acc[i][e] = 0;
+    for (int t = 0; t < num_tiles; ++t) {
+      cp_async_wait<STAGES - 2>();
+      fence_proxy_async();  // this thread's copies, visible to the wgmmas' async proxy
+      __syncthreads();      // every copy of stage t; every warpgroup done with stage t - 1's slot
+      const int next = t + STAGES - 1;
+      if (next < num_tiles) load_stage(next % STAGES, kt_begin + next);
+      cp_async_commit();
+      const uint32_t stage = smem_base + (t % STAGES) * Cfg::kStageBytes;
+      const uint32_t x_tile = stage + group * kMTiles * 64 * (KT / 8), w_tile = stage + BM * KT / 8;
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < KT / 256; ++ks)
+#pragma unroll
+        for (int i = 0; i < kMTiles; ++i)
+          wgmma_b1_and<BN>(acc[i], swizzled_descriptor<KT / 8>(x_tile + i * 64 * (KT / 8) + ks * 32),
+                           swizzled_descriptor<KT / 8>(w_tile + ks * 32));
+      wgmma_commit();
+      wgmma_wait<0>();
+    }
+    cp_async_wait<0>();
+    __syncthreads();
+    // D fragments (PTX ISA): warp w of the group holds rows 16w + lane/4 (+8) of each 64-row
+    // tile; register 4j + 2h + e is column 8j + 2(lane%4) + e of row half h.
+    int32_t* acc_tile = reinterpret_cast<int32_t*>(smem);
+    const int row0 = group * kMTiles * 64 + ((tid / 32) % 4) * 16 + (tid & 31) / 4, col0 = 2 * (tid & 3);
+#pragma unroll
+    for (int i = 0; i < kMTiles; ++i)
+#pragma unroll
+      for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          *reinterpret_cast<int2*>(&acc_tile[(row0 + i * 64 + 8 * h) * Cfg::kAccStride + 8 * j + col0]) =
+              make_int2(acc[i][4 * j + 2 * h], acc[i][4 * j + 2 * h + 1]);
+  }
+  int32_t* tile = reinterpret_cast<int32_t*>(smem);
+#else
   int32_t acc[Cfg::kMi][Cfg::kNi][4];
 #pragma unroll
   for (int i = 0; i < Cfg::kMi; ++i)
@@ -612,6 +665,7 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
         *reinterpret_cast<int2*>(&tile[(row + 8) * Cfg::kAccStride + col]) = make_int2(acc[i][j][2], acc[i][j][3]);
       }
   }
+#endif
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   namespace cg = cooperative_groups;
   cg::cluster_group cluster = cg::this_cluster();

@@ -24,11 +24,18 @@ namespace apnn {
 namespace wgmma_detail {
 
 // Shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format") of a K-major operand
-// whose rows are 128 bytes with the 128-byte swizzle: 8-row groups 1024 bytes apart, the
-// leading offset unused (1), the tile 1024-byte aligned so the base offset is 0.
-__device__ __forceinline__ uint64_t sw128_descriptor(uint32_t smem_byte_address) {
+// whose rows are kRowBytes (32, 64 or 128) with the swizzle of that span, which is what
+// gemm_detail::swizzled<kRowBytes / 16> lays out: 8-row groups 8 * kRowBytes apart, the leading
+// offset unused (1), the tile aligned to 8 rows so the base offset is 0.
+template <int kRowBytes>
+__device__ __forceinline__ uint64_t swizzled_descriptor(uint32_t smem_byte_address) {
+  static_assert(kRowBytes == 32 || kRowBytes == 64 || kRowBytes == 128, "rows of 32, 64 or 128 bytes");
+  constexpr uint64_t kLayout = kRowBytes == 128 ? 1 : kRowBytes == 64 ? 2 : 3;  // 128-, 64-, 32-byte swizzle
   return static_cast<uint64_t>((smem_byte_address & 0x3FFFF) >> 4) | (uint64_t{1} << 16) |
-         (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
+         (uint64_t{8 * kRowBytes >> 4} << 32) | (kLayout << 62);
+}
+__device__ __forceinline__ uint64_t sw128_descriptor(uint32_t smem_byte_address) {
+  return swizzled_descriptor<128>(smem_byte_address);
 }
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
