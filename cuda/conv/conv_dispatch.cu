@@ -51,10 +51,15 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
   auto tiles_of = [&](const TileConfig& c) {
     return ceil_div(g.out_pixels(), c.bm / p) * ceil_div(g.out_channels, c.bn / q);
   };
-  // Measured on the H100 (w1a2 16x16 3x3, batch 1 and 8): the 64x64 / KT=1024 tiles with a
-  // cluster split win everywhere except very many tiles, where 128x128 tiles read less.
+  // Measured on the H100 (w1a2 16x16 3x3, batch 1 and 8, bench_conv --sweep): the 64x64 /
+  // KT=1024 tiles with a cluster split win while they number under 3 waves; from 3 waves the
+  // 128x64 tiles with 3 resident blocks (batch 8, C=512..768: fused 29-35 -> 18-27 us), from 6
+  // the 128x128 tiles, which read the least per product (C=896: fused 52.7 -> 39.0 us).
   int config = forced_config;
-  if (config < 0) config = tiles_of(kTileConfigs[0]) >= 7 * multiprocessors ? 1 : 0;
+  if (config < 0) {
+    const int64_t small_tiles = tiles_of(kTileConfigs[0]);
+    config = small_tiles >= 6 * multiprocessors ? 1 : small_tiles >= 3 * multiprocessors && fast_planes(p, q) ? 3 : 0;
+  }
   // With 4+ activation planes the square tiles hold only 8-16 pixels; short K (a first layer's
   // im2col rows) then leaves every block mostly prologue and epilogue.
   if (forced_config < 0 && p >= 4 && q <= 2 && tiles_of(kTileConfigs[2]) >= 2 * multiprocessors) config = 2;
