@@ -199,12 +199,16 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
     if (p == 4 && q == 2) best = 1;  // w2a4: 128x128 / 512-bit stages, 1775 us
     best_blocks = ceil_div(x.rows, output_rows(kConfigs[best], p)) * ceil_div(w.rows, output_rows(kConfigs[best], q, false));
   }
-  // sm_90: the wgmma kernel wherever its tiles fill every SM at least once (H100, 8192^3 w1a2:
-  // 273.6 us against 409-427 us for the folded mma.sync kernel; 4096^3: 56.2 against 66.4 us).
+  // sm_90: the wgmma kernel wherever its tiles fill every SM (H100, w1a2 8192^3: 262 us against
+  // 409-427 us for the folded mma.sync kernel), and for long K down to a quarter of the SMs when
+  // its 128-row tiles are full (w1a2 128 x 8192 x 8192: 9.2 against 19.4 us; 256 x 4096 x 4096:
+  // 6.6 against 16.4 us). Short K (1024^3: 7.7 against 9.3 us) and M = 64 (half-empty tiles)
+  // stay on the mma.sync tiles.
   const int wgmma = config_serves(kWgmmaWide, p, q, target, pin) ? kWgmmaWide : kWgmmaNarrow;
   if (!pinned && config_serves(wgmma, p, q, target, pin)) {
     const int64_t blocks = ceil_div(x.rows, kConfigs[wgmma].bm) * ceil_div(w.rows, kConfigs[wgmma].bn);
-    if (blocks >= multiprocessors) {
+    const bool long_k = ceil_div(chunks, 8) >= 4 && x.rows >= kWgmmaTileRows;  // >= 4 stages of 1024 bits
+    if (blocks >= multiprocessors || (long_k && 4 * blocks >= multiprocessors)) {
       best = wgmma;
       best_blocks = blocks;
     }
