@@ -19,6 +19,17 @@ inline void cuda_check(cudaError_t err, const char* what) {
 // Checks that the last kernel launch was accepted.
 inline void cuda_check_launch(const char* kernel) { cuda_check(cudaGetLastError(), kernel); }
 
+// Opts kernel kKernel into `bytes` of dynamic shared memory (above 48 KB a kernel must), once per
+// kernel: the template argument is the kernel itself, so every kernel gets its own flag.
+template <auto kKernel>
+void allow_dynamic_shared_memory(int bytes) {
+  static const bool done =
+      (cuda_check(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+                  "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)"),
+       true);
+  (void)done;
+}
+
 }  // namespace apnn
 
 #define APNN_CUDA_CHECK(call) ::apnn::cuda_check((call), #call)

@@ -150,12 +150,7 @@ APNN_CONV_CONFIG(3, 128, 64, 32, 32, 512, 2, 3)
 template <int Config, int P, int Q, bool TapPacked = false>
 void launch_tiled(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
   using K = TiledKernel<Config, P, Q, TapPacked>;
-  static bool attribute_set = false;  // dynamic shared memory above 48 KB must be opted into
-  if (!attribute_set) {
-    APNN_CUDA_CHECK(cudaFuncSetAttribute(K::fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         K::Cfg::kSmemBytes + K::Cfg::kResidualTablesBytes));
-    attribute_set = true;
-  }
+  allow_dynamic_shared_memory<K::fn>(K::Cfg::kSmemBytes + K::Cfg::kResidualTablesBytes);
   // The residual's part tables only where they are read (the others keep their resident blocks).
   const bool residual_tables = prm.mode == kConvOutFusedPacked && prm.ep.thresholds != nullptr &&
                                prm.ep.threshold_residual_codes > 0 && prm.res.planes != nullptr;

@@ -78,11 +78,7 @@ bool is_folded_path(int p, int q) { return (p == 2 && q == 1) || (p == 2 && q ==
 
 template <typename K>
 void launch_kernel(const GemmParams& params, dim3 grid, cudaStream_t stream) {
-  static bool attribute_set = false;  // dynamic shared memory above 48 KB must be opted into
-  if (!attribute_set) {
-    APNN_CUDA_CHECK(cudaFuncSetAttribute(K::fn, cudaFuncAttributeMaxDynamicSharedMemorySize, K::Cfg::kSmemBytes));
-    attribute_set = true;
-  }
+  allow_dynamic_shared_memory<K::fn>(K::Cfg::kSmemBytes);
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = dim3(K::Cfg::kThreads);

@@ -22,11 +22,7 @@ void launch(const GemmParams& params, dim3 grid, cudaStream_t stream) {
   using Cfg = WgmmaGemm<BN, kStages, P, Q>;
   static_assert(Cfg::kSmemBytes <= kMaxDynamicSmem, "the ring must fit in shared memory");
   constexpr auto fn = bitplane_gemm_wgmma_kernel<BN, kStages, P, Q>;
-  static bool attribute_set = false;  // dynamic shared memory above 48 KB must be opted into
-  if (!attribute_set) {
-    APNN_CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes));
-    attribute_set = true;
-  }
+  allow_dynamic_shared_memory<fn>(Cfg::kSmemBytes);
   fn<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(params);
   cuda_check_launch("bitplane_gemm_wgmma_kernel");
 }

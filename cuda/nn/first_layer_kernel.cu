@@ -205,16 +205,10 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
   }
 }
 
-// One function per kernel, so that each has its own "attribute set" flag (a generic lambda
-// would share one between kernels of the same pointer type).
 template <bool kSignedX, bool kBytes>
 void launch_first_layer(const FirstLayerCall& call, size_t smem_bytes, unsigned blocks, cudaStream_t stream) {
-  static bool attribute_set = false;  // dynamic shared memory above 48 KB must be opted into
-  if (!attribute_set) {
-    APNN_CUDA_CHECK(cudaFuncSetAttribute(first_layer_kernel<kSignedX, kBytes>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(FirstLayerSmem(kFirstLayerMaxK / 4).bytes)));
-    attribute_set = true;
-  }
+  allow_dynamic_shared_memory<first_layer_kernel<kSignedX, kBytes>>(
+      static_cast<int>(FirstLayerSmem(kFirstLayerMaxK / 4).bytes));
   first_layer_kernel<kSignedX, kBytes><<<blocks, kThreads, smem_bytes, stream>>>(call);
 }
 
