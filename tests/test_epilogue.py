@@ -230,6 +230,57 @@ def test_cuda_max_pool_fused_in_tiled_kernel(monkeypatch, rng, config, split_k, 
                 reference.conv2d(expected, w1, x_bit=out_bits, w_bit=1, w_encoding="binary"))
 
 
+@requires_gpu
+@pytest.mark.parametrize("config", ["0", "1", "3"])
+@pytest.mark.parametrize("finish", ["1", "0"])
+def test_cuda_register_finish(monkeypatch, rng, config, finish):
+    # The tiled kernel's finish straight from the wgmma accumulators (sm_90; one K split, 1 or 2
+    # planes per operand, activations without offset): raw int32 and fused packed outputs of every
+    # <= 2-bit encoding (with a zero point), with and without the fused 2x2 max pool, negative and
+    # zero scales, ragged pixel and channel counts; against the oracle, the row sums through a
+    # chained 1x1 conv. APNN_CONV_REGISTER_FINISH=0 runs the same calls on the shared-memory finish.
+    monkeypatch.setenv("APNN_CONV_CONFIG", config)
+    monkeypatch.setenv("APNN_CONV_REGISTER_FINISH", finish)
+    ctx = apnn.Context("cuda")
+    apnn.set_conv_override(ctx, split_k=1)
+    cases = [  # n, h, w, c, o, (x_bit, x_enc), (w_bit, w_enc), (out_bits, out_enc, out_zp), activation, pool
+        (2, 9, 11, 64, 130, (2, "unsigned"), (1, "binary"), (2, "unsigned", 0), "relu", "none"),
+        (1, 12, 8, 200, 64, (1, "unsigned"), (1, "binary"), (1, "binary", 0), "none", "max"),
+        (3, 7, 7, 128, 96, (2, "signed"), (2, "signed"), (2, "signed", 1), "clip", "none"),
+        (2, 10, 6, 300, 33, (2, "unsigned"), (2, "unsigned"), (1, "unsigned", 0), "relu", "max"),
+        (1, 16, 16, 256, 256, (2, "unsigned"), (1, "binary"), (2, "unsigned", 0), "relu", "max"),
+        (2, 6, 5, 96, 200, (1, "unsigned"), (1, "unsigned"), (1, "signed", 0), "none", "none"),
+        (1, 8, 8, 64, 64, (1, "binary"), (1, "binary"), (2, "unsigned", 0), "relu", "none"),  # ox != 0: not served
+    ]
+    for n, h, w, c, o, (x_bit, x_enc), (w_bit, w_enc), (out_bits, out_enc, out_zp), activation, pool in cases:
+        desc = f"{(n, h, w, c, o)} a{x_bit} {x_enc} w{w_bit} {w_enc} out {out_bits} {out_enc} {activation} {pool}"
+        served = (ctx.compute_capability == 90 and finish == "1" and (x_bit, w_bit) in [(1, 1), (2, 1), (2, 2)]
+                  and x_enc != "binary")
+        x = reference.random_codes(rng, (n, h, w, c), x_bit, x_enc)
+        wc = reference.random_codes(rng, (o, 3, 3, c), w_bit, w_enc)
+        y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, x_encoding=x_enc, w_encoding=w_enc, padding=1)
+        xt, wt = apnn.pack_nhwc(ctx, x, x_bit, x_enc), apnn.pack_conv_weights(ctx, wc, w_bit, w_enc)
+        assert ("_register_finish" in apnn.conv2d_kernel_name(ctx, xt, wt, padding=1)) == served, desc
+        np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, padding=1), y, desc)
+        scale = (rng.uniform(0.01, 0.1, o) * rng.choice([-1, 0, 1, 1], o)).astype(np.float32)
+        bias = rng.uniform(-1, 1, o).astype(np.float32)
+        ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, activation=activation, clip=(-0.75, 1.5), pool=pool,
+                           pool_size=2, out_scale=0.5)
+        expected = reference.conv_epilogue(y, scale=scale, bias=bias, activation=activation, clip=(-0.75, 1.5),
+                                           pool=pool, pool_size=2, out=(out_bits, out_enc, out_zp, 0.5))
+        for _ in range(2):  # twice: the row-sum workspace must be left clean
+            out = apnn.empty_nhwc(ctx, expected.shape, out_bits, out_enc, out_zp)
+            name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=1, epilogue=ep, out=out)
+            assert ("_register_finish" in name) == served, f"{desc}: {name}"
+            apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep, out=out)
+            assert_same(out.codes(), expected, desc)
+            w1 = reference.random_codes(rng, (5, 1, 1, o), 1, "binary")
+            np.testing.assert_array_equal(
+                apnn.conv2d_packed(ctx, out, apnn.pack_conv_weights(ctx, w1, 1, "binary")),
+                reference.conv2d(expected, w1, x_bit=out_bits, w_bit=1, x_encoding=out_enc, x_zero_point=out_zp,
+                                 w_encoding="binary"), desc)
+
+
 @pytest.fixture
 def small(ctx):
     x = apnn.pack_nhwc(ctx, np.ones((1, 6, 6, 8), np.int8), 2)

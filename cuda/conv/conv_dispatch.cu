@@ -10,10 +10,7 @@
 #include "conv/conv_kernel.cuh"
 
 namespace apnn {
-namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
+// One launch's plan (conv_dispatch.h declares it for ConvRunner::plan).
 struct ConvPlan {
   int tm = 0, tn = 0;
   int row_tiles = 0, col_tiles = 0;
@@ -22,6 +19,18 @@ struct ConvPlan {
   bool fused = false;  // epilogue inside the convolution kernel
   bool pool_fused = false;  // with its 2x2 / 2 max pool (tiled kernel, packed output)
   int config = -1;     // tiled-kernel configuration (kTileConfigs), or -1: the fallback kernel
+  bool register_finish = false;  // finish from the wgmma accumulators (conv_register_finish.cuh)
+};
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// What the finish from the accumulators can serve (conv_register_finish.cuh), besides one K
+// split: sm_90a code (compute capability 9.0), plane counts 1 and 2, no weight-offset term.
+struct RegisterFinishScope {
+  bool int32_out = false;   // raw or separate-epilogue launches
+  bool fused_out = false;   // a fused epilogue: packed output, threshold table, no residual
 };
 
 // Configurations of the tiled (cluster split-K) kernel, sm_90.
@@ -43,7 +52,8 @@ constexpr int kMinRawSplitKTiles = 8;  // k tiles below which a raw (int32) outp
 // Plane counts with compile-time kernels (launch_tiled_any); the others run the generic ones.
 bool fast_planes(int p, int q) { return (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2); }
 
-ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverride& pin, int forced_config) {
+ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverride& pin, int forced_config,
+                    const RegisterFinishScope& registers) {
   const auto& g = call.geometry;
   const int p = call.x->quant.bits, q = call.w->quant.bits;
   // K in bits: taps x the activation row (channels padded to 256 bits), or packed taps.
@@ -94,14 +104,18 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
     split = static_cast<int>(std::min<int64_t>(slots / blocks, kMaxClusterSplit));
     // A raw int32 output gains less from the split than its cluster reduction costs (about 1.5
     // us) unless K is long and the blocks few: w1a2 16x16 3x3, C=128..1024 (3..9 k tiles), batch
-    // 1 and 8 ran 0.9-2.3 us faster unsplit on the H100. (Fused epilogues gain from the split.)
-    if (!call.has_epilogue && (plan.k_tiles < kMinRawSplitKTiles || 2 * blocks > multiprocessors)) split = 1;
+    // 1 and 8 ran 0.9-2.3 us faster unsplit on the H100. A fused epilogue finished from the
+    // accumulators costs about as little as that int32 store, so it follows the same rule; the
+    // shared-memory finish gains from the split.
+    const bool store_like = !call.has_epilogue || (registers.fused_out && pin.fuse);
+    if (store_like && (plan.k_tiles < kMinRawSplitKTiles || 2 * blocks > multiprocessors)) split = 1;
   }
   split = std::max(1, std::min({split, plan.k_tiles, kMaxClusterSplit}));
   while (split > 1 && ceil_div(plan.k_tiles, ceil_div(plan.k_tiles, split)) < split) --split;  // no empty splits
   plan.split = split;
   plan.fused = plan.pool_fused || (call.has_epilogue && call.epilogue.pool == APNN_POOL_NONE &&
                                    (call.y_packed == nullptr || plan.tn % 32 == 0) && pin.fuse);
+  plan.register_finish = split == 1 && (plan.fused ? registers.fused_out : registers.int32_out);
   return plan;
 }
 
@@ -248,6 +262,9 @@ ConvRunner::ConvRunner() {
   // Debug/tuning knob: APNN_EPILOGUE_THRESHOLDS=0 runs the float epilogue even where a
   // threshold table is given (same results).
   if (const char* env = std::getenv("APNN_EPILOGUE_THRESHOLDS")) thresholds_ = std::string(env) != "0";
+  // Debug/tuning knob: APNN_CONV_REGISTER_FINISH=0 keeps every tiled launch on the shared-memory
+  // finish and its split rule (same results).
+  if (const char* env = std::getenv("APNN_CONV_REGISTER_FINISH")) register_finish_ = std::string(env) != "0";
 }
 
 ConvRunner::~ConvRunner() {
@@ -300,13 +317,39 @@ int32_t* ConvRunner::workspace(size_t bytes) {
   return workspace_;
 }
 
+// Compute capability 9.0: the library's sm_90a code, with the wgmma main loop, runs here.
+bool ConvRunner::wgmma() const {
+  if (wgmma_ < 0) {
+    int device = 0, major = 0, minor = 0;
+    const bool ok = cudaGetDevice(&device) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess;
+    wgmma_ = ok && major == 9 && minor == 0 ? 1 : 0;
+  }
+  return wgmma_ == 1;
+}
+
+ConvPlan ConvRunner::plan(const ConvCall& call, int multiprocessors) const {
+  if (!tiled()) return plan_conv(call, multiprocessors, override_);
+  RegisterFinishScope registers;
+  const int p = call.x->quant.bits, q = call.w->quant.bits;
+  if (register_finish_ && wgmma() && fast_planes(p, q) && real_offset(call.x->quant) == 0) {
+    const bool residual = call.residual.int32_values != nullptr || call.residual.planes != nullptr;
+    registers.int32_out = true;
+    registers.fused_out = call.has_epilogue && call.y_packed != nullptr && thresholds_ &&
+                          call.epilogue.thresholds != nullptr && !residual;
+  }
+  return plan_tiled(call, multiprocessors, override_, forced_config_, registers);
+}
+
 std::string ConvRunner::kernel_name(const ConvCall& call, int multiprocessors) const {
-  const ConvPlan plan = (forced_config_ != -2 && clusters() ? plan_tiled(call, multiprocessors, override_, forced_config_) : plan_conv(call, multiprocessors, override_));
+  const ConvPlan plan = this->plan(call, multiprocessors);
   const int p = call.x->quant.bits, q = call.w->quant.bits;
   const bool fast = fast_planes(p, q) || (plan.config == 2 && p == 8 && q == 1);
   std::string name = std::string(fast ? "" : "generic_") + "conv_w" + std::to_string(q) + "a" + std::to_string(p) +
                      "_" + (plan.config >= 0 ? kTileConfigs[plan.config].name : "b64x64_k256") + "_split" +
-                     std::to_string(plan.split) + (plan.config >= 0 && plan.split > 1 ? "c" : "");
+                     std::to_string(plan.split) + (plan.config >= 0 && plan.split > 1 ? "c" : "") +
+                     (plan.register_finish ? "_register_finish" : "");
   if (call.has_epilogue) name += plan.fused ? (plan.pool_fused ? "_fused_epilogue_pool" : "_fused_epilogue") : "_separate_epilogue";
   if (call.w->tap_words) name += "_packed_taps";
   return name;
@@ -316,7 +359,7 @@ void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t str
   const auto& g = call.geometry;
   const auto& x = *call.x;
   const auto& w = *call.w;
-  const ConvPlan plan = (forced_config_ != -2 && clusters() ? plan_tiled(call, multiprocessors, override_, forced_config_) : plan_conv(call, multiprocessors, override_));
+  const ConvPlan plan = this->plan(call, multiprocessors);
   require(plan.row_tiles <= 65535 && plan.col_tiles <= 65535, APNN_STATUS_UNSUPPORTED,
           "the convolution output has too many tiles for one launch; split the batch");
   require(w_taps_ok(call, plan), APNN_STATUS_INTERNAL_ERROR,
@@ -345,6 +388,7 @@ void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t str
   prm.OW = static_cast<int>(g.out_w);
   prm.M = static_cast<int>(plan.pool_fused ? 4 * g.pooled_pixels() : g.out_pixels());
   prm.pool_fused = plan.pool_fused ? 1 : 0;
+  prm.register_finish = plan.register_finish ? 1 : 0;
   prm.PH = static_cast<int>(g.pooled_h);
   prm.PW = static_cast<int>(g.pooled_w);
   prm.p = x.quant.bits;

@@ -9,6 +9,8 @@
 
 namespace apnn {
 
+struct ConvPlan;
+
 // Per-context state of the CUDA convolution: the pinned choices and an int32 workspace for
 // the results of split-K or unfused calls (grown outside graph capture, by the first call).
 class ConvRunner {
@@ -26,9 +28,11 @@ class ConvRunner {
   bool tiled() const { return forced_config_ != -2 && clusters(); }
 
  private:
+  ConvPlan plan(const ConvCall& call, int multiprocessors) const;
   int32_t* workspace(size_t bytes);
   int32_t* row_workspace(size_t entries, cudaStream_t stream);
   bool clusters() const;  // thread-block clusters (sm_90): the tiled kernel
+  bool wgmma() const;     // compute capability 9.0: the sm_90a code runs
 
   ConvOverride override_;
   int32_t* workspace_ = nullptr;
@@ -37,7 +41,9 @@ class ConvRunner {
   size_t row_ws_entries_ = 0;
   int forced_config_ = -1;     // APNN_CONV_CONFIG: -1 automatic, -2 the fallback kernel
   bool thresholds_ = true;     // APNN_EPILOGUE_THRESHOLDS=0: always the float epilogue
+  bool register_finish_ = true;  // APNN_CONV_REGISTER_FINISH=0: always the shared-memory finish
   mutable int clusters_ = -1;
+  mutable int wgmma_ = -1;
 };
 
 }  // namespace apnn

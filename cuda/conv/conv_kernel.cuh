@@ -20,6 +20,7 @@
 #include "common/epilogue_thresholds.h"
 #include "common/warp_planes.cuh"
 #include "conv/conv_params.h"
+#include "conv/conv_register_finish.cuh"
 #include "gemm/bitplane_gemm_kernel.cuh"
 #include "gemm/bitplane_gemm_wgmma_kernel.cuh"
 
@@ -417,6 +418,35 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   const int warp_m = warp / Cfg::kWarpsN, warp_n = warp % Cfg::kWarpsN;
   const int ranks = gridDim.z, rank = blockIdx.z;
 
+  // The finish from the accumulators (conv_register_finish.cuh), where the dispatcher chose it;
+  // its code exists only in sm_90a builds, for the compile-time plane counts 1 and 2.
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr bool kRegisterFinishBuilt = (P == 1 || P == 2) && (Q == 1 || Q == 2);
+#else
+  constexpr bool kRegisterFinishBuilt = false;
+#endif
+  const bool use_register_finish = kRegisterFinishBuilt && prm.register_finish != 0;
+  // A packed output over several column tiles: the last block of the row tile to arrive moves
+  // the tile's row sums out of the workspace and leaves the workspace and counter zeroed.
+  auto publish_row_sums = [&]() {
+    if (prm.mode != kConvOutFusedPacked || gridDim.x == 1) return;
+    __threadfence();
+    __syncthreads();
+    unsigned* counter = prm.row_counters + blockIdx.y;
+    if (tid == 0) s_last = atomicAdd(counter, 1u) == gridDim.x * gridDim.z - 1;
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    const int window = prm.pool_fused ? 4 : 1;  // tile pixels per output row
+    for (int i = tid; i < tm / window; i += Cfg::kThreads) {
+      const int m = m0 / window + i;
+      if (m * window >= prm.M) break;
+      prm.out_row_sums[m] = __ldcg(&prm.row_sum_ws[m]);
+      prm.row_sum_ws[m] = 0;
+    }
+    if (tid == 0) *counter = 0;
+  };
+
   const int tiles_per_split = (prm.k_tiles + ranks - 1) / ranks;
   const int kt_begin = rank * tiles_per_split;
   const int num_tiles = max(0, min(prm.k_tiles, kt_begin + tiles_per_split) - kt_begin);
@@ -432,7 +462,9 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
 #pragma unroll
   for (int l = 0; l < kLoadsX; ++l) {
     const int r = (tid + l * Cfg::kThreads) / kCopiesPerRow;
-    const int plane = r / tm, m = m0 + r % tm;
+    int plane, mm;
+    tile_plane<P>(r, tm, plane, mm);
+    const int m = m0 + mm;
     const bool ok = plane < p && m < prm.M;
     x_base[l] = prm.x_planes;
     x_ih0[l] = -(1 << 24);  // every tap invalid
@@ -454,7 +486,9 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
 #pragma unroll
   for (int l = 0; l < kLoadsW; ++l) {
     const int r = (tid + l * Cfg::kThreads) / kCopiesPerRow;
-    const int plane = r / tn, o = n0 + r % tn;
+    int plane, nn;
+    tile_plane<Q>(r, tn, plane, nn);
+    const int o = n0 + nn;
     w_ok[l] = plane < q && o < prm.O;
     w_src[l] = prm.w_planes +
                (w_ok[l] ? (static_cast<int64_t>(plane) * prm.w_rows_padded + o) * prm.w_words + c * kCopyWords : 0);
@@ -538,7 +572,14 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   // A table applies without residual, or with a packed one when it has a part per residual code.
   const bool thresholds = prm.mode == kConvOutFusedPacked && prm.ep.thresholds != nullptr &&
                           (!residual || (prm.ep.threshold_residual_codes > 0 && prm.res.planes != nullptr));
-  if (thresholds) {
+  if (thresholds && use_register_finish) {
+    int4* entries = reinterpret_cast<int4*>(s_thresholds);  // one per channel (no residual here)
+    for (int nn = tid; nn < tn; nn += Cfg::kThreads) {
+      const int o = n0 + nn;
+      entries[nn] = o < prm.O ? register_thresholds(prm.ep.thresholds, prm.O, o, prm.ep.threshold_levels)
+                              : make_int4(INT32_MAX, INT32_MAX, INT32_MAX, 0);
+    }
+  } else if (thresholds) {
     const int rows = prm.ep.threshold_levels + 2, parts = residual ? prm.ep.threshold_residual_codes : 1;
     for (int i = tid; i < parts * rows * tn; i += Cfg::kThreads) {
       const int row = i / tn, nn = i - row * tn, o = n0 + nn;  // row: part * rows + table row
@@ -596,6 +637,21 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     }
     cp_async_wait<0>();
     __syncthreads();
+    if constexpr (kRegisterFinishBuilt) {
+      if (use_register_finish) {
+        const int first_row = group * kMTiles * 64 + ((tid / 32) % 4) * 16;
+        const int4* entries = reinterpret_cast<const int4*>(s_thresholds);
+        if (prm.mode == kConvOutInt32) {
+          register_finish<BN, kMTiles, P, Q, false, false>(prm, acc, first_row, m0, n0, s_xsum, entries);
+        } else if (prm.pool_fused) {
+          register_finish<BN, kMTiles, P, Q, true, true>(prm, acc, first_row, m0, n0, s_xsum, entries);
+        } else {
+          register_finish<BN, kMTiles, P, Q, true, false>(prm, acc, first_row, m0, n0, s_xsum, entries);
+        }
+        publish_row_sums();
+        return;
+      }
+    }
     // D fragments (PTX ISA): warp w of the group holds rows 16w + lane/4 (+8) of each 64-row
     // tile; register 4j + 2h + e is column 8j + 2(lane%4) + e of row half h.
     int32_t* acc_tile = reinterpret_cast<int32_t*>(smem);
@@ -729,19 +785,20 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
 #pragma unroll
             for (int i = 0; i < (P ? P : 8); ++i) {
               if (!P && i >= p) break;
+              const int32_t* row_of_plane = pt + tile_index<P>(i, mm, tm) * Cfg::kAccStride;
               uint32_t plane_row = 0;
 #pragma unroll
               for (int jj = 0; jj < (Q ? Q : 8); ++jj) {
                 if (!Q && jj >= q) break;
-                plane_row += static_cast<uint32_t>(prm.cw[jj]) * static_cast<uint32_t>(pt[i * tm * Cfg::kAccStride + jj * tn]);
+                plane_row += static_cast<uint32_t>(prm.cw[jj]) * static_cast<uint32_t>(row_of_plane[tile_index<Q>(jj, nn, tn)]);
               }
               sum += static_cast<uint32_t>(prm.cx[i]) * plane_row;
             }
           };
           if constexpr (kSplit) {
-            for (int r = 0; r < ranks; ++r) add_planes(rank_tile(r) + mm * Cfg::kAccStride + nn);
+            for (int r = 0; r < ranks; ++r) add_planes(rank_tile(r));
           } else {
-            add_planes(tile + mm * Cfg::kAccStride + nn);  // shared-memory loads
+            add_planes(tile);  // shared-memory loads
           }
           if (sat_terms[w]) {
             const int4 rc = rect[w];
@@ -848,22 +905,7 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if (ranks > 1) cluster.sync();  // keep this block's tile alive until every reader is done
 #endif
-  if (mode != kConvOutFusedPacked || gridDim.x == 1) return;
-  __threadfence();
-  __syncthreads();
-  unsigned* counter = prm.row_counters + blockIdx.y;
-  if (tid == 0) s_last = atomicAdd(counter, 1u) == gridDim.x * gridDim.z - 1;
-  __syncthreads();
-  if (!s_last) return;
-  __threadfence();
-  const int window = prm.pool_fused ? 4 : 1;  // tile pixels per output row
-  for (int i = tid; i < tm / window; i += Cfg::kThreads) {
-    const int m = m0 / window + i;
-    if (m * window >= prm.M) break;
-    prm.out_row_sums[m] = __ldcg(&prm.row_sum_ws[m]);
-    prm.row_sum_ws[m] = 0;
-  }
-  if (tid == 0) *counter = 0;
+  publish_row_sums();
 }
 
 }  // namespace apnn

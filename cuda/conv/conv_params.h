@@ -50,6 +50,8 @@ struct ConvKernelParams {
   // zeroes both again. (With one column tile each warp writes its pixels' sums directly.)
   int32_t* row_sum_ws;
   unsigned* row_counters;
+  // Tiled kernel on sm_90a: finish from the wgmma accumulators (conv_register_finish.cuh).
+  int register_finish;
 };
 
 // The epilogue kernel reads int32 conv results (M x O) and writes pooled outputs.

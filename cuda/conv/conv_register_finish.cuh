@@ -1,0 +1,192 @@
+// The finish of a tiled convolution straight from the wgmma accumulators (sm_90a).
+//
+// The shared-memory finish (conv_kernel.cuh) parks the popcount tile in shared memory and then
+// walks it a warp per pixel, a lane per channel: about 40 instructions and two dependent
+// shared-memory round trips per output, which cost the fused layers +50-60% over the bare
+// convolution. Here each thread finishes the outputs it already holds: with the tile order
+// below, a thread's registers hold every plane pair of its pixels and channels, so an output is
+// a few multiply-adds, three compares against the channel's thresholds and a byte of a packed
+// level word; the 32-channel plane words are put together across the 4 lanes that share a row.
+//
+// It serves the compile-time plane counts 1 and 2, one K split (no cluster reduction), and no
+// weight-offset term (ox == 0, so no per-tap summed-area lookups): int32 results, or packed
+// codes through the threshold table (epilogue_thresholds.h) without residual, optionally with
+// the fused 2x2 max pool. The dispatcher (conv_dispatch.cu) chooses it; the shared-memory
+// finish covers everything else.
+#pragma once
+
+#include <climits>
+#include <cstdint>
+
+#include "common/epilogue.h"
+#include "common/quant.h"
+#include "conv/conv_params.h"
+
+namespace apnn {
+namespace conv_detail {
+
+// Tile order of bit-rows (or bit-columns): with 2 planes, the planes of pixel (or channel) i are
+// rows 16 * (i / 8) + 8 * plane + i % 8, so the wgmma thread that holds row r also holds row
+// r + 8, the other plane of the same pixel. Otherwise plane-major: plane * per_plane + i.
+template <int Planes>
+__device__ __forceinline__ int tile_index(int plane, int i, int per_plane) {
+  return Planes == 2 ? ((i >> 3) << 4) | (plane << 3) | (i & 7) : plane * per_plane + i;
+}
+template <int Planes>
+__device__ __forceinline__ void tile_plane(int index, int per_plane, int& plane, int& i) {
+  if (Planes == 2) {
+    plane = (index >> 3) & 1;
+    i = ((index >> 4) << 3) | (index & 7);
+  } else {
+    plane = index / per_plane;
+    i = index - plane * per_plane;
+  }
+}
+
+// One channel's threshold form for the register finish, read from the (levels + 2) x O table:
+// x, y, z are T_1..T_3 (INT32_MAX, never reached, past the table's levels) and w holds the level
+// after k passed thresholds in bits 2k..2k+1 (levels of <= 2-bit outputs fit in 2 bits).
+__device__ __forceinline__ int4 register_thresholds(const int32_t* table, int O, int o, int levels) {
+  const int32_t base = table[o], direction = table[O + o];
+  int32_t t[3];
+#pragma unroll
+  for (int k = 0; k < 3; ++k) t[k] = k < levels ? table[static_cast<int64_t>(k + 2) * O + o] : INT32_MAX;
+  int32_t level_of_count = 0;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) level_of_count |= ((base + direction * k) & 3) << (2 * k);
+  return make_int4(t[0], t[1], t[2], level_of_count);
+}
+
+// acc: this thread's wgmma accumulators, kMTiles tiles of 64 rows x BN columns (PTX ISA's D
+// fragment: warp w of a warpgroup holds rows 16w + lane/4 and + 8; register 4j + 2h + e is column
+// 8j + 2(lane%4) + e of row half h). first_row: the row of lane 0 in the first tile. s_xsum:
+// per tile pixel, the input row sums over its valid taps; s_thresholds: per tile channel, the
+// register_thresholds entry (packed outputs only).
+template <int BN, int kMTiles, int P, int Q, bool kPacked, bool kPool>
+__device__ __forceinline__ void register_finish(const ConvKernelParams& prm, const int32_t (&acc)[kMTiles][BN / 2],
+                                                int first_row, int m0, int n0, const uint32_t* s_xsum,
+                                                const int4* s_thresholds) {
+  static_assert((P == 1 || P == 2) && (Q == 1 || Q == 2), "compile-time plane counts 1 and 2");
+  static_assert(kPacked || !kPool, "pools fuse into packed outputs");
+  constexpr int kPixels = kMTiles * (P == 1 ? 2 : 1);  // output pixels this thread holds
+  constexpr int kChannelBlocks = BN / 8 / Q;          // 8-channel column blocks of the tile
+  const int lane = threadIdx.x & 31, quad = lane & 3;
+
+  int pixel[kPixels];  // tile pixel of each held output row
+  uint32_t corr[kPixels];
+#pragma unroll
+  for (int u = 0; u < kPixels; ++u) {
+    const int row = first_row + (lane >> 2) + 64 * (P == 1 ? u >> 1 : u) + (P == 1 ? 8 * (u & 1) : 0);
+    pixel[u] = P == 2 ? ((row >> 4) << 3) | (row & 7) : row;
+    corr[u] = static_cast<uint32_t>(prm.ow) * s_xsum[pixel[u]];  // ox == 0: the only correction
+  }
+  // The convolution value of held pixel u at channel 8 jc + 2 quad + e (two's complement sums,
+  // exact once reduced to int32, as in the shared-memory finish).
+  auto value = [&](int u, int jc, int e) -> int32_t {
+    const int tile = P == 1 ? u >> 1 : u;
+    uint32_t sum = corr[u];
+#pragma unroll
+    for (int jq = 0; jq < Q; ++jq) {
+      const int j = jc * Q + jq;  // column block of weight plane jq (tile_index<Q>)
+      uint32_t plane_row = 0;
+#pragma unroll
+      for (int ip = 0; ip < P; ++ip) {
+        const int h = P == 1 ? (u & 1) : ip;  // row half: the other pixel, or the other plane
+        plane_row += static_cast<uint32_t>(prm.cx[ip]) * static_cast<uint32_t>(acc[tile][4 * j + 2 * h + e]);
+      }
+      sum += static_cast<uint32_t>(prm.cw[jq]) * plane_row;
+    }
+    return static_cast<int32_t>(sum);
+  };
+
+  if constexpr (!kPacked) {
+#pragma unroll
+    for (int u = 0; u < kPixels; ++u) {
+      const int m = m0 + pixel[u];
+      if (m >= prm.M) continue;
+      int32_t* y_row = prm.y + static_cast<int64_t>(m) * prm.O;
+#pragma unroll
+      for (int jc = 0; jc < kChannelBlocks; ++jc)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int o = n0 + 8 * jc + 2 * quad + e;
+          if (o < prm.O) y_row[o] = value(u, jc, e);
+        }
+    }
+    return;
+  } else {
+    const OutputQuant& oq = prm.oq;
+    // A level's plane bits, 4 bytes at a time: (lowest code + level) & mask, bytewise.
+    const uint32_t code_base = (oq.encoding == APNN_ENCODING_BINARY ? 0u : static_cast<uint32_t>(oq.lo) & 0xffu) * 0x01010101u;
+    const uint32_t code_mask = ((1u << oq.bits) - 1u) * 0x01010101u;
+    // Row sums: a code's plane part is sum_b coefficient_b * bit_b (common/quant.h).
+    const int32_t coef0 = plane_coefficient(0, oq.bits, oq.encoding);
+    const int32_t coef1 = oq.bits > 1 ? plane_coefficient(1, oq.bits, oq.encoding) : 0;
+    const int64_t plane_words = prm.out_rows_padded * prm.out_words;
+    // With the pool, the lanes 4 and 8 apart hold the other pixels of a 2x2 window (conv_pixel's
+    // window order): the window's level is their byte-wise maximum, and the first quad stores it.
+    const bool stores = !kPool || ((lane >> 2) & 3) == 0;
+    int32_t row_sum[kPixels];
+#pragma unroll
+    for (int u = 0; u < kPixels; ++u) row_sum[u] = 0;
+#pragma unroll
+    for (int word = 0; word < kChannelBlocks / 4; ++word) {
+      uint32_t levels[kPixels][2];  // byte b of [u][e]: the level at channel 32 word + 8 b + 2 quad + e
+#pragma unroll
+      for (int u = 0; u < kPixels; ++u) levels[u][0] = levels[u][1] = 0;
+#pragma unroll
+      for (int b = 0; b < 4; ++b) {
+        const int jc = 4 * word + b;
+        const int4 t[2] = {s_thresholds[8 * jc + 2 * quad], s_thresholds[8 * jc + 2 * quad + 1]};
+#pragma unroll
+        for (int u = 0; u < kPixels; ++u)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int32_t y = value(u, jc, e);
+            const int passed = (y >= t[e].x) + (y >= t[e].y) + (y >= t[e].z);
+            levels[u][e] |= ((static_cast<uint32_t>(t[e].w) >> (2 * passed)) & 3u) << (8 * b);
+          }
+      }
+#pragma unroll
+      for (int u = 0; u < kPixels; ++u) {
+        if constexpr (kPool) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            levels[u][e] = __vmaxu4(levels[u][e], __shfl_xor_sync(0xffffffffu, levels[u][e], 4));
+            levels[u][e] = __vmaxu4(levels[u][e], __shfl_xor_sync(0xffffffffu, levels[u][e], 8));
+          }
+        }
+        const uint32_t bits0 = __vadd4(levels[u][0], code_base) & code_mask;
+        const uint32_t bits1 = __vadd4(levels[u][1], code_base) & code_mask;
+        // Plane b's bit of channel 8 b' + 2 quad + e sits at bit 8 b' + 2 quad + e of the word.
+        uint32_t w0 = ((bits0 & 0x01010101u) | ((bits1 & 0x01010101u) << 1)) << (2 * quad);
+        uint32_t w1 = (((bits0 >> 1) & 0x01010101u) | (((bits1 >> 1) & 0x01010101u) << 1)) << (2 * quad);
+#pragma unroll
+        for (int offset = 1; offset <= 2; offset *= 2) {
+          w0 |= __shfl_xor_sync(0xffffffffu, w0, offset);
+          w1 |= __shfl_xor_sync(0xffffffffu, w1, offset);
+        }
+        const int o0 = n0 + 32 * word;  // n0 is a multiple of 32 (tn % 32 == 0)
+        const int channels = prm.O - o0;
+        const uint32_t valid = channels >= 32 ? ~0u : channels > 0 ? (1u << channels) - 1u : 0u;
+        w0 &= valid;
+        w1 &= valid;
+        row_sum[u] += coef0 * __popc(w0) + coef1 * __popc(w1);  // the same on all 4 lanes
+        const int m = m0 + pixel[u];
+        if (stores && m < prm.M && channels > 0 && quad < oq.bits)
+          prm.out_planes[quad * plane_words + static_cast<int64_t>(kPool ? m >> 2 : m) * prm.out_words + o0 / 32] =
+              quad == 0 ? w0 : w1;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kPixels; ++u) {
+      const int m = m0 + pixel[u], row = kPool ? m >> 2 : m;
+      if (!stores || quad != 0 || m >= prm.M) continue;
+      // One column tile: this row's sum is final.
+      gridDim.x == 1 ? void(prm.out_row_sums[row] = row_sum[u]) : void(atomicAdd(&prm.row_sum_ws[row], row_sum[u]));
+    }
+  }
+}
+
+}  // namespace conv_detail
+}  // namespace apnn
