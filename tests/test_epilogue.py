@@ -279,6 +279,29 @@ def test_cuda_register_finish(monkeypatch, rng, config, finish):
                 apnn.conv2d_packed(ctx, out, apnn.pack_conv_weights(ctx, w1, 1, "binary")),
                 reference.conv2d(expected, w1, x_bit=out_bits, w_bit=1, x_encoding=out_enc, x_zero_point=out_zp,
                                  w_encoding="binary"), desc)
+    # A packed residual of 1 or 2 bits: one table part per residual code.
+    for (r_bits, r_enc, r_zp), (x_bit, w_bit) in [((1, "binary", 0), (2, 1)), ((2, "signed", -1), (2, 2)),
+                                                  ((2, "unsigned", 1), (1, 1))]:
+        desc = f"residual {r_bits} {r_enc} {r_zp} a{x_bit} w{w_bit}"
+        w_enc = "binary" if w_bit == 1 else "signed"
+        x = reference.random_codes(rng, (2, 9, 7, 128), x_bit, "unsigned")
+        wc = reference.random_codes(rng, (96, 3, 3, 128), w_bit, w_enc)
+        y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, w_encoding=w_enc, padding=1)
+        r_codes = reference.random_codes(rng, y.shape, r_bits, r_enc)
+        scale = (rng.uniform(0.01, 0.1, 96) * rng.choice([-1, 1], 96)).astype(np.float32)
+        bias = rng.uniform(-2, 2, 96).astype(np.float32)
+        ep = apnn.Epilogue(ctx, 96, scale=scale, bias=bias, residual_scale=-0.5, activation="relu", out_scale=0.5)
+        expected = reference.conv_epilogue(y, scale=scale, bias=bias,
+                                           residual=reference.decode(r_codes, r_bits, r_enc, r_zp),
+                                           residual_scale=-0.5, activation="relu", out=(2, "unsigned", 0, 0.5))
+        xt, wt = apnn.pack_nhwc(ctx, x, x_bit), apnn.pack_conv_weights(ctx, wc, w_bit, w_enc)
+        res = apnn.pack_nhwc(ctx, r_codes, r_bits, r_enc, r_zp)
+        out = apnn.empty_nhwc(ctx, expected.shape, 2, "unsigned")
+        served = ctx.compute_capability == 90 and finish == "1"
+        name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=1, epilogue=ep, residual=res, out=out)
+        assert ("_register_finish" in name) == served, f"{desc}: {name}"
+        apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep, residual=res, out=out)
+        assert_same(out.codes(), expected, desc)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // split: sm_90a code (compute capability 9.0), plane counts 1 and 2, no weight-offset term.
 struct RegisterFinishScope {
   bool int32_out = false;   // raw or separate-epilogue launches
-  bool fused_out = false;   // a fused epilogue: packed output, threshold table, no residual
+  bool fused_out = false;   // a fused epilogue: packed output, threshold table, packed residual or none
 };
 
 // Configurations of the tiled (cluster split-K) kernel, sm_90.
@@ -334,10 +334,12 @@ ConvPlan ConvRunner::plan(const ConvCall& call, int multiprocessors) const {
   RegisterFinishScope registers;
   const int p = call.x->quant.bits, q = call.w->quant.bits;
   if (register_finish_ && wgmma() && fast_planes(p, q) && real_offset(call.x->quant) == 0) {
+    // A residual only as a packed tensor with a table part per residual code.
+    const bool table_residual = call.residual.planes != nullptr && call.epilogue.threshold_residual_codes > 0;
     const bool residual = call.residual.int32_values != nullptr || call.residual.planes != nullptr;
     registers.int32_out = true;
     registers.fused_out = call.has_epilogue && call.y_packed != nullptr && thresholds_ &&
-                          call.epilogue.thresholds != nullptr && !residual;
+                          call.epilogue.thresholds != nullptr && (!residual || table_residual);
   }
   return plan_tiled(call, multiprocessors, override_, forced_config_, registers);
 }

@@ -525,8 +525,16 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     }
   };
 
+  // Stages loaded ahead of the MMAs. The wgmma loop (sm_90a) with 4+ stages keeps one group of
+  // wgmmas in flight while it refills, so it refills the slot of two stages back, one stage less
+  // far ahead.
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int kAhead = STAGES >= 4 ? STAGES - 2 : STAGES - 1;
+#else
+  constexpr int kAhead = STAGES - 1;
+#endif
 #pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
+  for (int s = 0; s < kAhead; ++s) {
     if (s < num_tiles) load_stage(s, kt_begin + s);
     cp_async_commit();
   }
@@ -573,11 +581,15 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   const bool thresholds = prm.mode == kConvOutFusedPacked && prm.ep.thresholds != nullptr &&
                           (!residual || (prm.ep.threshold_residual_codes > 0 && prm.res.planes != nullptr));
   if (thresholds && use_register_finish) {
-    int4* entries = reinterpret_cast<int4*>(s_thresholds);  // one per channel (no residual here)
-    for (int nn = tid; nn < tn; nn += Cfg::kThreads) {
-      const int o = n0 + nn;
-      entries[nn] = o < prm.O ? register_thresholds(prm.ep.thresholds, prm.O, o, prm.ep.threshold_levels)
-                              : make_int4(INT32_MAX, INT32_MAX, INT32_MAX, 0);
+    // One entry per (residual code, channel), BN apart; one part without residual.
+    int4* entries = reinterpret_cast<int4*>(s_thresholds);
+    const int levels = prm.ep.threshold_levels, parts = residual ? prm.ep.threshold_residual_codes : 1;
+    for (int i = tid; i < parts * tn; i += Cfg::kThreads) {
+      const int part = i / tn, nn = i - part * tn, o = n0 + nn;
+      entries[part * BN + nn] =
+          o < prm.O ? register_thresholds(prm.ep.thresholds + static_cast<int64_t>(part) * (levels + 2) * prm.O, prm.O,
+                                          o, levels)
+                    : make_int4(INT32_MAX, INT32_MAX, INT32_MAX, 0);
     }
   } else if (thresholds) {
     const int rows = prm.ep.threshold_levels + 2, parts = residual ? prm.ep.threshold_residual_codes : 1;
@@ -592,7 +604,7 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   // instead of one dependent global load per plane in every step of the finish.
   uint32_t* s_residual = reinterpret_cast<uint32_t*>(s_thresholds + kMaxResidualCodes * kThresholdRows * BN);
   constexpr int kGroupsMax = BN / 32;
-  if (thresholds && residual) {
+  if (thresholds && residual && !use_register_finish) {
     const int groups_here = (tn + 31) / 32;
     for (int i = tid; i < tm * 2 * groups_here; i += Cfg::kThreads) {
       const int mm = i / (2 * groups_here), b = (i / groups_here) % 2, j = i % groups_here;
@@ -617,10 +629,10 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
 #pragma unroll
       for (int e = 0; e < BN / 2; ++e) acc[i][e] = 0;
     for (int t = 0; t < num_tiles; ++t) {
-      cp_async_wait<STAGES - 2>();
+      cp_async_wait<kAhead - 1>();
       fence_proxy_async();  // this thread's copies, visible to the wgmmas' async proxy
-      __syncthreads();      // every copy of stage t; every warpgroup done with stage t - 1's slot
-      const int next = t + STAGES - 1;
+      __syncthreads();      // every copy of stage t; every warpgroup done with the slot refilled next
+      const int next = t + kAhead;
       if (next < num_tiles) load_stage(next % STAGES, kt_begin + next);
       cp_async_commit();
       const uint32_t stage = smem_base + (t % STAGES) * Cfg::kStageBytes;
@@ -633,8 +645,9 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
           wgmma_b1_and<BN>(acc[i], swizzled_descriptor<KT / 8>(x_tile + i * 64 * (KT / 8) + ks * 32),
                            swizzled_descriptor<KT / 8>(w_tile + ks * 32));
       wgmma_commit();
-      wgmma_wait<0>();
+      wgmma_wait<kAhead == STAGES - 1 ? 0 : 1>();  // with 1: stage t - 1's slot is free
     }
+    wgmma_wait<0>();
     cp_async_wait<0>();
     __syncthreads();
     if constexpr (kRegisterFinishBuilt) {
@@ -642,11 +655,13 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
         const int first_row = group * kMTiles * 64 + ((tid / 32) % 4) * 16;
         const int4* entries = reinterpret_cast<const int4*>(s_thresholds);
         if (prm.mode == kConvOutInt32) {
-          register_finish<BN, kMTiles, P, Q, false, false>(prm, acc, first_row, m0, n0, s_xsum, entries);
+          register_finish<BN, kMTiles, P, Q, false, false, false>(prm, acc, first_row, m0, n0, s_xsum, entries);
         } else if (prm.pool_fused) {
-          register_finish<BN, kMTiles, P, Q, true, true>(prm, acc, first_row, m0, n0, s_xsum, entries);
+          register_finish<BN, kMTiles, P, Q, true, true, false>(prm, acc, first_row, m0, n0, s_xsum, entries);
+        } else if (residual) {
+          register_finish<BN, kMTiles, P, Q, true, false, true>(prm, acc, first_row, m0, n0, s_xsum, entries);
         } else {
-          register_finish<BN, kMTiles, P, Q, true, false>(prm, acc, first_row, m0, n0, s_xsum, entries);
+          register_finish<BN, kMTiles, P, Q, true, false, false>(prm, acc, first_row, m0, n0, s_xsum, entries);
         }
         publish_row_sums();
         return;

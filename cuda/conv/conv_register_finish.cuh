@@ -10,9 +10,9 @@
 //
 // It serves the compile-time plane counts 1 and 2, one K split (no cluster reduction), and no
 // weight-offset term (ox == 0, so no per-tap summed-area lookups): int32 results, or packed
-// codes through the threshold table (epilogue_thresholds.h) without residual, optionally with
-// the fused 2x2 max pool. The dispatcher (conv_dispatch.cu) chooses it; the shared-memory
-// finish covers everything else.
+// codes through the threshold table (epilogue_thresholds.h), with a packed residual of <= 2 bits
+// (one table part per residual code) or the fused 2x2 max pool. The dispatcher
+// (conv_dispatch.cu) chooses it; the shared-memory finish covers everything else.
 #pragma once
 
 #include <climits>
@@ -61,13 +61,15 @@ __device__ __forceinline__ int4 register_thresholds(const int32_t* table, int O,
 // fragment: warp w of a warpgroup holds rows 16w + lane/4 and + 8; register 4j + 2h + e is column
 // 8j + 2(lane%4) + e of row half h). first_row: the row of lane 0 in the first tile. s_xsum:
 // per tile pixel, the input row sums over its valid taps; s_thresholds: per tile channel, the
-// register_thresholds entry (packed outputs only).
-template <int BN, int kMTiles, int P, int Q, bool kPacked, bool kPool>
+// register_thresholds entry (packed outputs only), with kResidual one part per residual code,
+// BN entries apart.
+template <int BN, int kMTiles, int P, int Q, bool kPacked, bool kPool, bool kResidual>
 __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, const int32_t (&acc)[kMTiles][BN / 2],
                                                 int first_row, int m0, int n0, const uint32_t* s_xsum,
                                                 const int4* s_thresholds) {
   static_assert((P == 1 || P == 2) && (Q == 1 || Q == 2), "compile-time plane counts 1 and 2");
-  static_assert(kPacked || !kPool, "pools fuse into packed outputs");
+  static_assert(kPacked || !(kPool || kResidual), "pools and residuals fuse into packed outputs");
+  static_assert(!(kPool && kResidual), "no pool after a residual add");
   constexpr int kPixels = kMTiles * (P == 1 ? 2 : 1);  // output pixels this thread holds
   constexpr int kChannelBlocks = BN / 8 / Q;          // 8-channel column blocks of the tile
   const int lane = threadIdx.x & 31, quad = lane & 3;
@@ -100,18 +102,23 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
   };
 
   if constexpr (!kPacked) {
+    const bool pairs = (prm.O & 1) == 0;  // channel pairs (o even) are 8-byte aligned
 #pragma unroll
     for (int u = 0; u < kPixels; ++u) {
       const int m = m0 + pixel[u];
       if (m >= prm.M) continue;
       int32_t* y_row = prm.y + static_cast<int64_t>(m) * prm.O;
 #pragma unroll
-      for (int jc = 0; jc < kChannelBlocks; ++jc)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int o = n0 + 8 * jc + 2 * quad + e;
-          if (o < prm.O) y_row[o] = value(u, jc, e);
+      for (int jc = 0; jc < kChannelBlocks; ++jc) {
+        const int o = n0 + 8 * jc + 2 * quad;
+        const int32_t v0 = value(u, jc, 0), v1 = value(u, jc, 1);
+        if (pairs && o + 1 < prm.O) {  // 8-byte stores: a warp writes whole 32-byte sectors
+          *reinterpret_cast<int2*>(y_row + o) = make_int2(v0, v1);
+        } else {
+          if (o < prm.O) y_row[o] = v0;
+          if (o + 1 < prm.O) y_row[o + 1] = v1;
         }
+      }
     }
     return;
   } else {
@@ -131,17 +138,38 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
     for (int u = 0; u < kPixels; ++u) row_sum[u] = 0;
 #pragma unroll
     for (int word = 0; word < kChannelBlocks / 4; ++word) {
+      const int o0 = n0 + 32 * word;  // n0 is a multiple of 32 (tn % 32 == 0)
+      // The residual's plane words of this 32-channel word (<= 2 planes), one per held pixel.
+      uint32_t residual[kPixels][2];
+      if constexpr (kResidual) {
+        const ResidualParams& r = prm.res;
+#pragma unroll
+        for (int u = 0; u < kPixels; ++u) {
+          const int m = m0 + pixel[u];
+#pragma unroll
+          for (int b = 0; b < 2; ++b)
+            residual[u][b] = b < r.bits && m < prm.M && o0 < prm.O
+                                 ? __ldg(r.planes + (b * r.rows_padded + m) * r.words + o0 / 32) : 0u;
+        }
+      }
       uint32_t levels[kPixels][2];  // byte b of [u][e]: the level at channel 32 word + 8 b + 2 quad + e
 #pragma unroll
       for (int u = 0; u < kPixels; ++u) levels[u][0] = levels[u][1] = 0;
 #pragma unroll
       for (int b = 0; b < 4; ++b) {
-        const int jc = 4 * word + b;
-        const int4 t[2] = {s_thresholds[8 * jc + 2 * quad], s_thresholds[8 * jc + 2 * quad + 1]};
+        const int jc = 4 * word + b, nn = 8 * jc + 2 * quad;
+        int4 t[2];
+        if constexpr (!kResidual) t[0] = s_thresholds[nn], t[1] = s_thresholds[nn + 1];
 #pragma unroll
         for (int u = 0; u < kPixels; ++u)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
+            if constexpr (kResidual) {  // the table part of this output's residual code
+              const int bit = 8 * b + 2 * quad + e;
+              const int code = static_cast<int>((residual[u][0] >> bit) & 1u) |
+                               static_cast<int>((residual[u][1] >> bit) & 1u) << 1;
+              t[e] = s_thresholds[code * BN + nn + e];
+            }
             const int32_t y = value(u, jc, e);
             const int passed = (y >= t[e].x) + (y >= t[e].y) + (y >= t[e].z);
             levels[u][e] |= ((static_cast<uint32_t>(t[e].w) >> (2 * passed)) & 3u) << (8 * b);
@@ -166,7 +194,6 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
           w0 |= __shfl_xor_sync(0xffffffffu, w0, offset);
           w1 |= __shfl_xor_sync(0xffffffffu, w1, offset);
         }
-        const int o0 = n0 + 32 * word;  // n0 is a multiple of 32 (tn % 32 == 0)
         const int channels = prm.O - o0;
         const uint32_t valid = channels >= 32 ? ~0u : channels > 0 ? (1u << channels) - 1u : 0u;
         w0 &= valid;

@@ -251,8 +251,8 @@ def conv2d_benchmark(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=
     return float(us[0])
 
 
-def conv2d_kernel_name(ctx, x, w, *, stride=1, padding=0, epilogue=None, out=None):
-    args, keep = _args(ctx, x, w, stride, padding, epilogue, None, out)
+def conv2d_kernel_name(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=None, out=None):
+    args, keep = _args(ctx, x, w, stride, padding, epilogue, residual, out)
     _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out)
     buf = ctx._ffi.new("char[]", 128)
     _check(ctx._lib.apnn_conv2d_kernel_name(ctx._handle, args, buf, 128))
