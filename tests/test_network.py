@@ -290,7 +290,7 @@ def test_packed_taps_and_plain_layout_agree(bits, x_zero_point, config, rng, mon
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
-def check_random_first_layer(rng, h, w, c, k, stride, pad):
+def check_random_first_layer(rng, h, w, c, k, stride, pad, batch=2):
     # A random first layer inside the from-image form's contract (8-bit or narrower input codes or
     # float, real_offset 0; weights whose real values fit int8; 1- or 2-bit output of any encoding),
     # with a ragged channel count (several 64-channel passes), against the oracle.
@@ -315,12 +315,12 @@ def check_random_first_layer(rng, h, w, c, k, stride, pad):
                     scale=rng.uniform(-0.3, 0.3, o).astype(np.float32), bias=rng.uniform(-4, 4, o).astype(np.float32))
     net.set_weights(2, codes=reference.random_codes(rng, net.weight_shape(2), 1, "binary"))
     if rng.random() < 0.3:
-        x = rng.uniform(-3, 8, (2, h, w, c)).astype(np.float32)
+        x = rng.uniform(-3, 8, (batch, h, w, c)).astype(np.float32)
     else:
-        x = reference.random_codes(rng, (2, h, w, c), in_bits, in_enc)
+        x = reference.random_codes(rng, (batch, h, w, c), in_bits, in_enc)
     desc = f"{h}x{w}x{c} k{k}/s{stride}/p{pad} o={o} w{w_bit}{w_enc}{w_zp} in {in_bits}{in_enc} out {out_bit}{out_enc}{out_zp}"
     np.testing.assert_array_equal(net(x), net.reference(x), err_msg=desc)
-    net.benchmark(batch=2, iters=1)
+    net.benchmark(batch=batch, iters=1)
     assert dict(net.layer_times())["input"] == 0.0, "the layer did not run from the image"
 
 
@@ -345,6 +345,17 @@ def test_first_layer_from_image_kernel_rows(c, k, rng):
     # image edges (padding) and inside, with stride 1 and 2.
     for stride, pad in ((1, k // 2), (2, 0)):
         check_random_first_layer(rng, 13, 17, c, k, stride, pad)
+
+
+@requires_gpu
+@pytest.mark.parametrize("h,w,k,stride,pad,batch", [(224, 224, 3, 1, 1, 3), (67, 61, 11, 4, 2, 5), (58, 71, 7, 2, 3, 3),
+                                                    (40, 45, 5, 1, 0, 4)], ids=lambda v: str(v))
+def test_first_layer_from_image_large(h, w, k, stride, pad, batch, rng):
+    # Receptive fields wholly inside the image take the unchecked word loads (whole warps of
+    # them), the others the checked ones; three 224 x 224 images at stride 1 have more 32-pixel
+    # tiles than the grid has warps, so each warp takes several.
+    for _ in range(2):
+        check_random_first_layer(rng, h, w, 3, k, stride, pad, batch=batch)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

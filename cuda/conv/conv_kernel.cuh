@@ -587,9 +587,9 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     for (int i = tid; i < parts * tn; i += Cfg::kThreads) {
       const int part = i / tn, nn = i - part * tn, o = n0 + nn;
       entries[part * BN + nn] =
-          o < prm.O ? register_thresholds(prm.ep.thresholds + static_cast<int64_t>(part) * (levels + 2) * prm.O, prm.O,
-                                          o, levels)
-                    : make_int4(INT32_MAX, INT32_MAX, INT32_MAX, 0);
+          o < prm.O ? threshold_entry(prm.ep.thresholds + static_cast<int64_t>(part) * (levels + 2) * prm.O, prm.O, o,
+                                      levels)
+                    : empty_threshold_entry();
     }
   } else if (thresholds) {
     const int rows = prm.ep.threshold_levels + 2, parts = residual ? prm.ep.threshold_residual_codes : 1;

@@ -20,6 +20,7 @@
 
 #include "common/epilogue.h"
 #include "common/quant.h"
+#include "common/threshold_entry.cuh"
 #include "conv/conv_params.h"
 
 namespace apnn {
@@ -43,25 +44,11 @@ __device__ __forceinline__ void tile_plane(int index, int per_plane, int& plane,
   }
 }
 
-// One channel's threshold form for the register finish, read from the (levels + 2) x O table:
-// x, y, z are T_1..T_3 (INT32_MAX, never reached, past the table's levels) and w holds the level
-// after k passed thresholds in bits 2k..2k+1 (levels of <= 2-bit outputs fit in 2 bits).
-__device__ __forceinline__ int4 register_thresholds(const int32_t* table, int O, int o, int levels) {
-  const int32_t base = table[o], direction = table[O + o];
-  int32_t t[3];
-#pragma unroll
-  for (int k = 0; k < 3; ++k) t[k] = k < levels ? table[static_cast<int64_t>(k + 2) * O + o] : INT32_MAX;
-  int32_t level_of_count = 0;
-#pragma unroll
-  for (int k = 0; k < 4; ++k) level_of_count |= ((base + direction * k) & 3) << (2 * k);
-  return make_int4(t[0], t[1], t[2], level_of_count);
-}
-
 // acc: this thread's wgmma accumulators, kMTiles tiles of 64 rows x BN columns (PTX ISA's D
 // fragment: warp w of a warpgroup holds rows 16w + lane/4 and + 8; register 4j + 2h + e is column
 // 8j + 2(lane%4) + e of row half h). first_row: the row of lane 0 in the first tile. s_xsum:
 // per tile pixel, the input row sums over its valid taps; s_thresholds: per tile channel, the
-// register_thresholds entry (packed outputs only), with kResidual one part per residual code,
+// threshold_entry (common/threshold_entry.cuh) (packed outputs only), with kResidual one part per residual code,
 // BN entries apart.
 template <int BN, int kMTiles, int P, int Q, bool kPacked, bool kPool, bool kResidual>
 __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, const int32_t (&acc)[kMTiles][BN / 2],
@@ -120,12 +107,9 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
         }
       }
     }
-    return;
   } else {
     const OutputQuant& oq = prm.oq;
-    // A level's plane bits, 4 bytes at a time: (lowest code + level) & mask, bytewise.
-    const uint32_t code_base = (oq.encoding == APNN_ENCODING_BINARY ? 0u : static_cast<uint32_t>(oq.lo) & 0xffu) * 0x01010101u;
-    const uint32_t code_mask = ((1u << oq.bits) - 1u) * 0x01010101u;
+    const LevelCodes codes(oq);
     // Row sums: a code's plane part is sum_b coefficient_b * bit_b (common/quant.h).
     const int32_t coef0 = plane_coefficient(0, oq.bits, oq.encoding);
     const int32_t coef1 = oq.bits > 1 ? plane_coefficient(1, oq.bits, oq.encoding) : 0;
@@ -170,9 +154,7 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
                                static_cast<int>((residual[u][1] >> bit) & 1u) << 1;
               t[e] = s_thresholds[code * BN + nn + e];
             }
-            const int32_t y = value(u, jc, e);
-            const int passed = (y >= t[e].x) + (y >= t[e].y) + (y >= t[e].z);
-            levels[u][e] |= ((static_cast<uint32_t>(t[e].w) >> (2 * passed)) & 3u) << (8 * b);
+            levels[u][e] |= entry_level(value(u, jc, e), t[e]) << (8 * b);
           }
       }
 #pragma unroll
@@ -184,20 +166,9 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
             levels[u][e] = __vmaxu4(levels[u][e], __shfl_xor_sync(0xffffffffu, levels[u][e], 8));
           }
         }
-        const uint32_t bits0 = __vadd4(levels[u][0], code_base) & code_mask;
-        const uint32_t bits1 = __vadd4(levels[u][1], code_base) & code_mask;
-        // Plane b's bit of channel 8 b' + 2 quad + e sits at bit 8 b' + 2 quad + e of the word.
-        uint32_t w0 = ((bits0 & 0x01010101u) | ((bits1 & 0x01010101u) << 1)) << (2 * quad);
-        uint32_t w1 = (((bits0 >> 1) & 0x01010101u) | (((bits1 >> 1) & 0x01010101u) << 1)) << (2 * quad);
-#pragma unroll
-        for (int offset = 1; offset <= 2; offset *= 2) {
-          w0 |= __shfl_xor_sync(0xffffffffu, w0, offset);
-          w1 |= __shfl_xor_sync(0xffffffffu, w1, offset);
-        }
         const int channels = prm.O - o0;
-        const uint32_t valid = channels >= 32 ? ~0u : channels > 0 ? (1u << channels) - 1u : 0u;
-        w0 &= valid;
-        w1 &= valid;
+        uint32_t w0, w1;
+        level_plane_words(levels[u][0], levels[u][1], codes, quad, channels, w0, w1);
         row_sum[u] += coef0 * __popc(w0) + coef1 * __popc(w1);  // the same on all 4 lanes
         const int m = m0 + pixel[u];
         if (stores && m < prm.M && channels > 0 && quad < oq.bits)

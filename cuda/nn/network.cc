@@ -463,8 +463,8 @@ ImageRowLayout image_row_layout(const NetLayer& l) {
 }
 
 // The im2col layer runs straight from the image (CUDA) when its epilogue has a threshold table
-// (packed output of at most 2 bits, no residual), it pools nothing, its padded K fits the
-// kernel, and every weight's real value fits int8. APNN_NETWORK_FROM_IMAGE=0 turns it off
+// (packed output of at most 2 bits, no residual), it pools nothing, its padded K and its weights
+// fit the kernel, and every weight's real value fits int8. APNN_NETWORK_FROM_IMAGE=0 turns it off
 // (tests compare both forms).
 bool Network::wants_from_image(int id) const {
   const NetLayer& l = layers_[id];
@@ -474,7 +474,10 @@ bool Network::wants_from_image(int id) const {
   if (l.output != APNN_LAYER_OUTPUT_PACKED || l.desc.residual != 0 || l.desc.pool != APNN_POOL_NONE ||
       l.pooled_by >= 0 || l.threshold_mem == nullptr || l.out_quant.bits > 2)
     return false;
-  if (4 * image_row_layout(l).k4 > kFirstLayerMaxK) return false;
+  const int k4 = image_row_layout(l).k4;
+  if (4 * k4 > kFirstLayerMaxK ||
+      first_layer_smem_bytes(k4, static_cast<int>(l.desc.out_channels)) > kFirstLayerMaxSmem)
+    return false;
   const int32_t zp = l.desc.weight_quant.zero_point;
   for (int32_t code : l.input_codes)
     if (code - zp < -128 || code - zp > 127) return false;

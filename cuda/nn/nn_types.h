@@ -57,8 +57,11 @@ struct PoolCall {
 // (common/epilogue_thresholds.h), codes written as packed planes. It needs no packed input
 // and no 8-plane im2col tensor. Used under the im2col form's conditions (real_offset 0 input,
 // so a padding tap is the code 0) plus: packed output of at most 2 bits, no residual, no
-// pooling, KH * (KW*C rounded up to 4) <= kFirstLayerMaxK, every weight's real value in int8.
+// pooling, KH * (KW*C rounded up to 4) <= kFirstLayerMaxK, every weight's real value in int8,
+// and all of the layer's weights and thresholds in one block's shared memory
+// (first_layer_smem_bytes <= kFirstLayerMaxSmem: each block keeps them for all its pixels).
 constexpr int kFirstLayerMaxK = 1024;
+constexpr int kFirstLayerMaxSmem = 160 * 1024;
 struct FirstLayerCall {
   InputPackCall input;          // the image, its quantization (input.out.quant) and the geometry
   // Real values as int8, 4 per word along K = (kh, kw, c) with each kernel row's KW*C bytes
@@ -74,6 +77,14 @@ struct FirstLayerCall {
   PackedView out;               // the layer's packed output tensor
 };
 constexpr int kFirstLayerChannels = 64;  // output channels per pass of a block
+
+// Shared memory of the from-image kernel: the weights of every pass (K padded to 32-byte mma
+// steps, out_channels to passes) and a 16-byte threshold entry per channel.
+inline int64_t first_layer_smem_bytes(int k4, int out_channels) {
+  const int64_t k4_padded = (k4 + 7) / 8 * 8;
+  const int64_t o_padded = (out_channels + kFirstLayerChannels - 1) / kFirstLayerChannels * kFirstLayerChannels;
+  return (k4_padded + 4) * o_padded * 4;
+}
 
 APNN_HD int popcount32(uint32_t v) {
 #if defined(__CUDA_ARCH__)
