@@ -272,18 +272,6 @@ ConvRunner::~ConvRunner() {
   if (row_ws_) cudaFree(row_ws_);
 }
 
-bool ConvRunner::clusters() const {
-  if (clusters_ < 0) {
-    int device = 0, supported = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&supported, cudaDevAttrClusterLaunch, device) != cudaSuccess)
-      supported = 0;
-    clusters_ = supported ? 1 : 0;
-  }
-  return clusters_ == 1;
-}
-
-
 // Zeroed per-pixel row sums + per-row-tile counters for packed outputs; kept zeroed by the
 // kernel. Grows (synchronously) outside graph capture, on the first call of a shape.
 int32_t* ConvRunner::row_workspace(size_t entries, cudaStream_t stream) {
@@ -317,23 +305,12 @@ int32_t* ConvRunner::workspace(size_t bytes) {
   return workspace_;
 }
 
-// Compute capability 9.0: the library's sm_90a code, with the wgmma main loop, runs here.
-bool ConvRunner::wgmma() const {
-  if (wgmma_ < 0) {
-    int device = 0, major = 0, minor = 0;
-    const bool ok = cudaGetDevice(&device) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess;
-    wgmma_ = ok && major == 9 && minor == 0 ? 1 : 0;
-  }
-  return wgmma_ == 1;
-}
-
-ConvPlan ConvRunner::plan(const ConvCall& call, int multiprocessors) const {
-  if (!tiled()) return plan_conv(call, multiprocessors, override_);
+ConvPlan ConvRunner::plan(const ConvCall& call, const GemmTarget& target) const {
+  const int multiprocessors = target.multiprocessors;
+  if (!tiled(target)) return plan_conv(call, multiprocessors, override_);
   RegisterFinishScope registers;
   const int p = call.x->quant.bits, q = call.w->quant.bits;
-  if (register_finish_ && wgmma() && fast_planes(p, q) && real_offset(call.x->quant) == 0) {
+  if (register_finish_ && target.wgmma && fast_planes(p, q) && real_offset(call.x->quant) == 0) {
     // A residual only as a packed tensor with a table part per residual code.
     const bool table_residual = call.residual.planes != nullptr && call.epilogue.threshold_residual_codes > 0;
     const bool residual = call.residual.int32_values != nullptr || call.residual.planes != nullptr;
@@ -344,8 +321,8 @@ ConvPlan ConvRunner::plan(const ConvCall& call, int multiprocessors) const {
   return plan_tiled(call, multiprocessors, override_, forced_config_, registers);
 }
 
-std::string ConvRunner::kernel_name(const ConvCall& call, int multiprocessors) const {
-  const ConvPlan plan = this->plan(call, multiprocessors);
+std::string ConvRunner::kernel_name(const ConvCall& call, const GemmTarget& target) const {
+  const ConvPlan plan = this->plan(call, target);
   const int p = call.x->quant.bits, q = call.w->quant.bits;
   const bool fast = fast_planes(p, q) || (plan.config == 2 && p == 8 && q == 1);
   std::string name = std::string(fast ? "" : "generic_") + "conv_w" + std::to_string(q) + "a" + std::to_string(p) +
@@ -357,11 +334,11 @@ std::string ConvRunner::kernel_name(const ConvCall& call, int multiprocessors) c
   return name;
 }
 
-void ConvRunner::run(const ConvCall& call, int multiprocessors, cudaStream_t stream) {
+void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& x = *call.x;
   const auto& w = *call.w;
-  const ConvPlan plan = this->plan(call, multiprocessors);
+  const ConvPlan plan = this->plan(call, target);
   require(plan.row_tiles <= 65535 && plan.col_tiles <= 65535, APNN_STATUS_UNSUPPORTED,
           "the convolution output has too many tiles for one launch; split the batch");
   require(w_taps_ok(call, plan), APNN_STATUS_INTERNAL_ERROR,

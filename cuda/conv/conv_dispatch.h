@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/backend.h"
+#include "gemm/gemm_dispatch.h"
 
 namespace apnn {
 
@@ -20,19 +21,18 @@ class ConvRunner {
   ConvRunner& operator=(const ConvRunner&) = delete;
   ~ConvRunner();
 
-  void run(const ConvCall& call, int multiprocessors, cudaStream_t stream);
-  std::string kernel_name(const ConvCall& call, int multiprocessors) const;
+  // `target`: the context's GPU (the backend reads it once, as for the GEMM planner).
+  void run(const ConvCall& call, const GemmTarget& target, cudaStream_t stream);
+  std::string kernel_name(const ConvCall& call, const GemmTarget& target) const;
   void set_override(const ConvOverride& choice) { override_ = choice; }
-  // The tiled (cluster) kernels run this context's convolutions (sm_90, not pinned to the
-  // fallback); only they take weights with packed taps.
-  bool tiled() const { return forced_config_ != -2 && clusters(); }
+  // The tiled kernels (thread-block clusters: sm_90) run this context's convolutions unless
+  // pinned to the fallback; only they take weights with packed taps.
+  bool tiled(const GemmTarget& target) const { return forced_config_ != -2 && target.clusters; }
 
  private:
-  ConvPlan plan(const ConvCall& call, int multiprocessors) const;
+  ConvPlan plan(const ConvCall& call, const GemmTarget& target) const;
   int32_t* workspace(size_t bytes);
   int32_t* row_workspace(size_t entries, cudaStream_t stream);
-  bool clusters() const;  // thread-block clusters (sm_90): the tiled kernel
-  bool wgmma() const;     // compute capability 9.0: the sm_90a code runs
 
   ConvOverride override_;
   int32_t* workspace_ = nullptr;
@@ -42,8 +42,6 @@ class ConvRunner {
   int forced_config_ = -1;     // APNN_CONV_CONFIG: -1 automatic, -2 the fallback kernel
   bool thresholds_ = true;     // APNN_EPILOGUE_THRESHOLDS=0: always the float epilogue
   bool register_finish_ = true;  // APNN_CONV_REGISTER_FINISH=0: always the shared-memory finish
-  mutable int clusters_ = -1;
-  mutable int wgmma_ = -1;
 };
 
 }  // namespace apnn

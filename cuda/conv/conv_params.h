@@ -51,6 +51,9 @@ struct ConvKernelParams {
   int32_t* row_sum_ws;
   unsigned* row_counters;
   // Tiled kernel on sm_90a: finish from the wgmma accumulators (conv_register_finish.cuh).
+  // Contract (set by ConvRunner::plan alone; the kernel does not check it again): one K split,
+  // activations without offset (ox == 0), and an int32 output or a packed one with a threshold
+  // table, with a packed residual only where the table has a part per residual code.
   int register_finish;
 };
 

@@ -179,17 +179,13 @@ void max_pool_cuda(const PoolCall& call, cudaStream_t stream) {
           APNN_STATUS_UNSUPPORTED, "max pool: the output has too many pixels for one launch; split the batch");
   const unsigned grid = static_cast<unsigned>((threads + kThreads - 1) / kThreads);
   const int words = static_cast<int>(real_words);
-  switch (call.x.quant.bits) {
-    case 1: max_pool_kernel<1><<<grid, kThreads, 0, stream>>>(call, lanes_log2, words); break;
-    case 2: max_pool_kernel<2><<<grid, kThreads, 0, stream>>>(call, lanes_log2, words); break;
-    case 3: max_pool_kernel<3><<<grid, kThreads, 0, stream>>>(call, lanes_log2, words); break;
-    case 4: max_pool_kernel<4><<<grid, kThreads, 0, stream>>>(call, lanes_log2, words); break;
-    case 5: max_pool_kernel<5><<<grid, kThreads, 0, stream>>>(call, lanes_log2, words); break;
-    case 6: max_pool_kernel<6><<<grid, kThreads, 0, stream>>>(call, lanes_log2, words); break;
-    case 7: max_pool_kernel<7><<<grid, kThreads, 0, stream>>>(call, lanes_log2, words); break;
-    case 8: max_pool_kernel<8><<<grid, kThreads, 0, stream>>>(call, lanes_log2, words); break;
-    default: require(false, APNN_STATUS_INTERNAL_ERROR, "max pool: activations of 1..8 bits");
-  }
+  using PoolKernel = void (*)(PoolCall, int, int);
+  constexpr PoolKernel kernels[kMaxBits] = {max_pool_kernel<1>, max_pool_kernel<2>, max_pool_kernel<3>,
+                                            max_pool_kernel<4>, max_pool_kernel<5>, max_pool_kernel<6>,
+                                            max_pool_kernel<7>, max_pool_kernel<8>};
+  const int bits = call.x.quant.bits;
+  require(bits >= 1 && bits <= kMaxBits, APNN_STATUS_INTERNAL_ERROR, "max pool: activations of 1..8 bits");
+  kernels[bits - 1]<<<grid, kThreads, 0, stream>>>(call, lanes_log2, words);
   APNN_CUDA_CHECK(cudaGetLastError());
 }
 
