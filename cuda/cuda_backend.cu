@@ -96,7 +96,9 @@ class CudaBackend final : public Backend {
   // Networks (cuda/nn).
   void pack_input(const InputPackCall& call) override { pack_input_cuda(call, stream_); }
   void max_pool(const PoolCall& call) override { max_pool_cuda(call, stream_); }
-  void first_layer(const FirstLayerCall& call) override { first_layer_cuda(call, stream_); }
+  void first_layer(const FirstLayerCall& call) override {
+    first_layer_cuda(call, props_.multiProcessorCount, stream_);
+  }
   std::unique_ptr<Recording> record(const std::function<void()>& op) override;
 
   GemmTarget gemm_target() const {

@@ -352,7 +352,7 @@ def test_first_layer_from_image_kernel_rows(c, k, rng):
                                                     (40, 45, 5, 1, 0, 4)], ids=lambda v: str(v))
 def test_first_layer_from_image_large(h, w, k, stride, pad, batch, rng):
     # Receptive fields wholly inside the image take the unchecked word loads (whole warps of
-    # them), the others the checked ones; three 224 x 224 images at stride 1 have more 32-pixel
+    # them), the others the checked ones; three 224 x 224 images at stride 1 have more 16-pixel
     # tiles than the grid has warps, so each warp takes several.
     for _ in range(2):
         check_random_first_layer(rng, h, w, 3, k, stride, pad, batch=batch)

@@ -28,7 +28,7 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kMTiles = 1;  // m16 tiles per warp (2 shares each B fragment, but 128 registers cost occupancy)
 constexpr int kWarpPixels = 16 * kMTiles;    // pixels per warp tile
 constexpr int kTiles = kFirstLayerChannels / 8;  // n8 tiles per 64-channel pass
-constexpr int kStepWords = 8;                    // 32 bytes of K per mma
+constexpr int kStepWords = kFirstLayerStepWords;  // 32 bytes of K per mma
 constexpr int kMaxWords = kFirstLayerMaxK / 4;
 
 // x codes (u8 or s8) times int8 weights, int32 accumulate: D = A B + D for a 16x32 A row-major
@@ -48,20 +48,17 @@ __device__ __forceinline__ void mma_i8(int32_t (&d)[4], const uint32_t (&a)[4], 
   }
 }
 
-// Dynamic shared memory: the B fragments of every pass ([pass][step][n8 tile][lane], a uint2 per
-// lane, so a warp reads 256 contiguous bytes per tile), then a threshold entry per padded
-// channel.
+// Dynamic shared memory (first_layer_smem_bytes): the weights as the host laid them out, B
+// fragments [pass][step][n8 tile][lane] (first_layer_weight_index), then a threshold entry per
+// padded channel.
 struct FirstLayerSmem {
-  int k4_padded, steps, passes, o_padded;
-  size_t entries, bytes;
-  __host__ __device__ FirstLayerSmem(int k4, int out_channels_padded) {
-    k4_padded = (k4 + kStepWords - 1) / kStepWords * kStepWords;
-    steps = k4_padded / kStepWords;
-    o_padded = out_channels_padded;
-    passes = o_padded / kFirstLayerChannels;
-    entries = static_cast<size_t>(k4_padded) * o_padded * 4;
-    bytes = entries + static_cast<size_t>(o_padded) * sizeof(int4);
-  }
+  int k4_padded, steps, passes;
+  int64_t weight_words;
+  __device__ explicit FirstLayerSmem(const FirstLayerCall& call)
+      : k4_padded(static_cast<int>(round_up(call.k4, kStepWords))),
+        steps(k4_padded / kStepWords),
+        passes(call.out_channels_padded / kFirstLayerChannels),
+        weight_words(first_layer_weight_words(call.k4, call.out_channels)) {}
 };
 
 // K word kw of a receptive field: its byte offset from the field's first byte (0 past the
@@ -199,16 +196,16 @@ __device__ __forceinline__ void multiply_pass(int32_t (&acc)[kMTiles][kTiles][4]
 template <bool kSignedX, bool kBytes>
 __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerCall call) {
   extern __shared__ __align__(16) unsigned char smem[];
-  const FirstLayerSmem layout(call.k4, call.out_channels_padded);
+  const FirstLayerSmem layout(call);
   uint2* s_b = reinterpret_cast<uint2*>(smem);  // [pass][step][n8 tile][lane]
-  int4* s_entries = reinterpret_cast<int4*>(smem + layout.entries);  // per channel
+  int4* s_entries = reinterpret_cast<int4*>(smem + 4 * layout.weight_words);  // per channel
   __shared__ KWord s_words[kMaxWords];
 
   const InputPackCall& in = call.input;
   const Im2colGeometry& g = in.im2col;
   const PackedView& out = call.out;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, group = lane / 4, quad = lane % 4;
-  const int o_padded = layout.o_padded, steps = layout.steps;
+  const int steps = layout.steps;
 
   // Once per block: the K-word table, the weights as B fragments, the thresholds.
   const int row_stride = static_cast<int>(g.in_w * g.in_c);
@@ -217,24 +214,11 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
     s_words[k] = dh < g.kh ? KWord{dh * row_stride + jw * 4, static_cast<short>(dh), static_cast<short>(jw * 4)}
                            : KWord{0, -1, 0};
   }
-  uint32_t* s_b_words = reinterpret_cast<uint32_t*>(s_b);
-  const int o_quads = o_padded / 4;
+  const uint4* weights = reinterpret_cast<const uint4*>(call.weights);
+  uint4* s_b_quads = reinterpret_cast<uint4*>(s_b);
 #pragma unroll 4  // independent loads in flight: a block's one wait for its weights
-  for (int i = tid; i < layout.k4_padded * o_quads; i += kThreads) {
-    // B fragment of lane (group, quad) of n8 tile t: channel t * 8 + group, words quad and quad + 4.
-    const int k = i / o_quads, o = (i - k * o_quads) * 4;
-    const int step = k / kStepWords, half = (k % kStepWords) / 4, fragment_quad = k % 4;
-    const uint4 v = k < call.k4 ? __ldg(reinterpret_cast<const uint4*>(call.weights + static_cast<int64_t>(k) * o_padded + o))
-                                : make_uint4(0, 0, 0, 0);
-    const uint32_t vs[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int c = o + e, pass = c / kFirstLayerChannels, j = c % kFirstLayerChannels;
-      const int slot = ((pass * steps + step) * kTiles + j / 8) * 32 + (j % 8) * 4 + fragment_quad;
-      s_b_words[slot * 2 + half] = vs[e];
-    }
-  }
-  for (int o = tid; o < o_padded; o += kThreads)
+  for (int i = tid; i < layout.weight_words / 4; i += kThreads) s_b_quads[i] = __ldg(weights + i);
+  for (int o = tid; o < call.out_channels_padded; o += kThreads)
     s_entries[o] = o < call.out_channels ? threshold_entry(call.thresholds, call.out_channels, o, call.levels)
                                          : empty_threshold_entry();
   __syncthreads();
@@ -322,23 +306,21 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
 }
 
 template <bool kSignedX, bool kBytes>
-void launch_first_layer(const FirstLayerCall& call, size_t smem_bytes, cudaStream_t stream) {
+void launch_first_layer(const FirstLayerCall& call, size_t smem_bytes, int multiprocessors, cudaStream_t stream) {
   const auto kernel = first_layer_kernel<kSignedX, kBytes>;
   allow_dynamic_shared_memory<first_layer_kernel<kSignedX, kBytes>>(kFirstLayerMaxSmem);
   // One wave of resident blocks (each pays for its copy of the weights once), fewer when the
   // layer has fewer tiles.
-  int device = 0, sms = 0, per_sm = 0;
-  APNN_CUDA_CHECK(cudaGetDevice(&device));
-  APNN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  int per_sm = 0;
   APNN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem_bytes));
   const int64_t warp_tiles = (call.out.rows + kWarpPixels - 1) / kWarpPixels;
-  const int64_t blocks = std::min<int64_t>((warp_tiles + kWarps - 1) / kWarps, static_cast<int64_t>(sms) * std::max(per_sm, 1));
+  const int64_t blocks = std::min<int64_t>((warp_tiles + kWarps - 1) / kWarps, static_cast<int64_t>(multiprocessors) * std::max(per_sm, 1));
   kernel<<<static_cast<unsigned>(blocks), kThreads, smem_bytes, stream>>>(call);
 }
 
 }  // namespace
 
-void first_layer_cuda(const FirstLayerCall& call, cudaStream_t stream) {
+void first_layer_cuda(const FirstLayerCall& call, int multiprocessors, cudaStream_t stream) {
   const Im2colGeometry& g = call.input.im2col;
   const int64_t smem_bytes = first_layer_smem_bytes(call.k4, call.out_channels);
   require(call.row_bytes == g.kw * g.in_c && call.row_words == (call.row_bytes + 3) / 4 &&
@@ -347,7 +329,6 @@ void first_layer_cuda(const FirstLayerCall& call, cudaStream_t stream) {
               call.out_channels_padded == (call.out_channels + kFirstLayerChannels - 1) / kFirstLayerChannels *
                                               kFirstLayerChannels &&
               smem_bytes <= kFirstLayerMaxSmem &&
-              smem_bytes == static_cast<int64_t>(FirstLayerSmem(call.k4, call.out_channels_padded).bytes) &&
               call.out.rows / (g.out_h * g.out_w) * g.in_h * g.in_w * g.in_c < (int64_t{1} << 31) - 64 &&
               g.kh * g.in_w * g.in_c < (int64_t{1} << 30) && call.out.rows < (int64_t{1} << 31) - 64,
           APNN_STATUS_INTERNAL_ERROR, "first_layer_cuda: a call outside the kernel's contract");
@@ -358,9 +339,11 @@ void first_layer_cuda(const FirstLayerCall& call, cudaStream_t stream) {
                      reinterpret_cast<uintptr_t>(call.input.values) % 4 == 0;
   const size_t smem = static_cast<size_t>(smem_bytes);
   if (signed_x) {
-    bytes ? launch_first_layer<true, true>(call, smem, stream) : launch_first_layer<true, false>(call, smem, stream);
+    bytes ? launch_first_layer<true, true>(call, smem, multiprocessors, stream)
+          : launch_first_layer<true, false>(call, smem, multiprocessors, stream);
   } else {
-    bytes ? launch_first_layer<false, true>(call, smem, stream) : launch_first_layer<false, false>(call, smem, stream);
+    bytes ? launch_first_layer<false, true>(call, smem, multiprocessors, stream)
+          : launch_first_layer<false, false>(call, smem, multiprocessors, stream);
   }
   APNN_CUDA_CHECK(cudaGetLastError());
 }

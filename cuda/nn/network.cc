@@ -485,20 +485,22 @@ bool Network::wants_from_image(int id) const {
 }
 
 // Weights of the from-image form: real values (code - zero point) as int8, four per word
-// along K with each kernel row padded to whole words (FirstLayerCall), word k4 of channel o at
-// [k4 * O_padded + o].
+// along K with each kernel row padded to whole words, in the kernel's fragment order
+// (FirstLayerCall, first_layer_weight_index).
 void Network::pack_image_weights(NetLayer& l) {
   const int64_t o = l.desc.out_channels, k = l.kh * l.kw * l.in_c;
   const ImageRowLayout layout = image_row_layout(l);
   const int64_t row_bytes = layout.row_bytes, row_words = layout.row_words, k4 = layout.k4;
-  const int64_t o_padded = round_up(o, kFirstLayerChannels);
   const int32_t zp = l.desc.weight_quant.zero_point;
-  std::vector<int32_t> words(static_cast<size_t>(k4 * o_padded), 0);
+  std::vector<int32_t> words(
+      static_cast<size_t>(first_layer_weight_words(static_cast<int>(k4), static_cast<int>(o))), 0);
   for (int64_t r = 0; r < o; ++r)
     for (int64_t i = 0; i < k; ++i) {
       const int64_t dh = i / row_bytes, j = i - dh * row_bytes;
       const uint32_t byte = static_cast<uint8_t>(static_cast<int8_t>(l.input_codes[r * k + i] - zp));
-      words[(dh * row_words + j / 4) * o_padded + r] |= static_cast<int32_t>(byte << (8 * (j % 4)));
+      const int64_t at = first_layer_weight_index(static_cast<int>(dh * row_words + j / 4), static_cast<int>(r),
+                                                  static_cast<int>(k4));
+      words[at] |= static_cast<int32_t>(byte << (8 * (j % 4)));
     }
   backend_->release(l.image_weights_mem);
   l.image_weights_mem = static_cast<int32_t*>(backend_->allocate(words.size() * sizeof(int32_t)));

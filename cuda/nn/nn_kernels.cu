@@ -1,8 +1,9 @@
 // CUDA kernels of the network helpers: the input packer runs a warp per packed row, each lane
 // one column of a 32-column word, and builds the plane words with ballots; the max pool gives
 // each lane one word of a row. Both run the per-element rules of nn_types.h (the pool with its
-// planes a compile-time count), so host and GPU compute the very same bits, and launch without
-// synchronizing (CUDA-graph capturable).
+// planes a compile-time count, which keeps its per-plane arrays in registers, and the pixel
+// decoded once per row in 32 bits), so host and GPU compute the very same bits, and launch
+// without synchronizing (CUDA-graph capturable).
 #include "nn/nn_kernels.h"
 
 #include <algorithm>
@@ -85,57 +86,6 @@ __global__ void pack_im2col_kernel(InputPackCall call) {
   }
 }
 
-// nn_types.h's max_pool_word with the planes a compile-time count and 32-bit index division:
-// the same bit-sliced rule, but its per-plane arrays stay in registers (with a runtime count
-// they live in local memory) and no 64-bit division runs per word (the H100 spent 8 us on
-// AlexNet's 28x28x64 pool at batch 8).
-template <int kBits>
-__device__ __forceinline__ int32_t max_pool_word_planes(const PoolCall& c, int n, int oh, int ow, int64_t row, int w) {
-  const PackedView &x = c.x, &y = c.y;
-  const bool is_signed = x.quant.encoding == APNN_ENCODING_SIGNED;
-  const int64_t plane_words = x.rows_padded * x.words;
-  const int height = static_cast<int>(x.height), width = static_cast<int>(x.width);
-  uint32_t best[kBits];
-#pragma unroll
-  for (int i = 0; i < kBits; ++i) best[i] = 0u;
-  bool first = true;
-  for (int a = 0; a < c.kernel; ++a) {
-    const int ih = oh * c.stride - c.pad + a;
-    if (ih < 0 || ih >= height) continue;
-    for (int b = 0; b < c.kernel; ++b) {
-      const int iw = ow * c.stride - c.pad + b;
-      if (iw < 0 || iw >= width) continue;
-      const uint32_t* src = x.planes + (static_cast<int64_t>(n * height + ih) * width + iw) * x.words + w;
-      uint32_t v[kBits];
-#pragma unroll
-      for (int i = 0; i < kBits; ++i) v[i] = __ldg(src + i * plane_words);
-      if (first) {
-#pragma unroll
-        for (int i = 0; i < kBits; ++i) best[i] = v[i];
-        first = false;
-        continue;
-      }
-      uint32_t greater = 0, equal = ~0u;
-#pragma unroll
-      for (int i = kBits - 1; i >= 0; --i) {
-        const uint32_t flip = is_signed && i == kBits - 1 ? ~0u : 0u;  // the negative top plane
-        const uint32_t vi = v[i] ^ flip, bi = best[i] ^ flip;
-        greater |= equal & vi & ~bi;
-        equal &= ~(vi ^ bi);
-      }
-#pragma unroll
-      for (int i = 0; i < kBits; ++i) best[i] = (v[i] & greater) | (best[i] & ~greater);
-    }
-  }
-  int32_t sum = 0;
-#pragma unroll
-  for (int i = 0; i < kBits; ++i) {
-    y.planes[(i * y.rows_padded + row) * y.words + w] = best[i];
-    sum += plane_coefficient(i, kBits, x.quant.encoding) * __popc(best[i]);
-  }
-  return sum;
-}
-
 // 2^lanes_log2 lanes per output row, one word (32 channels) each, over the words that hold
 // channels: the padding words of y stay as planned (zero), so narrow layers (C = 64: 2 words)
 // do not leave most of a warp idle.
@@ -148,7 +98,7 @@ __global__ void max_pool_kernel(PoolCall call, int lanes_log2, int real_words) {
   if (row < call.y.rows) {
     const int r = static_cast<int>(row), width = static_cast<int>(call.y.width), height = static_cast<int>(call.y.height);
     const int ow = r % width, oh = (r / width) % height, n = r / (width * height);
-    for (int w = sub; w < real_words; w += lanes) sum += max_pool_word_planes<kBits>(call, n, oh, ow, row, w);
+    for (int w = sub; w < real_words; w += lanes) sum += max_pool_word<kBits>(call, n, oh, ow, row, w);
   }
   for (int off = lanes / 2; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
   if (row < call.y.rows && sub == 0) call.y.row_sums[row] = sum;

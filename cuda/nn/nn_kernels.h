@@ -9,6 +9,6 @@ namespace apnn {
 
 void pack_input_cuda(const InputPackCall& call, cudaStream_t stream);
 void max_pool_cuda(const PoolCall& call, cudaStream_t stream);
-void first_layer_cuda(const FirstLayerCall& call, cudaStream_t stream);
+void first_layer_cuda(const FirstLayerCall& call, int multiprocessors, cudaStream_t stream);
 
 }  // namespace apnn

@@ -67,7 +67,8 @@ struct FirstLayerCall {
   // Real values as int8, 4 per word along K = (kh, kw, c) with each kernel row's KW*C bytes
   // padded to whole words (so a word of the receptive field is 4 contiguous image bytes):
   // byte j of kernel row dh in word dh * row_words + j / 4; word k4 of channel o at
-  // weights[k4 * out_channels_padded + o].
+  // weights[first_layer_weight_index(k4, o, k4)]; first_layer_weight_words in all, zero past
+  // the rows and channels.
   const int32_t* weights = nullptr;
   int out_channels = 0, out_channels_padded = 0;  // padded to kFirstLayerChannels
   int row_bytes = 0, row_words = 0;  // KW*C, and words per kernel row
@@ -78,12 +79,28 @@ struct FirstLayerCall {
 };
 constexpr int kFirstLayerChannels = 64;  // output channels per pass of a block
 
-// Shared memory of the from-image kernel: the weights of every pass (K padded to 32-byte mma
-// steps, out_channels to passes) and a 16-byte threshold entry per channel.
-inline int64_t first_layer_smem_bytes(int k4, int out_channels) {
-  const int64_t k4_padded = (k4 + 7) / 8 * 8;
-  const int64_t o_padded = (out_channels + kFirstLayerChannels - 1) / kFirstLayerChannels * kFirstLayerChannels;
-  return (k4_padded + 4) * o_padded * 4;
+constexpr int kFirstLayerStepWords = 8;  // words of K per mma.m16n8k32 step
+
+// The from-image weights' words: K padded to whole mma steps, out_channels to passes.
+APNN_HD int64_t first_layer_weight_words(int k4, int out_channels) {
+  return round_up(k4, kFirstLayerStepWords) * round_up(out_channels, kFirstLayerChannels);
+}
+
+// Shared memory of the from-image kernel: all of the weights, and a 16-byte threshold entry
+// per padded channel.
+APNN_HD int64_t first_layer_smem_bytes(int k4, int out_channels) {
+  return 4 * first_layer_weight_words(k4, out_channels) + 16 * round_up(out_channels, kFirstLayerChannels);
+}
+
+// The from-image weights in the order the kernel's mma reads them, so a block copies them as
+// they are: B fragments [64-channel pass][K step][n8 tile][lane][2], where lane (g, q) of n8
+// tile t holds channel t * 8 + g, words q and q + 4 of the step (PTX ISA, mma.m16n8k32), and a
+// warp reads 256 contiguous bytes per tile. Word k of channel o, for a layer of k4 K words.
+APNN_HD int64_t first_layer_weight_index(int k, int o, int k4) {
+  const int64_t steps = round_up(k4, kFirstLayerStepWords) / kFirstLayerStepWords;
+  const int pass = o / kFirstLayerChannels, j = o % kFirstLayerChannels, step = k / kFirstLayerStepWords;
+  const int lane = (j % 8) * 4 + k % 4, half = (k % kFirstLayerStepWords) / 4;
+  return (((pass * steps + step) * (kFirstLayerChannels / 8) + j / 8) * 32 + lane) * 2 + half;
 }
 
 APNN_HD int popcount32(uint32_t v) {
@@ -174,16 +191,19 @@ APNN_HD void pack_input_row(const InputPackCall& c, int64_t row) {
   o.row_sums[row] = sum;
 }
 
-// Max pooling of output pixel `row` of y, word `w` (32 channels) of it, on the bit-planes: a
-// bit-sliced comparison from the top plane down (the top plane of signed codes has the
-// negative weight, so its sense is flipped), then a lane-wise select. Returns the word's part
-// of the row sum.
-APNN_HD int32_t max_pool_word(const PoolCall& c, int64_t row, int64_t w) {
+// Max pooling of output pixel `row` of y (image n, position (oh, ow)), word `w` (32 channels)
+// of it, on the bit-planes: a bit-sliced comparison from the top plane down (the top plane of
+// signed codes has the negative weight, so its sense is flipped), then a lane-wise select.
+// Returns the word's part of the row sum. kBits: the planes as a compile-time count (the CUDA
+// kernel: the per-plane arrays stay in registers), or 0 for x.quant.bits at run time.
+template <int kBits = 0>
+APNN_HD int32_t max_pool_word(const PoolCall& c, int64_t n, int64_t oh, int64_t ow, int64_t row, int64_t w) {
+  constexpr int kPlanes = kBits ? kBits : kMaxBits;
   const PackedView &x = c.x, &y = c.y;
-  const int bits = x.quant.bits;
+  const int bits = kBits ? kBits : x.quant.bits;
   const bool is_signed = x.quant.encoding == APNN_ENCODING_SIGNED;
-  const int64_t ow = row % y.width, oh = (row / y.width) % y.height, n = row / (y.width * y.height);
-  uint32_t best[kMaxBits] = {};
+  const int64_t plane_words = x.rows_padded * x.words;
+  uint32_t best[kPlanes] = {};
   bool first = true;
   for (int a = 0; a < c.kernel; ++a) {
     const int64_t ih = oh * c.stride - c.pad + a;
@@ -191,26 +211,32 @@ APNN_HD int32_t max_pool_word(const PoolCall& c, int64_t row, int64_t w) {
     for (int b = 0; b < c.kernel; ++b) {
       const int64_t iw = ow * c.stride - c.pad + b;
       if (iw < 0 || iw >= x.width) continue;
-      const int64_t src = (n * x.height + ih) * x.width + iw;
-      uint32_t v[kMaxBits];
-      for (int i = 0; i < bits; ++i) v[i] = x.planes[(i * x.rows_padded + src) * x.words + w];
+      const uint32_t* src = x.planes + ((n * x.height + ih) * x.width + iw) * x.words + w;
+      uint32_t v[kPlanes];
+#pragma unroll
+      for (int i = 0; i < kPlanes && i < bits; ++i) v[i] = src[i * plane_words];
       if (first) {
-        for (int i = 0; i < bits; ++i) best[i] = v[i];
+#pragma unroll
+        for (int i = 0; i < kPlanes && i < bits; ++i) best[i] = v[i];
         first = false;
         continue;
       }
       uint32_t greater = 0, equal = ~0u;
-      for (int i = bits - 1; i >= 0; --i) {
-        const uint32_t vi = (is_signed && i == bits - 1) ? ~v[i] : v[i];
-        const uint32_t bi = (is_signed && i == bits - 1) ? ~best[i] : best[i];
+#pragma unroll
+      for (int i = kPlanes - 1; i >= 0; --i) {
+        if (i >= bits) continue;
+        const uint32_t flip = is_signed && i == bits - 1 ? ~0u : 0u;  // the negative top plane
+        const uint32_t vi = v[i] ^ flip, bi = best[i] ^ flip;
         greater |= equal & vi & ~bi;
         equal &= ~(vi ^ bi);
       }
-      for (int i = 0; i < bits; ++i) best[i] = (v[i] & greater) | (best[i] & ~greater);
+#pragma unroll
+      for (int i = 0; i < kPlanes && i < bits; ++i) best[i] = (v[i] & greater) | (best[i] & ~greater);
     }
   }
   int32_t sum = 0;
-  for (int i = 0; i < bits; ++i) {
+#pragma unroll
+  for (int i = 0; i < kPlanes && i < bits; ++i) {
     y.planes[(i * y.rows_padded + row) * y.words + w] = best[i];
     sum += plane_coefficient(i, bits, x.quant.encoding) * popcount32(best[i]);
   }
@@ -218,8 +244,9 @@ APNN_HD int32_t max_pool_word(const PoolCall& c, int64_t row, int64_t w) {
 }
 
 APNN_HD void max_pool_row(const PoolCall& c, int64_t row) {
+  const int64_t ow = row % c.y.width, oh = (row / c.y.width) % c.y.height, n = row / (c.y.width * c.y.height);
   int32_t sum = 0;
-  for (int64_t w = 0; w < c.x.words; ++w) sum += max_pool_word(c, row, w);
+  for (int64_t w = 0; w < c.x.words; ++w) sum += max_pool_word(c, n, oh, ow, row, w);
   c.y.row_sums[row] = sum;
 }
 
