@@ -129,7 +129,7 @@ def test_weights_layout_pads_each_tap(ctx, rng):
 
 
 @requires_gpu
-@pytest.mark.parametrize("config", ["0", "1", "2", "3", "legacy"])
+@pytest.mark.parametrize("config", ["0", "1", "2", "3", "4", "legacy"])
 @pytest.mark.parametrize("split_k", [1, 2, 3, 8])
 def test_cuda_tiled_configs_and_cluster_splits(monkeypatch, rng, config, split_k):
     # Every kernel configuration (APNN_CONV_CONFIG) and cluster split, raw and fused (packed

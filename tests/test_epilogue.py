@@ -197,7 +197,7 @@ def test_chained_layers_keep_row_sums(ctx, rng):
 
 
 @requires_gpu
-@pytest.mark.parametrize("config", ["0", "1", "3"])
+@pytest.mark.parametrize("config", ["0", "1", "3", "4"])
 @pytest.mark.parametrize("split_k", [1, 3])
 @pytest.mark.parametrize("thresholds", ["1", "0"])
 def test_cuda_max_pool_fused_in_tiled_kernel(monkeypatch, rng, config, split_k, thresholds):
@@ -231,7 +231,7 @@ def test_cuda_max_pool_fused_in_tiled_kernel(monkeypatch, rng, config, split_k, 
 
 
 @requires_gpu
-@pytest.mark.parametrize("config", ["0", "1", "3"])
+@pytest.mark.parametrize("config", ["0", "1", "3", "4"])
 @pytest.mark.parametrize("finish", ["1", "0"])
 def test_cuda_register_finish(monkeypatch, rng, config, finish):
     # The tiled kernel's finish straight from the wgmma accumulators (sm_90; one K split, 1 or 2

@@ -253,7 +253,7 @@ def test_first_layer_from_image_and_bitplane_forms_agree(model, rng, monkeypatch
 
 
 @requires_gpu
-@pytest.mark.parametrize("config", ["auto", "0", "1", "3"])
+@pytest.mark.parametrize("config", ["auto", "0", "1", "3", "4"])
 @pytest.mark.parametrize("bits,x_zero_point", [((1, 2), 0), ((2, 2), 1), ((1, 1), 0), ((3, 2), 0)],
                          ids=["w1a2", "w2a2zp", "w1a1", "w3a2"])
 def test_packed_taps_and_plain_layout_agree(bits, x_zero_point, config, rng, monkeypatch):

@@ -44,6 +44,7 @@ constexpr TileConfig kTileConfigs[] = {
     {"b128x128_k512", 128, 128, 512, 2},  // throughput: large tiles
     {"b256x64_k512", 256, 64, 512, 2},    // many planes (an 8-bit im2col first layer): 32 pixels per block
     {"b128x64_k512_s2", 128, 64, 512, 3},  // short K, many pixels: 3 resident blocks of 8 warps per SM
+    {"b256x128_k512", 256, 128, 512, 1},  // the 128x128 tiles' work in one wave: half the tiles, less read per product
 };
 constexpr int kMaxClusterSplit = 8;
 constexpr int64_t kShortKBits = 2304;  // 3x3 over 256 channels
@@ -78,7 +79,12 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
   if (forced_config < 0 && k_bits <= kShortKBits && fast_planes(p, q) &&
       (config == 1 || tiles_of(kTileConfigs[0]) >= 4 * multiprocessors))
     config = 3;
-  if (call.w->tap_words && config == 2) config = 1;  // packed taps: built for configurations 0, 1, 3
+  // Measured (w1a2 16x16 3x3 C=1024, batch 8): 256 tiles of 128x128 run in two waves of one
+  // block per SM (20.7 us), 128 of 256x128 in one (18.4 us); built for the fast plane counts.
+  if (forced_config < 0 && config == 1 && fast_planes(p, q) && tiles_of(kTileConfigs[4]) <= multiprocessors)
+    config = 4;
+  if (forced_config == 4 && !fast_planes(p, q)) config = 1;
+  if (call.w->tap_words && (config == 2 || config == 4)) config = 1;  // packed taps: built for configurations 0, 1, 3
   const TileConfig& cfg = kTileConfigs[config];
   ConvPlan plan;
   plan.config = config;
@@ -159,6 +165,7 @@ APNN_CONV_CONFIG(0, 64, 64, 32, 32, 1024, 4, 1)
 APNN_CONV_CONFIG(1, 128, 128, 64, 64, 512, 4, 1)
 APNN_CONV_CONFIG(2, 256, 64, 64, 32, 512, 3, 1)
 APNN_CONV_CONFIG(3, 128, 64, 32, 32, 512, 2, 3)
+APNN_CONV_CONFIG(4, 256, 128, 64, 64, 512, 4, 1)
 #undef APNN_CONV_CONFIG
 
 template <int Config, int P, int Q, bool TapPacked = false>
@@ -187,6 +194,13 @@ void launch_tiled(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
 
 template <int Config>
 void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
+  if constexpr (Config == 4) {  // the fast plane counts only (plan_tiled)
+    require(fast_planes(p, q) && !prm.tap_words, APNN_STATUS_INTERNAL_ERROR,
+            "the 256x128 convolution tiles are built for 1 or 2 planes without packed taps");
+    if (p == 1 && q == 1) return launch_tiled<Config, 1, 1>(prm, grid, stream);
+    if (p == 2 && q == 1) return launch_tiled<Config, 2, 1>(prm, grid, stream);
+    return launch_tiled<Config, 2, 2>(prm, grid, stream);
+  }
   if constexpr (Config != 2) {  // packed taps (networks' narrow layers): configurations 0, 1, 3
     if (prm.tap_words) {
       if (p == 1 && q == 1) return launch_tiled<Config, 1, 1, true>(prm, grid, stream);
@@ -201,7 +215,7 @@ void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cuda
   if constexpr (Config == 2) {  // 8-bit activations x 1-bit weights: an im2col first layer
     if (p == 8 && q == 1) return launch_tiled<Config, 8, 1>(prm, grid, stream);
   }
-  launch_tiled<Config, 0, 0>(prm, grid, stream);
+  if constexpr (Config != 4) launch_tiled<Config, 0, 0>(prm, grid, stream);
 }
 
 template <int P, int Q>
@@ -220,7 +234,8 @@ void launch_conv_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaS
 
 
 bool w_taps_ok(const ConvCall& call, const ConvPlan& plan) {
-  return call.w->tap_words == 0 || (plan.config >= 0 && plan.config != 2 && call.w->tap_words % 2 == 0);
+  return call.w->tap_words == 0 ||
+         (plan.config >= 0 && plan.config != 2 && plan.config != 4 && call.w->tap_words % 2 == 0);
 }
 
 void launch_epilogue(const ConvCall& call, const ConvKernelParams& prm, cudaStream_t stream) {
@@ -249,7 +264,7 @@ void launch_epilogue(const ConvCall& call, const ConvKernelParams& prm, cudaStre
 }  // namespace
 
 ConvRunner::ConvRunner() {
-  // Debug/tuning knob: APNN_CONV_CONFIG = 0, 1 or 2 pins a tiled configuration, "legacy" the
+  // Debug/tuning knob: APNN_CONV_CONFIG = 0..4 pins a tiled configuration, "legacy" the
   // fallback kernel.
   if (const char* env = std::getenv("APNN_CONV_CONFIG")) {
     const std::string v(env);
@@ -258,6 +273,7 @@ ConvRunner::ConvRunner() {
     if (v == "1") forced_config_ = 1;
     if (v == "2") forced_config_ = 2;
     if (v == "3") forced_config_ = 3;
+    if (v == "4") forced_config_ = 4;
   }
   // Debug/tuning knob: APNN_EPILOGUE_THRESHOLDS=0 runs the float epilogue even where a
   // threshold table is given (same results).
@@ -272,9 +288,10 @@ ConvRunner::~ConvRunner() {
   if (row_ws_) cudaFree(row_ws_);
 }
 
-// Zeroed per-pixel row sums + per-row-tile counters for packed outputs; kept zeroed by the
-// kernel. Grows (synchronously) outside graph capture, on the first call of a shape.
-int32_t* ConvRunner::row_workspace(size_t entries, cudaStream_t stream) {
+// One zeroed 64-bit word per output row for packed outputs over several column tiles; kept
+// zeroed by the kernel (row_sum_parts.cuh). Grows (synchronously) outside graph capture, on
+// the first call of a shape.
+unsigned long long* ConvRunner::row_workspace(size_t entries, cudaStream_t stream) {
   if (entries > row_ws_entries_) {
     cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
     APNN_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
@@ -284,8 +301,8 @@ int32_t* ConvRunner::row_workspace(size_t entries, cudaStream_t stream) {
     if (row_ws_) cudaFree(row_ws_);
     row_ws_ = nullptr;
     row_ws_entries_ = 0;
-    APNN_CUDA_CHECK(cudaMalloc(&row_ws_, entries * sizeof(int32_t)));
-    APNN_CUDA_CHECK(cudaMemset(row_ws_, 0, entries * sizeof(int32_t)));
+    APNN_CUDA_CHECK(cudaMalloc(&row_ws_, entries * sizeof(unsigned long long)));
+    APNN_CUDA_CHECK(cudaMemset(row_ws_, 0, entries * sizeof(unsigned long long)));
     row_ws_entries_ = entries;
   }
   return row_ws_;
@@ -403,6 +420,7 @@ void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_
       if (plan.config == 0) return launch_tiled_any<0>(k.p, k.q, k, grid, stream);
       if (plan.config == 1) return launch_tiled_any<1>(k.p, k.q, k, grid, stream);
       if (plan.config == 3) return launch_tiled_any<3>(k.p, k.q, k, grid, stream);
+      if (plan.config == 4) return launch_tiled_any<4>(k.p, k.q, k, grid, stream);
       launch_tiled_any<2>(k.p, k.q, k, grid, stream);
     };
     if (!call.has_epilogue) {
@@ -413,9 +431,7 @@ void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_
     if (plan.fused) {
       if (call.y_packed) {
         prm.mode = kConvOutFusedPacked;
-        const size_t pixels = static_cast<size_t>(g.out_pixels());
-        prm.row_sum_ws = row_workspace(pixels + plan.row_tiles, stream);
-        prm.row_counters = reinterpret_cast<unsigned*>(prm.row_sum_ws + pixels);
+        prm.row_sum_ws = row_workspace(static_cast<size_t>(g.out_pixels()), stream);
       } else {
         prm.mode = kConvOutFusedFloat;
         prm.y_float = static_cast<float*>(call.y_mem);

@@ -32,12 +32,12 @@ class ConvRunner {
  private:
   ConvPlan plan(const ConvCall& call, const GemmTarget& target) const;
   int32_t* workspace(size_t bytes);
-  int32_t* row_workspace(size_t entries, cudaStream_t stream);
+  unsigned long long* row_workspace(size_t entries, cudaStream_t stream);
 
   ConvOverride override_;
   int32_t* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
-  int32_t* row_ws_ = nullptr;  // zeroed row sums + counters of fused packed outputs
+  unsigned long long* row_ws_ = nullptr;  // zeroed row-sum parts of fused packed outputs
   size_t row_ws_entries_ = 0;
   int forced_config_ = -1;     // APNN_CONV_CONFIG: -1 automatic, -2 the fallback kernel
   bool thresholds_ = true;     // APNN_EPILOGUE_THRESHOLDS=0: always the float epilogue

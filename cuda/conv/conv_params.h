@@ -45,11 +45,10 @@ struct ConvKernelParams {
   uint32_t* out_planes;
   int32_t* out_row_sums;
   int64_t out_rows_padded, out_words;
-  // Tiled kernel, packed output over several column tiles: zeroed per-pixel partial row sums
-  // and per-row-tile arrival counters; the last block of a row tile writes out_row_sums and
-  // zeroes both again. (With one column tile each warp writes its pixels' sums directly.)
-  int32_t* row_sum_ws;
-  unsigned* row_counters;
+  // Tiled kernel, packed output over several column tiles: one zeroed 64-bit word per output
+  // row, where the blocks add their parts and the last one writes out_row_sums and zeroes the
+  // word (row_sum_parts.cuh). With one column tile each warp writes its pixels' sums directly.
+  unsigned long long* row_sum_ws;
   // Tiled kernel on sm_90a: finish from the wgmma accumulators (conv_register_finish.cuh).
   // Contract (set by ConvRunner::plan alone; the kernel does not check it again): one K split,
   // activations without offset (ox == 0), and an int32 output or a packed one with a threshold

@@ -22,6 +22,7 @@
 #include "common/quant.h"
 #include "common/threshold_entry.cuh"
 #include "conv/conv_params.h"
+#include "conv/row_sum_parts.cuh"
 
 namespace apnn {
 namespace conv_detail {
@@ -181,7 +182,8 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
       const int m = m0 + pixel[u], row = kPool ? m >> 2 : m;
       if (!stores || quad != 0 || m >= prm.M) continue;
       // One column tile: this row's sum is final.
-      gridDim.x == 1 ? void(prm.out_row_sums[row] = row_sum[u]) : void(atomicAdd(&prm.row_sum_ws[row], row_sum[u]));
+      gridDim.x == 1 ? void(prm.out_row_sums[row] = row_sum[u])
+                     : add_row_sum_part(prm.row_sum_ws, prm.out_row_sums, row, row_sum[u], gridDim.x);
     }
   }
 }
