@@ -43,7 +43,7 @@ constexpr TileConfig kTileConfigs[] = {
     {"b64x64_k1024", 64, 64, 1024, 0},  // blocks_per_sm 0: 2.5, see plan_tiled   // latency: small tiles, long K steps, split across a cluster
     {"b128x128_k512", 128, 128, 512, 2},  // throughput: large tiles
     {"b256x64_k512", 256, 64, 512, 2},    // many planes (an 8-bit im2col first layer): 32 pixels per block
-    {"b128x64_k512_s2", 128, 64, 512, 3},  // short K, many pixels: 3 resident blocks of 8 warps per SM
+    {"b128x64_k512_s3", 128, 64, 512, 3},  // short K, many pixels: 3 resident blocks of 8 warps per SM
     {"b256x128_k512", 256, 128, 512, 1},  // the 128x128 tiles' work in one wave: half the tiles, less read per product
 };
 constexpr int kMaxClusterSplit = 8;
@@ -164,7 +164,7 @@ struct TiledKernel;
 APNN_CONV_CONFIG(0, 64, 64, 32, 32, 1024, 4, 1)
 APNN_CONV_CONFIG(1, 128, 128, 64, 64, 512, 4, 1)
 APNN_CONV_CONFIG(2, 256, 64, 64, 32, 512, 3, 1)
-APNN_CONV_CONFIG(3, 128, 64, 32, 32, 512, 2, 3)
+APNN_CONV_CONFIG(3, 128, 64, 32, 32, 512, 3, 3)
 APNN_CONV_CONFIG(4, 256, 128, 64, 64, 512, 4, 1)
 #undef APNN_CONV_CONFIG
 

@@ -347,12 +347,12 @@ struct ConvTile {
   static constexpr int kAccStride = BN + 4;
   static constexpr int kAccBytes = BM * kAccStride * 4;
   static constexpr int kMainBytes = kPipeBytes > kAccBytes ? kPipeBytes : kAccBytes;
-  // + per-pixel xsum and tap rectangle, per-channel scale and bias and threshold table; a
+  // + per-pixel xsum, tap rectangle and decoded geometry, per-channel scale and bias and threshold table; a
   // launch whose table has one part per residual code asks for kResidualTablesBytes more: the
   // other parts and the block's residual words (<= 2 planes x BN / 32 words per pixel).
   // + 1024: the stages start at the next 1024-byte boundary (the wgmma swizzle is applied to
   // absolute shared-memory addresses).
-  static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16) + BN * 8 + BN * 4 * kThresholdRows + 1024;
+  static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16 + 16) + BN * 8 + BN * 4 * kThresholdRows + 1024;
   static constexpr int kResidualTablesBytes = (kMaxResidualCodes - 1) * BN * 4 * kThresholdRows + BM * 2 * (BN / 32) * 4;
   static constexpr int kLoadsX = BM * kCpr / kThreads, kLoadsW = BN * kCpr / kThreads;
   static constexpr int kMi = WM / 16, kNi = WN / 8;
@@ -404,7 +404,8 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
   uint32_t* s_xsum = reinterpret_cast<uint32_t*>(smem + Cfg::kMainBytes);
   int4* s_rect = reinterpret_cast<int4*>(smem + Cfg::kMainBytes + BM * 4);
-  float* s_scale = reinterpret_cast<float*>(smem + Cfg::kMainBytes + BM * 20);
+  int4* s_pixel = reinterpret_cast<int4*>(smem + Cfg::kMainBytes + BM * 20);
+  float* s_scale = reinterpret_cast<float*>(smem + Cfg::kMainBytes + BM * 36);
   float* s_bias = s_scale + BN;
   int32_t* s_thresholds = reinterpret_cast<int32_t*>(s_bias + BN);  // [residual code] x kThresholdRows x BN
 
@@ -430,6 +431,26 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   const int kt_begin = rank * tiles_per_split;
   const int num_tiles = max(0, min(prm.k_tiles, kt_begin + tiles_per_split) - kt_begin);
 
+  // The tile's pixels, decoded once per block: conv_pixel's divisions, once per load row and
+  // again for the correction terms, were a fifth of a short-K block's instructions (ncu, VGG's
+  // 224x224x64 conv). Per tile pixel: n * H * W, the first input row and column; and the
+  // rectangle of valid taps.
+  for (int i = tid; i < tm; i += Cfg::kThreads) {
+    const int m = m0 + i;
+    int4 pixel = make_int4(0, -(1 << 24), 0, 0);  // an input row no tap reaches: every tap invalid
+    int4 rect = make_int4(0, 0, 0, 0);
+    if (m < prm.M) {
+      int n, oh, ow;
+      conv_pixel(prm, m, n, oh, ow);
+      pixel = make_int4(n * prm.H * prm.W, oh * prm.stride_h - prm.pad_h, ow * prm.stride_w - prm.pad_w, 0);
+      tap_range(oh, prm.stride_h, prm.pad_h, prm.KH, prm.H, rect.x, rect.y);
+      tap_range(ow, prm.stride_w, prm.pad_w, prm.KW, prm.W, rect.z, rect.w);
+    }
+    s_pixel[i] = pixel;
+    s_rect[i] = rect;
+  }
+  __syncthreads();
+
   const int c = tid % kCopiesPerRow;  // this thread's copy column of every stage
   // Byte offset of copy column c of bit-row r in a stage's swizzled tile.
   auto copy_dst = [&](int r) -> uint32_t {
@@ -443,19 +464,10 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     const int r = (tid + l * Cfg::kThreads) / kCopiesPerRow;
     int plane, mm;
     tile_plane<P>(r, tm, plane, mm);
-    const int m = m0 + mm;
-    const bool ok = plane < p && m < prm.M;
-    x_base[l] = prm.x_planes;
-    x_ih0[l] = -(1 << 24);  // every tap invalid
-    x_iw0[l] = 0;
-    if (ok) {
-      int n, oh, ow;
-      conv_pixel(prm, m, n, oh, ow);
-      x_ih0[l] = oh * prm.stride_h - prm.pad_h;
-      x_iw0[l] = ow * prm.stride_w - prm.pad_w;
-      x_base[l] = prm.x_planes + (static_cast<int64_t>(plane) * prm.x_rows_padded + static_cast<int64_t>(n) * prm.H * prm.W) *
-                                     prm.cwords;
-    }
+    const int4 pixel = plane < p ? s_pixel[mm] : make_int4(0, -(1 << 24), 0, 0);
+    x_ih0[l] = pixel.y;
+    x_iw0[l] = pixel.z;
+    x_base[l] = prm.x_planes + (static_cast<int64_t>(plane < p ? plane : 0) * prm.x_rows_padded + pixel.x) * prm.cwords;
     x_dst[l] = copy_dst(r);
   }
   constexpr int kCopyWords = kCopyBytes / 4;
@@ -545,28 +557,20 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     while (team < 32 && team * 2 * tm <= Cfg::kThreads) team *= 2;
     const int pixels_per_pass = Cfg::kThreads / team, t = tid % team;
     for (int base = 0; base < tm; base += pixels_per_pass) {  // block-uniform trip count
-      const int i = base + tid / team, m = m0 + i;
-      int4 rect = make_int4(0, 0, 0, 0);
+      const int i = base + tid / team;
       uint32_t xsum = 0;
-      if (i < tm && m < prm.M) {
-        int n, oh, ow;
-        conv_pixel(prm, m, n, oh, ow);
-        tap_range(oh, prm.stride_h, prm.pad_h, prm.KH, prm.H, rect.x, rect.y);
-        tap_range(ow, prm.stride_w, prm.pad_w, prm.KW, prm.W, rect.z, rect.w);
+      if (i < tm && prm.ow != 0) {
+        const int4 rect = s_rect[i];  // all zero past the last pixel: no valid taps
         const int width = rect.w - rect.z, valid_taps = max(0, rect.y - rect.x) * max(0, width);
-        if (prm.ow != 0) {
-          const int row0 = (n * prm.H + oh * prm.stride_h - prm.pad_h + rect.x) * prm.W + ow * prm.stride_w - prm.pad_w;
-          for (int v = t; v < valid_taps; v += team) {
-            const int a = v / width, b = rect.z + v - a * width;
-            xsum += static_cast<uint32_t>(__ldg(prm.x_row_sums + row0 + a * prm.W + b));
-          }
+        const int4 pixel = s_pixel[i];
+        const int row0 = pixel.x + (pixel.y + rect.x) * prm.W + pixel.z;
+        for (int v = t; v < valid_taps; v += team) {
+          const int a = v / width, b = rect.z + v - a * width;
+          xsum += static_cast<uint32_t>(__ldg(prm.x_row_sums + row0 + a * prm.W + b));
         }
       }
       for (int offset = team / 2; offset > 0; offset /= 2) xsum += __shfl_xor_sync(0xffffffffu, xsum, offset);
-      if (i < tm && t == 0) {
-        s_xsum[i] = xsum;
-        s_rect[i] = rect;
-      }
+      if (i < tm && t == 0) s_xsum[i] = xsum;
     }
   }
 #pragma unroll
