@@ -79,6 +79,17 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
   if (forced_config < 0 && k_bits <= kShortKBits && fast_planes(p, q) &&
       (config == 1 || tiles_of(kTileConfigs[0]) >= 4 * multiprocessors))
     config = 3;
+  // Short K over 4+ waves of wider tiles whose columns the channels fill: the 128x128 (packed
+  // taps) or 256x128 tiles read less per product than the 3 resident 128x64 blocks. Measured per
+  // layer (bench_nn, batch 8 and 256, every layer pinned to the wide tiles against the planner):
+  // VGG's 112x112 / 56x56 / 28x28 and ResNet-18's layer2 / layer3 convolutions 5-30% faster; with
+  // fewer waves (ResNet's layer2 at batch 8, its 7x7 layer4 at batch 256) or a partly empty
+  // column tile (64 or 192 channels: ResNet's layer1, AlexNet's conv2) slower.
+  if (forced_config < 0 && config == 3) {
+    const int wide = call.w->tap_words ? 1 : 4;
+    if (g.out_channels % (kTileConfigs[wide].bn / q) == 0 && tiles_of(kTileConfigs[wide]) >= 4 * multiprocessors)
+      config = wide;
+  }
   // Measured (w1a2 16x16 3x3 C=1024, batch 8): 256 tiles of 128x128 run in two waves of one
   // block per SM (20.7 us), 128 of 256x128 in one (18.4 us); built for the fast plane counts.
   if (forced_config < 0 && config == 1 && fast_planes(p, q) && tiles_of(kTileConfigs[4]) <= multiprocessors)

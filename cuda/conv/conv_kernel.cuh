@@ -347,9 +347,10 @@ struct ConvTile {
   static constexpr int kAccStride = BN + 4;
   static constexpr int kAccBytes = BM * kAccStride * 4;
   static constexpr int kMainBytes = kPipeBytes > kAccBytes ? kPipeBytes : kAccBytes;
-  // + per-pixel xsum, tap rectangle and decoded geometry, per-channel scale and bias and threshold table; a
-  // launch whose table has one part per residual code asks for kResidualTablesBytes more: the
-  // other parts and the block's residual words (<= 2 planes x BN / 32 words per pixel).
+  // + per-pixel xsum, tap rectangle and decoded geometry, per-channel scale and bias and
+  // threshold table; a launch whose table has one part per residual code asks for
+  // kResidualTablesBytes more: the other parts and the block's residual words (<= 2 planes x
+  // BN / 32 words per pixel).
   // + 1024: the stages start at the next 1024-byte boundary (the wgmma swizzle is applied to
   // absolute shared-memory addresses).
   static constexpr int kSmemBytes = kMainBytes + BM * (4 + 16 + 16) + BN * 8 + BN * 4 * kThresholdRows + 1024;
@@ -432,8 +433,8 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   const int num_tiles = max(0, min(prm.k_tiles, kt_begin + tiles_per_split) - kt_begin);
 
   // The tile's pixels, decoded once per block: conv_pixel's divisions, once per load row and
-  // again for the correction terms, were a fifth of a short-K block's instructions (ncu, VGG's
-  // 224x224x64 conv). Per tile pixel: n * H * W, the first input row and column; and the
+  // again for the correction terms, were about a quarter of a short-K block's instructions (ncu,
+  // VGG's 224x224x64 conv). Per tile pixel: n * H * W, the first input row and column; and the
   // rectangle of valid taps.
   for (int i = tid; i < tm; i += Cfg::kThreads) {
     const int m = m0 + i;
@@ -536,7 +537,7 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
                           (!residual || (prm.ep.threshold_residual_codes > 0 && prm.res.planes != nullptr));
   // The register finish's threshold entries, one per (residual code, channel), BN apart: their
   // loads are issued before the correction terms' and stored after them, so both wait out one
-  // round trip together behind the first stages' copies (measured: -1 us per fused launch).
+  // round trip together behind the first stages' copies.
   constexpr int kEntryLoads = (kMaxResidualCodes * BN + Cfg::kThreads - 1) / Cfg::kThreads;
   const bool entries_here = thresholds && use_register_finish;
   const int entry_count = entries_here ? (residual ? prm.ep.threshold_residual_codes : 1) * tn : 0;
