@@ -34,18 +34,22 @@ struct RegisterFinishScope {
 };
 
 // Configurations of the tiled (cluster split-K) kernel, sm_90.
+// any_planes: built for every plane count (else the fast ones only); packed_taps: built for
+// weights with packed taps (launch_tiled_any).
 struct TileConfig {
   const char* name;
   int bm, bn, kt;
   int blocks_per_sm;
+  bool any_planes, packed_taps;
 };
 constexpr TileConfig kTileConfigs[] = {
-    {"b64x64_k1024", 64, 64, 1024, 0},  // blocks_per_sm 0: 2.5, see plan_tiled   // latency: small tiles, long K steps, split across a cluster
-    {"b128x128_k512", 128, 128, 512, 2},  // throughput: large tiles
-    {"b256x64_k512", 256, 64, 512, 2},    // many planes (an 8-bit im2col first layer): 32 pixels per block
-    {"b128x64_k512_s3", 128, 64, 512, 3},  // short K, many pixels: 3 resident blocks of 8 warps per SM
-    {"b256x128_k512", 256, 128, 512, 1},  // the 128x128 tiles' work in one wave: half the tiles, less read per product
+    {"b64x64_k1024", 64, 64, 1024, 0, true, true},  // blocks_per_sm 0: 2.5, see plan_tiled   // latency: small tiles, long K steps, split across a cluster
+    {"b128x128_k512", 128, 128, 512, 2, true, true},  // throughput: large tiles
+    {"b256x64_k512", 256, 64, 512, 2, true, false},    // many planes (an 8-bit im2col first layer): 32 pixels per block
+    {"b128x64_k512_s3", 128, 64, 512, 3, true, true},  // short K, many pixels: 3 resident blocks of 8 warps per SM
+    {"b256x128_k512", 256, 128, 512, 1, false, false},  // the 128x128 tiles' work in one wave: half the tiles, less read per product
 };
+constexpr int kTileConfigCount = static_cast<int>(sizeof(kTileConfigs) / sizeof(kTileConfigs[0]));
 constexpr int kMaxClusterSplit = 8;
 constexpr int64_t kShortKBits = 2304;  // 3x3 over 256 channels
 constexpr int kMinRawSplitKTiles = 8;  // k tiles below which a raw (int32) output runs unsplit
@@ -92,10 +96,11 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
   }
   // Measured (w1a2 16x16 3x3 C=1024, batch 8): 256 tiles of 128x128 run in two waves of one
   // block per SM (20.7 us), 128 of 256x128 in one (18.4 us); built for the fast plane counts.
-  if (forced_config < 0 && config == 1 && fast_planes(p, q) && tiles_of(kTileConfigs[4]) <= multiprocessors)
-    config = 4;
-  if (forced_config == 4 && !fast_planes(p, q)) config = 1;
-  if (call.w->tap_words && (config == 2 || config == 4)) config = 1;  // packed taps: built for configurations 0, 1, 3
+  if (forced_config < 0 && config == 1 && tiles_of(kTileConfigs[4]) <= multiprocessors) config = 4;
+  // A configuration not built for these planes or for packed taps (also when pinned) falls back
+  // to the 128x128 tiles, which are built for both.
+  const TileConfig& chosen = kTileConfigs[config];
+  if ((!chosen.any_planes && !fast_planes(p, q)) || (!chosen.packed_taps && call.w->tap_words)) config = 1;
   const TileConfig& cfg = kTileConfigs[config];
   ConvPlan plan;
   plan.config = config;
@@ -205,14 +210,14 @@ void launch_tiled(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
 
 template <int Config>
 void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
-  if constexpr (Config == 4) {  // the fast plane counts only (plan_tiled)
+  if constexpr (!kTileConfigs[Config].any_planes) {  // the fast plane counts only (plan_tiled)
     require(fast_planes(p, q) && !prm.tap_words, APNN_STATUS_INTERNAL_ERROR,
             "the 256x128 convolution tiles are built for 1 or 2 planes without packed taps");
     if (p == 1 && q == 1) return launch_tiled<Config, 1, 1>(prm, grid, stream);
     if (p == 2 && q == 1) return launch_tiled<Config, 2, 1>(prm, grid, stream);
     return launch_tiled<Config, 2, 2>(prm, grid, stream);
   }
-  if constexpr (Config != 2) {  // packed taps (networks' narrow layers): configurations 0, 1, 3
+  if constexpr (kTileConfigs[Config].packed_taps) {  // packed taps (networks' narrow layers)
     if (prm.tap_words) {
       if (p == 1 && q == 1) return launch_tiled<Config, 1, 1, true>(prm, grid, stream);
       if (p == 2 && q == 1) return launch_tiled<Config, 2, 1, true>(prm, grid, stream);
@@ -226,7 +231,7 @@ void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cuda
   if constexpr (Config == 2) {  // 8-bit activations x 1-bit weights: an im2col first layer
     if (p == 8 && q == 1) return launch_tiled<Config, 8, 1>(prm, grid, stream);
   }
-  if constexpr (Config != 4) launch_tiled<Config, 0, 0>(prm, grid, stream);
+  if constexpr (kTileConfigs[Config].any_planes) launch_tiled<Config, 0, 0>(prm, grid, stream);
 }
 
 template <int P, int Q>
@@ -246,7 +251,7 @@ void launch_conv_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaS
 
 bool w_taps_ok(const ConvCall& call, const ConvPlan& plan) {
   return call.w->tap_words == 0 ||
-         (plan.config >= 0 && plan.config != 2 && plan.config != 4 && call.w->tap_words % 2 == 0);
+         (plan.config >= 0 && kTileConfigs[plan.config].packed_taps && call.w->tap_words % 2 == 0);
 }
 
 void launch_epilogue(const ConvCall& call, const ConvKernelParams& prm, cudaStream_t stream) {
@@ -280,11 +285,7 @@ ConvRunner::ConvRunner() {
   if (const char* env = std::getenv("APNN_CONV_CONFIG")) {
     const std::string v(env);
     if (v == "legacy") forced_config_ = -2;
-    if (v == "0") forced_config_ = 0;
-    if (v == "1") forced_config_ = 1;
-    if (v == "2") forced_config_ = 2;
-    if (v == "3") forced_config_ = 3;
-    if (v == "4") forced_config_ = 4;
+    if (v.size() == 1 && v[0] >= '0' && v[0] < '0' + kTileConfigCount) forced_config_ = v[0] - '0';
   }
   // Debug/tuning knob: APNN_EPILOGUE_THRESHOLDS=0 runs the float epilogue even where a
   // threshold table is given (same results).

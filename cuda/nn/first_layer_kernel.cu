@@ -6,7 +6,7 @@
 // padded to whole words, so a word of a receptive field is 4 contiguous image bytes.
 //
 // Each block copies all of the layer's weights (as mma B fragments) and its threshold table into
-// shared memory once, then its warps take 32-pixel tiles until none are left (the grid fills the
+// shared memory once, then its warps take 16-pixel tiles until none are left (the grid fills the
 // GPU once). A warp loads its pixels' receptive-field words straight from the image into A
 // fragments (two aligned loads and a funnel shift per word, one step ahead of the mma): no
 // im2col rows in shared memory, no block barrier per tile. The epilogue is the threshold table
