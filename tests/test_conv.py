@@ -163,3 +163,32 @@ def test_cuda_tiled_configs_and_cluster_splits(monkeypatch, rng, config, split_k
                                                                w_encoding="binary"))
         yf = apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep)
         np.testing.assert_array_equal(yf, reference.conv_epilogue(y_ref, scale=scale, bias=bias, activation="relu"))
+
+
+@requires_gpu
+def test_cuda_more_row_tiles_than_grid_y_holds(monkeypatch, rng):
+    # 33 x 256 x 256 pixels in the 64x64 tiles' 32-pixel row tiles (2-bit activations): 67,584 row
+    # tiles, past the 65,535 a grid's y holds (batch-256 networks reach that). Tiles run along grid
+    # x; raw and fused (96 channels: two column tiles meeting in the row-sum workspace).
+    monkeypatch.setenv("APNN_CONV_CONFIG", "0")
+    ctx = apnn.Context("cuda")
+    n, hw, c, o = 33, 256, 32, 96
+    x = reference.random_codes(rng, (n, hw, hw, c), 2, "unsigned")
+    wc = reference.random_codes(rng, (o, 1, 1, c), 1, "binary")
+    xt = apnn.pack_nhwc(ctx, x, 2, "unsigned")
+    wt = apnn.pack_conv_weights(ctx, wc, 1, "binary")
+    assert "b64x64" in apnn.conv2d_kernel_name(ctx, xt, wt)
+    y_ref = reference.conv2d(x, wc, x_bit=2, w_bit=1, x_encoding="unsigned", w_encoding="binary")
+    np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt), y_ref)
+    ep = apnn.Epilogue(ctx, o, scale=np.full(o, 1 / 16, np.float32), activation="relu")
+    out = apnn.empty_nhwc(ctx, y_ref.shape, 2, "unsigned")
+    apnn.conv2d_packed(ctx, xt, wt, epilogue=ep, out=out)
+    expected = reference.conv_epilogue(y_ref, scale=np.full(o, 1 / 16, np.float32), activation="relu",
+                                       out=(2, "unsigned", 0, 1.0))
+    np.testing.assert_array_equal(out.codes(), expected)
+    del y_ref
+    # The row sums, through a chained 1x1 conv with binary weights (which reads them).
+    w1 = reference.random_codes(rng, (3, 1, 1, o), 1, "binary")
+    y2 = apnn.conv2d_packed(ctx, out, apnn.pack_conv_weights(ctx, w1, 1, "binary"))
+    np.testing.assert_array_equal(y2, reference.conv2d(expected, w1, x_bit=2, w_bit=1, x_encoding="unsigned",
+                                                       w_encoding="binary"))

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <string>
 
 #include "common/cuda_check.h"
@@ -368,8 +369,10 @@ void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_
   const auto& x = *call.x;
   const auto& w = *call.w;
   const ConvPlan plan = this->plan(call, target);
-  require(plan.row_tiles <= 65535 && plan.col_tiles <= 65535, APNN_STATUS_UNSUPPORTED,
-          "the convolution output has too many tiles for one launch; split the batch");
+  const int64_t tiles = static_cast<int64_t>(plan.row_tiles) * plan.col_tiles;
+  require(tiles <= std::numeric_limits<int32_t>::max(), APNN_STATUS_UNSUPPORTED,
+          "the convolution output has " + std::to_string(tiles) + " tiles, more than one launch takes (2^31 - 1); "
+          "split the batch");
   require(w_taps_ok(call, plan), APNN_STATUS_INTERNAL_ERROR,
           "weights with packed taps need the tiled convolution kernel (sm_90, not APNN_CONV_CONFIG=legacy)");
 
@@ -403,6 +406,7 @@ void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_
   prm.q = w.quant.bits;
   prm.tm = plan.tm;
   prm.tn = plan.tn;
+  prm.col_tiles = plan.col_tiles;
   prm.tiles_per_tap = static_cast<int>(x.words / 8);
   prm.tap_words = static_cast<int>(w.tap_words);
   prm.k_tiles = plan.k_tiles;
@@ -425,7 +429,7 @@ void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_
     prm.out_words = call.y_packed->words;
   }
 
-  const dim3 grid(plan.col_tiles, plan.row_tiles, plan.split);
+  const dim3 grid(static_cast<unsigned>(tiles), 1, plan.split);
   const size_t y_bytes0 = static_cast<size_t>(g.out_pixels() * g.out_channels) * sizeof(int32_t);
   if (plan.config >= 0) {
     auto launch = [&](const ConvKernelParams& k) {

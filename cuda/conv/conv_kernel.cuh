@@ -64,7 +64,8 @@ __global__ void __launch_bounds__(conv_detail::kThreads) bitplane_conv_kernel(co
   const int q = Q ? Q : prm.q;
   const int tm = P ? kBM / P : prm.tm;
   const int tn = Q ? kBN / Q : prm.tn;
-  const int m0 = blockIdx.y * tm, n0 = blockIdx.x * tn;
+  const int row_tile = static_cast<int>(blockIdx.x / prm.col_tiles);
+  const int m0 = row_tile * tm, n0 = (static_cast<int>(blockIdx.x) - row_tile * prm.col_tiles) * tn;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / kWarpsN, warp_n = warp % kWarpsN;
 
@@ -414,7 +415,8 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   const int q = Q ? Q : prm.q;
   const int tm = P ? BM / P : prm.tm;
   const int tn = Q ? BN / Q : prm.tn;
-  const int m0 = blockIdx.y * tm, n0 = blockIdx.x * tn;
+  const int row_tile = static_cast<int>(blockIdx.x / prm.col_tiles);
+  const int m0 = row_tile * tm, n0 = (static_cast<int>(blockIdx.x) - row_tile * prm.col_tiles) * tn;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / Cfg::kWarpsN, warp_n = warp % Cfg::kWarpsN;
   const int ranks = gridDim.z, rank = blockIdx.z;
@@ -883,10 +885,8 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
       }
       if constexpr (kMode == kConvOutFusedPacked) {
         part = warp_sum(part);
-        // One column tile: this warp has seen every channel of pixel m, so the sum is final.
         if (lane == 0)
-          gridDim.x == 1 ? void(prm.out_row_sums[m] = part)
-                         : add_row_sum_part(prm.row_sum_ws, prm.out_row_sums, m, part, gridDim.x);
+          publish_row_sum(prm.row_sum_ws, prm.out_row_sums, m, part, prm.col_tiles);
       }
     }
   };

@@ -28,6 +28,10 @@ struct ConvKernelParams {
   int stride_h, stride_w, pad_h, pad_w, OH, OW;
   int M;                  // N * OH * OW output pixels
   int p, q, tm, tn;       // planes; output pixels / channels per block
+  // Tiles run along grid x, column tiles fastest (blocks of one row tile share its activations
+  // in L2): blockIdx.x = row tile * col_tiles + column tile. Grid y would stop at 65,535 row
+  // tiles, which batch-256 networks exceed.
+  int col_tiles;
   int tiles_per_tap, k_tiles;
   int tap_words;          // ConvWeights::tap_words (tiled kernel with kTapPacked)
   // Tiled kernel, packed output: a 2x2 / 2 max pool fused into the finish (conv_pixel's order;

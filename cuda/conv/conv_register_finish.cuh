@@ -181,9 +181,7 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
     for (int u = 0; u < kPixels; ++u) {
       const int m = m0 + pixel[u], row = kPool ? m >> 2 : m;
       if (!stores || quad != 0 || m >= prm.M) continue;
-      // One column tile: this row's sum is final.
-      gridDim.x == 1 ? void(prm.out_row_sums[row] = row_sum[u])
-                     : add_row_sum_part(prm.row_sum_ws, prm.out_row_sums, row, row_sum[u], gridDim.x);
+      publish_row_sum(prm.row_sum_ws, prm.out_row_sums, row, row_sum[u], prm.col_tiles);
     }
   }
 }

@@ -17,12 +17,17 @@ namespace conv_detail {
 constexpr int64_t kRowSumPartBias = int64_t{1} << 17;
 constexpr int kRowSumCountShift = 40;
 
-// parts: how many blocks add to each pixel (the launch's column tiles).
-__device__ __forceinline__ void add_row_sum_part(unsigned long long* workspace, int32_t* row_sums, int64_t row,
-                                                 int32_t part, unsigned parts) {
+// A block's part of a row sum. parts: how many blocks add to each pixel (the launch's column
+// tiles); with one the part is the sum and is stored directly.
+__device__ __forceinline__ void publish_row_sum(unsigned long long* workspace, int32_t* row_sums, int64_t row,
+                                                int32_t part, int parts) {
+  if (parts == 1) {
+    row_sums[row] = part;
+    return;
+  }
   const unsigned long long term = static_cast<unsigned long long>(part + kRowSumPartBias);
   const unsigned long long old = atomicAdd(workspace + row, (1ull << kRowSumCountShift) + term);
-  if ((old >> kRowSumCountShift) + 1 != parts) return;
+  if (static_cast<int64_t>(old >> kRowSumCountShift) + 1 != parts) return;
   const int64_t biased = static_cast<int64_t>((old & ((1ull << kRowSumCountShift) - 1)) + term);
   row_sums[row] = static_cast<int32_t>(biased - static_cast<int64_t>(parts) * kRowSumPartBias);
   workspace[row] = 0;

@@ -20,13 +20,16 @@ namespace {
 
 constexpr int64_t kMaxDim = int64_t{1} << 24;
 constexpr int kMaxKernel = 15;
-// Output pixels of one convolution call (besides the grid limit, see plan): larger batches run
-// as sub-batches.
-// APNN_NETWORK_MAX_CALL_PIXELS overrides it (tests use it to exercise sub-batches).
+// Sub-batches: one convolution call's int32 results (output pixels x channels, the workspace of
+// an epilogue that is not fused) stay within 2^29 values (2 GiB). Within that, a batch runs in
+// one call per layer.
+constexpr int64_t kMaxCallOutputs = int64_t{1} << 29;
+// APNN_NETWORK_MAX_CALL_PIXELS limits the output pixels of a call too (tests use it to exercise
+// sub-batches).
 int64_t max_call_pixels() {
   const char* env = std::getenv("APNN_NETWORK_MAX_CALL_PIXELS");
   const long long v = env ? std::atoll(env) : 0;
-  return v > 0 ? v : 3000000;
+  return v > 0 ? v : kMaxCallOutputs;
 }
 
 std::string str(int64_t v) { return std::to_string(v); }
@@ -626,14 +629,15 @@ void Network::plan(int64_t batch) {
       p.fused = true;
       src.pooled_by = id;
     }
-    // Sub-batches: at most max_call_pixels() output pixels per convolution call, and at most
-    // 65535 row tiles per launch, where a row tile holds as few as 64 / (input bits) pixels.
+    // Sub-batches: as many images per call as kMaxCallOutputs and max_call_pixels() allow, and
+    // for a linear layer (a GEMM, whose grid carries row tiles in y) at most 65,535 row tiles of
+    // as few as 64 / (input bits) rows.
     int64_t most = kMaxDim;
     for (const NetLayer& l : layers_) {
       if (!l.is_weighted()) continue;
       const int64_t pixels = std::max<int64_t>(1, l.conv_h * l.conv_w);
-      const int64_t tile_pixels = 64 / layers_[l.source].out_quant.bits;
-      const int64_t limit = std::min(max_call_pixels(), int64_t{65535} * tile_pixels);
+      int64_t limit = std::min(max_call_pixels(), kMaxCallOutputs / std::max<int64_t>(1, l.desc.out_channels));
+      if (l.kind == APNN_LAYER_LINEAR) limit = std::min(limit, int64_t{65535} * (64 / layers_[l.source].out_quant.bits));
       most = std::min(most, std::max<int64_t>(1, limit / pixels));
     }
     const int64_t chunks = (batch + most - 1) / most, size = (batch + chunks - 1) / chunks;
