@@ -185,8 +185,10 @@ APNN_CONV_CONFIG(3, 128, 64, 32, 32, 512, 3, 3)
 APNN_CONV_CONFIG(4, 256, 128, 64, 64, 512, 4, 1)
 #undef APNN_CONV_CONFIG
 
+// dependent: launched as a programmatic dependent of the stream's previous kernel (compute
+// capability 9.0+; the kernel waits for it before reading activations).
 template <int Config, int P, int Q, bool TapPacked = false>
-void launch_tiled(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
+void launch_tiled(const ConvKernelParams& prm, dim3 grid, bool dependent, cudaStream_t stream) {
   using K = TiledKernel<Config, P, Q, TapPacked>;
   allow_dynamic_shared_memory<K::fn>(K::Cfg::kSmemBytes + K::Cfg::kResidualTablesBytes);
   // The residual's part tables only where they are read (the others keep their resident blocks).
@@ -197,42 +199,49 @@ void launch_tiled(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
   config.blockDim = dim3(K::Cfg::kThreads);
   config.dynamicSmemBytes = K::Cfg::kSmemBytes + (residual_tables ? K::Cfg::kResidualTablesBytes : 0);
   config.stream = stream;
-  cudaLaunchAttribute cluster;
+  cudaLaunchAttribute attrs[2];
+  unsigned count = 0;
   if (grid.z > 1) {
-    cluster.id = cudaLaunchAttributeClusterDimension;
-    cluster.val.clusterDim.x = 1;
-    cluster.val.clusterDim.y = 1;
-    cluster.val.clusterDim.z = grid.z;
-    config.attrs = &cluster;
-    config.numAttrs = 1;
+    attrs[count].id = cudaLaunchAttributeClusterDimension;
+    attrs[count].val.clusterDim.x = 1;
+    attrs[count].val.clusterDim.y = 1;
+    attrs[count].val.clusterDim.z = grid.z;
+    ++count;
   }
+  if (dependent) {
+    attrs[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attrs[count].val.programmaticStreamSerializationAllowed = 1;
+    ++count;
+  }
+  config.attrs = attrs;
+  config.numAttrs = count;
   APNN_CUDA_CHECK(cudaLaunchKernelEx(&config, K::fn, prm));
 }
 
 template <int Config>
-void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
+void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, bool dependent, cudaStream_t stream) {
   if constexpr (!kTileConfigs[Config].any_planes) {  // the fast plane counts only (plan_tiled)
     require(fast_planes(p, q) && !prm.tap_words, APNN_STATUS_INTERNAL_ERROR,
             "the 256x128 convolution tiles are built for 1 or 2 planes without packed taps");
-    if (p == 1 && q == 1) return launch_tiled<Config, 1, 1>(prm, grid, stream);
-    if (p == 2 && q == 1) return launch_tiled<Config, 2, 1>(prm, grid, stream);
-    return launch_tiled<Config, 2, 2>(prm, grid, stream);
+    if (p == 1 && q == 1) return launch_tiled<Config, 1, 1>(prm, grid, dependent, stream);
+    if (p == 2 && q == 1) return launch_tiled<Config, 2, 1>(prm, grid, dependent, stream);
+    return launch_tiled<Config, 2, 2>(prm, grid, dependent, stream);
   }
   if constexpr (kTileConfigs[Config].packed_taps) {  // packed taps (networks' narrow layers)
     if (prm.tap_words) {
-      if (p == 1 && q == 1) return launch_tiled<Config, 1, 1, true>(prm, grid, stream);
-      if (p == 2 && q == 1) return launch_tiled<Config, 2, 1, true>(prm, grid, stream);
-      if (p == 2 && q == 2) return launch_tiled<Config, 2, 2, true>(prm, grid, stream);
-      return launch_tiled<Config, 0, 0, true>(prm, grid, stream);
+      if (p == 1 && q == 1) return launch_tiled<Config, 1, 1, true>(prm, grid, dependent, stream);
+      if (p == 2 && q == 1) return launch_tiled<Config, 2, 1, true>(prm, grid, dependent, stream);
+      if (p == 2 && q == 2) return launch_tiled<Config, 2, 2, true>(prm, grid, dependent, stream);
+      return launch_tiled<Config, 0, 0, true>(prm, grid, dependent, stream);
     }
   }
-  if (p == 1 && q == 1) return launch_tiled<Config, 1, 1>(prm, grid, stream);
-  if (p == 2 && q == 1) return launch_tiled<Config, 2, 1>(prm, grid, stream);
-  if (p == 2 && q == 2) return launch_tiled<Config, 2, 2>(prm, grid, stream);
+  if (p == 1 && q == 1) return launch_tiled<Config, 1, 1>(prm, grid, dependent, stream);
+  if (p == 2 && q == 1) return launch_tiled<Config, 2, 1>(prm, grid, dependent, stream);
+  if (p == 2 && q == 2) return launch_tiled<Config, 2, 2>(prm, grid, dependent, stream);
   if constexpr (Config == 2) {  // 8-bit activations x 1-bit weights: an im2col first layer
-    if (p == 8 && q == 1) return launch_tiled<Config, 8, 1>(prm, grid, stream);
+    if (p == 8 && q == 1) return launch_tiled<Config, 8, 1>(prm, grid, dependent, stream);
   }
-  if constexpr (kTileConfigs[Config].any_planes) launch_tiled<Config, 0, 0>(prm, grid, stream);
+  if constexpr (kTileConfigs[Config].any_planes) launch_tiled<Config, 0, 0>(prm, grid, dependent, stream);
 }
 
 template <int P, int Q>
@@ -294,6 +303,9 @@ ConvRunner::ConvRunner() {
   // Debug/tuning knob: APNN_CONV_REGISTER_FINISH=0 keeps every tiled launch on the shared-memory
   // finish and its split rule (same results).
   if (const char* env = std::getenv("APNN_CONV_REGISTER_FINISH")) register_finish_ = std::string(env) != "0";
+  // Debug/tuning knob: APNN_DEPENDENT_LAUNCH=0 launches the tiled kernels as plain stream work, so
+  // none starts before the kernel ahead of it ends (same results; measures the overlap).
+  if (const char* env = std::getenv("APNN_DEPENDENT_LAUNCH")) dependent_launch_ = std::string(env) != "0";
 }
 
 ConvRunner::~ConvRunner() {
@@ -432,12 +444,14 @@ void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_
   const dim3 grid(static_cast<unsigned>(tiles), 1, plan.split);
   const size_t y_bytes0 = static_cast<size_t>(g.out_pixels() * g.out_channels) * sizeof(int32_t);
   if (plan.config >= 0) {
+    // Dependent launches where the GPU has them; the tiled kernel waits before reading.
+    const bool dependent = dependent_launch_ && target.clusters;
     auto launch = [&](const ConvKernelParams& k) {
-      if (plan.config == 0) return launch_tiled_any<0>(k.p, k.q, k, grid, stream);
-      if (plan.config == 1) return launch_tiled_any<1>(k.p, k.q, k, grid, stream);
-      if (plan.config == 3) return launch_tiled_any<3>(k.p, k.q, k, grid, stream);
-      if (plan.config == 4) return launch_tiled_any<4>(k.p, k.q, k, grid, stream);
-      launch_tiled_any<2>(k.p, k.q, k, grid, stream);
+      if (plan.config == 0) return launch_tiled_any<0>(k.p, k.q, k, grid, dependent, stream);
+      if (plan.config == 1) return launch_tiled_any<1>(k.p, k.q, k, grid, dependent, stream);
+      if (plan.config == 3) return launch_tiled_any<3>(k.p, k.q, k, grid, dependent, stream);
+      if (plan.config == 4) return launch_tiled_any<4>(k.p, k.q, k, grid, dependent, stream);
+      launch_tiled_any<2>(k.p, k.q, k, grid, dependent, stream);
     };
     if (!call.has_epilogue) {
       prm.mode = kConvOutInt32;

@@ -42,6 +42,7 @@ class ConvRunner {
   int forced_config_ = -1;     // APNN_CONV_CONFIG: -1 automatic, -2 the fallback kernel
   bool thresholds_ = true;     // APNN_EPILOGUE_THRESHOLDS=0: always the float epilogue
   bool register_finish_ = true;  // APNN_CONV_REGISTER_FINISH=0: always the shared-memory finish
+  bool dependent_launch_ = true;  // APNN_DEPENDENT_LAUNCH=0: tiled launches wait for the previous kernel
 };
 
 }  // namespace apnn

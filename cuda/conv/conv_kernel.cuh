@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "common/epilogue.h"
+#include "common/dependent_launch.cuh"
 #include "common/epilogue_thresholds.h"
 #include "common/warp_planes.cuh"
 #include "conv/conv_params.h"
@@ -519,6 +520,31 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     }
   };
 
+  const bool residual = prm.res.int32_values != nullptr || prm.res.planes != nullptr;
+  // A table applies without residual, or with a packed one when it has a part per residual code.
+  const bool thresholds = prm.mode == kConvOutFusedPacked && prm.ep.thresholds != nullptr &&
+                          (!residual || (prm.ep.threshold_residual_codes > 0 && prm.res.planes != nullptr));
+  // The register finish's threshold entries, one per (residual code, channel), BN apart: their
+  // loads are issued before the wait for the previous kernel and the stage copies, and stored
+  // after the correction terms, so they wait out no round trip of their own.
+  constexpr int kEntryLoads = (kMaxResidualCodes * BN + Cfg::kThreads - 1) / Cfg::kThreads;
+  const bool entries_here = thresholds && use_register_finish;
+  const int entry_count = entries_here ? (residual ? prm.ep.threshold_residual_codes : 1) * tn : 0;
+  int4 entry_ahead[kEntryLoads];
+#pragma unroll
+  for (int k = 0; k < kEntryLoads; ++k) {
+    const int i = tid + k * Cfg::kThreads;
+    if (i >= entry_count) break;
+    const int part = i / tn, o = n0 + i - part * tn, levels = prm.ep.threshold_levels;
+    entry_ahead[k] = o < prm.O ? threshold_entry(prm.ep.thresholds + static_cast<int64_t>(part) * (levels + 2) * prm.O,
+                                                 prm.O, o, levels)
+                               : empty_threshold_entry();
+  }
+  // Everything above reads only this layer's constants; the activations, row sums and residual
+  // are the previous kernels' (dependent launch, common/dependent_launch.cuh).
+  wait_for_previous_kernels();
+  allow_next_kernel_start();
+
   // Stages loaded ahead of the MMAs. The wgmma loop (sm_90a) with 4+ stages keeps one group of
   // wgmmas in flight while it refills, so it refills the slot of two stages back, one stage less
   // far ahead.
@@ -533,26 +559,6 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     cp_async_commit();
   }
 
-  const bool residual = prm.res.int32_values != nullptr || prm.res.planes != nullptr;
-  // A table applies without residual, or with a packed one when it has a part per residual code.
-  const bool thresholds = prm.mode == kConvOutFusedPacked && prm.ep.thresholds != nullptr &&
-                          (!residual || (prm.ep.threshold_residual_codes > 0 && prm.res.planes != nullptr));
-  // The register finish's threshold entries, one per (residual code, channel), BN apart: their
-  // loads are issued before the correction terms' and stored after them, so both wait out one
-  // round trip together behind the first stages' copies.
-  constexpr int kEntryLoads = (kMaxResidualCodes * BN + Cfg::kThreads - 1) / Cfg::kThreads;
-  const bool entries_here = thresholds && use_register_finish;
-  const int entry_count = entries_here ? (residual ? prm.ep.threshold_residual_codes : 1) * tn : 0;
-  int4 entry_ahead[kEntryLoads];
-#pragma unroll
-  for (int k = 0; k < kEntryLoads; ++k) {
-    const int i = tid + k * Cfg::kThreads;
-    if (i >= entry_count) break;
-    const int part = i / tn, o = n0 + i - part * tn, levels = prm.ep.threshold_levels;
-    entry_ahead[k] = o < prm.O ? threshold_entry(prm.ep.thresholds + static_cast<int64_t>(part) * (levels + 2) * prm.O,
-                                                 prm.O, o, levels)
-                               : empty_threshold_entry();
-  }
   // While the first stages load: the per-pixel correction terms. A group of `team` lanes
   // shares each pixel's valid taps (independent loads, not one chain per pixel), then adds up.
   {

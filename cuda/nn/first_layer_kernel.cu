@@ -16,6 +16,7 @@
 #include <algorithm>
 
 #include "common/cuda_check.h"
+#include "common/dependent_launch.cuh"
 #include "common/epilogue_thresholds.h"
 #include "common/threshold_entry.cuh"
 #include "nn/nn_kernels.h"
@@ -195,6 +196,9 @@ __device__ __forceinline__ void multiply_pass(int32_t (&acc)[kMTiles][kTiles][4]
 
 template <bool kSignedX, bool kBytes>
 __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerCall call) {
+  // The next convolution may launch now: it waits for this kernel before reading its output, and
+  // this grid is one wave, already resident.
+  allow_next_kernel_start();
   extern __shared__ __align__(16) unsigned char smem[];
   const FirstLayerSmem layout(call);
   uint2* s_b = reinterpret_cast<uint2*>(smem);  // [pass][step][n8 tile][lane]
