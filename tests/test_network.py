@@ -262,7 +262,9 @@ def test_packed_taps_and_plain_layout_agree(bits, x_zero_point, config, rng, mon
     # residual, a zero point (the weight-offset corrections over the valid taps) and a linear
     # layer over a 3 x 3 x 64 map; both must equal the oracle.
     w_bit, x_bit = bits
-    if config != "auto":  # every tiled configuration that takes packed taps
+    # Every tiled configuration: 4 (256x128, no packed taps) runs the plain layout, and with
+    # packed taps falls back to 1.
+    if config != "auto":
         monkeypatch.setenv("APNN_CONV_CONFIG", config)
     x = images(rng, 2, (15, 15, 3))
     outputs, weights = [], []

@@ -18,6 +18,7 @@
 #include "common/cuda_check.h"
 #include "common/dependent_launch.cuh"
 #include "common/epilogue_thresholds.h"
+#include "common/fast_divisor.h"
 #include "common/threshold_entry.cuh"
 #include "nn/nn_kernels.h"
 
@@ -79,10 +80,15 @@ struct PixelField {
   int columns;  // the bytes [lo, hi) of a kernel row inside the image: lo | hi << 16
 };
 
+// The output width and height as divisors (pixel index -> n, oh, ow).
+struct PixelDivisors {
+  FastDivisor out_w, out_h;
+};
+
 // Also says whether every tap is inside and the last word's aligned pair inside the chunk.
 // 32-bit index math (the chunk's pixels and bytes are < 2^31 by the contract).
-__device__ __forceinline__ PixelField pixel_field(const FirstLayerCall& call, int m, int last_offset, int image_bytes,
-                                                  bool& interior) {
+__device__ __forceinline__ PixelField pixel_field(const FirstLayerCall& call, const PixelDivisors& div, int m,
+                                                  int last_offset, int image_bytes, bool& interior) {
   const Im2colGeometry& g = call.input.im2col;
   const int out_w = static_cast<int>(g.out_w), out_h = static_cast<int>(g.out_h);
   const int in_c = static_cast<int>(g.in_c), in_w = static_cast<int>(g.in_w), in_h = static_cast<int>(g.in_h);
@@ -90,7 +96,8 @@ __device__ __forceinline__ PixelField pixel_field(const FirstLayerCall& call, in
     interior = false;
     return PixelField{0, -(1 << 20), 0};
   }
-  const int ow = m % out_w, image_row = m / out_w, oh = image_row % out_h, n = image_row / out_h;
+  const int image_row = static_cast<int>(div.out_w.quotient(m)), ow = m - image_row * out_w;
+  const int n = static_cast<int>(div.out_h.quotient(image_row)), oh = image_row - n * out_h;
   const int ih0 = oh * g.stride_h - g.pad_h, iw0 = ow * g.stride_w - g.pad_w;
   const int origin = ((n * in_h + ih0) * in_w + iw0) * in_c;
   const int lo = max(0, -iw0) * in_c, hi = max(0, min(g.kw, in_w - iw0)) * in_c;
@@ -195,7 +202,7 @@ __device__ __forceinline__ void multiply_pass(int32_t (&acc)[kMTiles][kTiles][4]
 }
 
 template <bool kSignedX, bool kBytes>
-__global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerCall call) {
+__global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerCall call, const PixelDivisors div) {
   // The next convolution may launch now: it waits for this kernel before reading its output, and
   // this grid is one wave, already resident.
   allow_next_kernel_start();
@@ -253,7 +260,7 @@ __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerC
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         bool inside;
-        px[t][h] = pixel_field(call, static_cast<int>(m0) + t * 16 + group + 8 * h, last_offset, image_bytes, inside);
+        px[t][h] = pixel_field(call, div, static_cast<int>(m0) + t * 16 + group + 8 * h, last_offset, image_bytes, inside);
         interior = interior && inside;
       }
     const bool checked = !kBytes || !__all_sync(0xffffffffu, interior);
@@ -319,7 +326,9 @@ void launch_first_layer(const FirstLayerCall& call, size_t smem_bytes, int multi
   APNN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem_bytes));
   const int64_t warp_tiles = (call.out.rows + kWarpPixels - 1) / kWarpPixels;
   const int64_t blocks = std::min<int64_t>((warp_tiles + kWarps - 1) / kWarps, static_cast<int64_t>(multiprocessors) * std::max(per_sm, 1));
-  kernel<<<static_cast<unsigned>(blocks), kThreads, smem_bytes, stream>>>(call);
+  const Im2colGeometry& g = call.input.im2col;
+  const PixelDivisors div{FastDivisor(static_cast<uint32_t>(g.out_w)), FastDivisor(static_cast<uint32_t>(g.out_h))};
+  kernel<<<static_cast<unsigned>(blocks), kThreads, smem_bytes, stream>>>(call, div);
 }
 
 }  // namespace

@@ -629,15 +629,14 @@ void Network::plan(int64_t batch) {
       p.fused = true;
       src.pooled_by = id;
     }
-    // Sub-batches: as many images per call as kMaxCallOutputs and max_call_pixels() allow, and
-    // for a linear layer (a GEMM, whose grid carries row tiles in y) at most 65,535 row tiles of
-    // as few as 64 / (input bits) rows.
+    // Sub-batches: as many images per call as kMaxCallOutputs and max_call_pixels() allow (linear
+    // layers run as 1x1 convolutions, one pixel per image).
     int64_t most = kMaxDim;
     for (const NetLayer& l : layers_) {
       if (!l.is_weighted()) continue;
       const int64_t pixels = std::max<int64_t>(1, l.conv_h * l.conv_w);
-      int64_t limit = std::min(max_call_pixels(), kMaxCallOutputs / std::max<int64_t>(1, l.desc.out_channels));
-      if (l.kind == APNN_LAYER_LINEAR) limit = std::min(limit, int64_t{65535} * (64 / layers_[l.source].out_quant.bits));
+      const int64_t limit =
+          std::min(max_call_pixels(), kMaxCallOutputs / std::max<int64_t>(1, l.desc.out_channels));
       most = std::min(most, std::max<int64_t>(1, limit / pixels));
     }
     const int64_t chunks = (batch + most - 1) / most, size = (batch + chunks - 1) / chunks;

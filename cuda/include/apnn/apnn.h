@@ -455,8 +455,11 @@ APNN_API apnn_status_t apnn_network_layer_info(apnn_network_t net, int32_t id, a
  * packed output has 1 or 2 activation planes and 1 or 2 weight planes runs inside the convolution
  * kernel (no int32 round trip), and a packed residual of at most 2 bits with a packed output of at
  * most 2 bits is folded into a threshold table per residual code (same codes;
- * APNN_EPILOGUE_THRESHOLDS=0 keeps the float steps). Batches too large for one launch run as
- * consecutive sub-batches. */
+ * APNN_EPILOGUE_THRESHOLDS=0 keeps the float steps). A batch whose convolution calls would have
+ * more than 2^29 int32 results (output pixels x channels) runs as consecutive sub-batches. On CUDA (sm_90) each tiled convolution is launched as a
+ * programmatic dependent of the kernel before it, so its launch and constant-only prologue overlap
+ * that kernel's tail; it reads nothing the earlier kernels write before they finish (same results;
+ * APNN_DEPENDENT_LAUNCH=0 launches them plainly). */
 APNN_API apnn_status_t apnn_network_plan(apnn_network_t net, int64_t batch);
 /* N, H, W, C and element type (FLOAT32 or INT32) of the planned output. */
 APNN_API apnn_status_t apnn_network_output_shape(apnn_network_t net, int64_t shape[4], apnn_dtype_t* dtype);
