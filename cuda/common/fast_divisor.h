@@ -20,13 +20,7 @@ struct FastDivisor {
   }
 
   // n / divisor for n < 2^31.
-  __host__ __device__ __forceinline__ uint32_t quotient(uint32_t n) const {
-#ifdef __CUDA_ARCH__
-    return (__umulhi(multiplier, n) + n) >> shift;
-#else
-    return static_cast<uint32_t>(((uint64_t{multiplier} * n >> 32) + n) >> shift);
-#endif
-  }
+  __device__ __forceinline__ uint32_t quotient(uint32_t n) const { return (__umulhi(multiplier, n) + n) >> shift; }
 };
 
 }  // namespace apnn

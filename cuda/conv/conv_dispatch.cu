@@ -34,21 +34,29 @@ struct RegisterFinishScope {
   bool fused_out = false;   // a fused epilogue: packed output, threshold table, packed residual or none
 };
 
-// Configurations of the tiled (cluster split-K) kernel, sm_90.
-// any_planes: built for every plane count (else the fast ones only); packed_taps: built for
-// weights with packed taps (launch_tiled_any).
+// Configurations of the tiled (cluster split-K) kernel, sm_90: the block tile (bm x bn bit-rows,
+// kt bits of K per stage), the warp tile (wm x wn), the pipeline stages, the resident blocks the
+// registers must allow (__launch_bounds__), and for the planner the blocks per SM a launch
+// fills (0: 2.5, see plan_tiled). any_planes: built for every plane count (else the fast ones
+// only); packed_taps: built for weights with packed taps (launch_tiled_any).
 struct TileConfig {
   const char* name;
   int bm, bn, kt;
+  int wm, wn, stages, min_blocks;
   int blocks_per_sm;
   bool any_planes, packed_taps;
 };
 constexpr TileConfig kTileConfigs[] = {
-    {"b64x64_k1024", 64, 64, 1024, 0, true, true},  // blocks_per_sm 0: 2.5, see plan_tiled   // latency: small tiles, long K steps, split across a cluster
-    {"b128x128_k512", 128, 128, 512, 2, true, true},  // throughput: large tiles
-    {"b256x64_k512", 256, 64, 512, 2, true, false},    // many planes (an 8-bit im2col first layer): 32 pixels per block
-    {"b128x64_k512_s3", 128, 64, 512, 3, true, true},  // short K, many pixels: 3 resident blocks of 8 warps per SM
-    {"b256x128_k512", 256, 128, 512, 1, false, false},  // the 128x128 tiles' work in one wave: half the tiles, less read per product
+    // latency: small tiles, long K steps, split across a cluster
+    {"b64x64_k1024", 64, 64, 1024, 32, 32, 4, 1, 0, true, true},
+    // throughput: large tiles
+    {"b128x128_k512", 128, 128, 512, 64, 64, 4, 1, 2, true, true},
+    // many planes (an 8-bit im2col first layer): 32 pixels per block
+    {"b256x64_k512", 256, 64, 512, 64, 32, 3, 1, 2, true, false},
+    // short K, many pixels: 3 resident blocks of 8 warps per SM
+    {"b128x64_k512_s3", 128, 64, 512, 32, 32, 3, 3, 3, true, true},
+    // the 128x128 tiles' work in one wave: half the tiles, less read per product
+    {"b256x128_k512", 256, 128, 512, 64, 64, 4, 1, 1, false, false},
 };
 constexpr int kTileConfigCount = static_cast<int>(sizeof(kTileConfigs) / sizeof(kTileConfigs[0]));
 constexpr int kMaxClusterSplit = 8;
@@ -170,20 +178,14 @@ ConvPlan plan_conv(const ConvCall& call, int multiprocessors, const ConvOverride
   return plan;
 }
 
+// The kernel of configuration Config for P x Q planes (0: any count, read from the parameters).
 template <int Config, int P, int Q, bool TapPacked>
-struct TiledKernel;
-#define APNN_CONV_CONFIG(ID, BM, BN, WM, WN, KT, STAGES, MINB)                                      \
-  template <int P, int Q, bool TapPacked>                                                          \
-  struct TiledKernel<ID, P, Q, TapPacked> {                                                        \
-    using Cfg = conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>;                                 \
-    static constexpr auto fn = conv_tile_kernel<BM, BN, WM, WN, KT, STAGES, MINB, P, Q, TapPacked>; \
-  };
-APNN_CONV_CONFIG(0, 64, 64, 32, 32, 1024, 4, 1)
-APNN_CONV_CONFIG(1, 128, 128, 64, 64, 512, 4, 1)
-APNN_CONV_CONFIG(2, 256, 64, 64, 32, 512, 3, 1)
-APNN_CONV_CONFIG(3, 128, 64, 32, 32, 512, 3, 3)
-APNN_CONV_CONFIG(4, 256, 128, 64, 64, 512, 4, 1)
-#undef APNN_CONV_CONFIG
+struct TiledKernel {
+  static constexpr TileConfig kCfg = kTileConfigs[Config];
+  using Cfg = conv_detail::ConvTile<kCfg.bm, kCfg.bn, kCfg.wm, kCfg.wn, kCfg.kt, kCfg.stages>;
+  static constexpr auto fn = conv_tile_kernel<kCfg.bm, kCfg.bn, kCfg.wm, kCfg.wn, kCfg.kt, kCfg.stages,
+                                              kCfg.min_blocks, P, Q, TapPacked>;
+};
 
 // dependent: launched as a programmatic dependent of the stream's previous kernel (compute
 // capability 9.0+; the kernel waits for it before reading activations).
@@ -243,6 +245,13 @@ void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, bool
   }
   if constexpr (kTileConfigs[Config].any_planes) launch_tiled<Config, 0, 0>(prm, grid, dependent, stream);
 }
+
+// launch_tiled_any of each configuration, by index.
+using TiledLauncher = void (*)(int, int, const ConvKernelParams&, dim3, bool, cudaStream_t);
+constexpr TiledLauncher kTiledLaunchers[] = {launch_tiled_any<0>, launch_tiled_any<1>, launch_tiled_any<2>,
+                                             launch_tiled_any<3>, launch_tiled_any<4>};
+static_assert(sizeof(kTiledLaunchers) / sizeof(kTiledLaunchers[0]) == kTileConfigCount,
+              "one launcher per tile configuration");
 
 template <int P, int Q>
 void launch_conv(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
@@ -447,11 +456,7 @@ void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_
     // Dependent launches where the GPU has them; the tiled kernel waits before reading.
     const bool dependent = dependent_launch_ && target.clusters;
     auto launch = [&](const ConvKernelParams& k) {
-      if (plan.config == 0) return launch_tiled_any<0>(k.p, k.q, k, grid, dependent, stream);
-      if (plan.config == 1) return launch_tiled_any<1>(k.p, k.q, k, grid, dependent, stream);
-      if (plan.config == 3) return launch_tiled_any<3>(k.p, k.q, k, grid, dependent, stream);
-      if (plan.config == 4) return launch_tiled_any<4>(k.p, k.q, k, grid, dependent, stream);
-      launch_tiled_any<2>(k.p, k.q, k, grid, dependent, stream);
+      kTiledLaunchers[plan.config](k.p, k.q, k, grid, dependent, stream);
     };
     if (!call.has_epilogue) {
       prm.mode = kConvOutInt32;

@@ -16,8 +16,8 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "common/epilogue.h"
 #include "common/dependent_launch.cuh"
+#include "common/epilogue.h"
 #include "common/epilogue_thresholds.h"
 #include "common/warp_planes.cuh"
 #include "conv/conv_params.h"
@@ -50,6 +50,14 @@ __device__ __forceinline__ void tap_range(int out, int stride, int pad, int kern
   last = min(kernel, size - in0);
 }
 
+// This block's first output pixel and channel: tiles run along grid x, column tiles fastest
+// (ConvKernelParams::col_tiles).
+__device__ __forceinline__ void tile_origin(const ConvKernelParams& prm, int tm, int tn, int& m0, int& n0) {
+  const int row_tile = static_cast<int>(blockIdx.x / prm.col_tiles);
+  m0 = row_tile * tm;
+  n0 = (static_cast<int>(blockIdx.x) - row_tile * prm.col_tiles) * tn;
+}
+
 }  // namespace conv_detail
 
 // P, Q: compile-time plane counts, or 0 to read them from params.
@@ -65,8 +73,8 @@ __global__ void __launch_bounds__(conv_detail::kThreads) bitplane_conv_kernel(co
   const int q = Q ? Q : prm.q;
   const int tm = P ? kBM / P : prm.tm;
   const int tn = Q ? kBN / Q : prm.tn;
-  const int row_tile = static_cast<int>(blockIdx.x / prm.col_tiles);
-  const int m0 = row_tile * tm, n0 = (static_cast<int>(blockIdx.x) - row_tile * prm.col_tiles) * tn;
+  int m0, n0;
+  conv_detail::tile_origin(prm, tm, tn, m0, n0);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / kWarpsN, warp_n = warp % kWarpsN;
 
@@ -416,8 +424,8 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   const int q = Q ? Q : prm.q;
   const int tm = P ? BM / P : prm.tm;
   const int tn = Q ? BN / Q : prm.tn;
-  const int row_tile = static_cast<int>(blockIdx.x / prm.col_tiles);
-  const int m0 = row_tile * tm, n0 = (static_cast<int>(blockIdx.x) - row_tile * prm.col_tiles) * tn;
+  int m0, n0;
+  conv_detail::tile_origin(prm, tm, tn, m0, n0);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / Cfg::kWarpsN, warp_n = warp % Cfg::kWarpsN;
   const int ranks = gridDim.z, rank = blockIdx.z;

@@ -13,7 +13,9 @@ namespace apnn {
 namespace conv_detail {
 
 // A block's part is a sum over at most 256 channels of plane parts of at most 255 in magnitude
-// (8-bit codes), so part + bias is in [0, 2^18); 65,535 column tiles of those stay under 2^40.
+// (8-bit codes), so part + bias is in [0, 2^18). Channels are at most 2^24 (apnn.h) in column
+// tiles of at least 32, so at most 2^19 parts: their sum stays under 2^37 and their count under
+// 2^24 (bits 40..63).
 constexpr int64_t kRowSumPartBias = int64_t{1} << 17;
 constexpr int kRowSumCountShift = 40;
 
