@@ -8,6 +8,7 @@
 
 #include "common/cuda_check.h"
 #include "common/quant.h"
+#include "conv/conv_halo.h"
 #include "conv/conv_kernel.cuh"
 
 namespace apnn {
@@ -21,6 +22,8 @@ struct ConvPlan {
   bool pool_fused = false;  // with its 2x2 / 2 max pool (tiled kernel, packed output)
   int config = -1;     // tiled-kernel configuration (kTileConfigs), or -1: the fallback kernel
   bool register_finish = false;  // finish from the wgmma accumulators (conv_register_finish.cuh)
+  bool halo = false;   // the halo kernel (conv_halo.h) with this output; the fields above unused
+  HaloOutput halo_output = HaloOutput::kInt32;
 };
 
 namespace {
@@ -65,6 +68,36 @@ constexpr int kMinRawSplitKTiles = 8;  // k tiles below which a raw (int32) outp
 
 // Plane counts with compile-time kernels (launch_tiled_any); the others run the generic ones.
 bool fast_planes(int p, int q) { return (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2); }
+
+// Whether the halo kernel (conv_halo.h) computes the call, and what it writes: a 3x3 / stride 1
+// / padding 1 convolution over at most 128 channels (one 16-byte entry per pixel and plane),
+// 1 or 2 planes per operand, activations without offset, no pinned K split; int32 results or a
+// packed output through the threshold table, with a 2x2 / 2 max pool or a packed residual.
+bool halo_serves(const ConvCall& call, const ConvOverride& pin, bool thresholds, HaloOutput& output) {
+  const auto& g = call.geometry;
+  const auto& w = *call.w;
+  if (halo_conv_tile_n(call.x->quant.bits, w.quant.bits, static_cast<int>(g.out_channels)) == 0) return false;
+  if (g.kh != 3 || g.kw != 3 || g.stride_h != 1 || g.stride_w != 1 || g.pad_h != 1 || g.pad_w != 1) return false;
+  if (g.channels > 128 || call.x->words != 8 || w.channel_words != 8) return false;
+  if (w.tap_words != 0 && w.tap_words != 2 && w.tap_words != 4) return false;
+  if (real_offset(call.x->quant) != 0 || pin.split_k > 1) return false;
+  if (!call.has_epilogue) {
+    output = HaloOutput::kInt32;
+    return true;
+  }
+  const auto& ep = call.epilogue;
+  if (call.y_packed == nullptr || !thresholds || ep.thresholds == nullptr || !pin.fuse) return false;
+  if (call.residual.int32_values != nullptr || call.residual.planes != nullptr) {
+    output = HaloOutput::kPackedResidual;
+    return call.residual.planes != nullptr && ep.threshold_residual_codes > 0 && ep.pool == APNN_POOL_NONE;
+  }
+  if (ep.pool == APNN_POOL_NONE) {
+    output = HaloOutput::kPacked;
+    return true;
+  }
+  output = HaloOutput::kPackedPool;
+  return ep.pool == APNN_POOL_MAX && ep.pool_size == 2 && ep.pool_stride == 2;
+}
 
 ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverride& pin, int forced_config,
                     const RegisterFinishScope& registers) {
@@ -269,7 +302,7 @@ void launch_conv_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaS
 
 
 bool w_taps_ok(const ConvCall& call, const ConvPlan& plan) {
-  return call.w->tap_words == 0 ||
+  return call.w->tap_words == 0 || plan.halo ||
          (plan.config >= 0 && kTileConfigs[plan.config].packed_taps && call.w->tap_words % 2 == 0);
 }
 
@@ -315,6 +348,9 @@ ConvRunner::ConvRunner() {
   // Debug/tuning knob: APNN_DEPENDENT_LAUNCH=0 launches the tiled kernels as plain stream work, so
   // none starts before the kernel ahead of it ends (same results; measures the overlap).
   if (const char* env = std::getenv("APNN_DEPENDENT_LAUNCH")) dependent_launch_ = std::string(env) != "0";
+  // Debug/tuning knob: APNN_CONV_HALO=0 never runs the halo kernel, 1 runs it on every call it
+  // serves (also small ones, and with APNN_CONV_CONFIG pinned); unset, the planner decides.
+  if (const char* env = std::getenv("APNN_CONV_HALO")) halo_ = std::string(env) == "0" ? 0 : 1;
 }
 
 ConvRunner::~ConvRunner() {
@@ -359,6 +395,26 @@ int32_t* ConvRunner::workspace(size_t bytes) {
 ConvPlan ConvRunner::plan(const ConvCall& call, const GemmTarget& target) const {
   const int multiprocessors = target.multiprocessors;
   if (!tiled(target)) return plan_conv(call, multiprocessors, override_);
+  HaloOutput halo_output;
+  if (halo_ != 0 && target.wgmma && halo_serves(call, override_, thresholds_, halo_output)) {
+    const auto& g = call.geometry;
+    ConvPlan plan;
+    plan.tn = halo_conv_tile_n(call.x->quant.bits, call.w->quant.bits, static_cast<int>(g.out_channels));
+    plan.col_tiles = static_cast<int>(ceil_div(g.out_channels, plan.tn));
+    plan.row_tiles = static_cast<int>(
+        std::min<int64_t>(halo_conv_tiles(static_cast<int>(g.batch), static_cast<int>(g.out_h), static_cast<int>(g.out_w)),
+                          std::numeric_limits<int32_t>::max()));
+    // Automatic: where the tiles fill every SM at least once (measured: see PERF_NOTES session 12).
+    const bool automatic = halo_ < 0 && forced_config_ < 0 &&
+                           static_cast<int64_t>(plan.row_tiles) * plan.col_tiles >= multiprocessors;
+    if (halo_ == 1 || automatic) {
+      plan.halo = true;
+      plan.halo_output = halo_output;
+      plan.fused = call.has_epilogue;
+      plan.pool_fused = false;
+      return plan;
+    }
+  }
   RegisterFinishScope registers;
   const int p = call.x->quant.bits, q = call.w->quant.bits;
   if (register_finish_ && target.wgmma && fast_planes(p, q) && real_offset(call.x->quant) == 0) {
@@ -375,6 +431,12 @@ ConvPlan ConvRunner::plan(const ConvCall& call, const GemmTarget& target) const 
 std::string ConvRunner::kernel_name(const ConvCall& call, const GemmTarget& target) const {
   const ConvPlan plan = this->plan(call, target);
   const int p = call.x->quant.bits, q = call.w->quant.bits;
+  if (plan.halo) {
+    std::string name = "conv_w" + std::to_string(q) + "a" + std::to_string(p) + "_halo8x8_n" + std::to_string(plan.tn);
+    if (call.has_epilogue) name += plan.halo_output == HaloOutput::kPackedPool ? "_fused_epilogue_pool" : "_fused_epilogue";
+    if (call.w->tap_words) name += "_packed_taps";
+    return name;
+  }
   const bool fast = fast_planes(p, q) || (plan.config == 2 && p == 8 && q == 1);
   std::string name = std::string(fast ? "" : "generic_") + "conv_w" + std::to_string(q) + "a" + std::to_string(p) +
                      "_" + (plan.config >= 0 ? kTileConfigs[plan.config].name : "b64x64_k256") + "_split" +
@@ -450,6 +512,17 @@ void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_
     prm.out_words = call.y_packed->words;
   }
 
+  if (plan.halo) {
+    prm.M = static_cast<int>(g.out_pixels());
+    prm.pool_fused = 0;
+    prm.mode = call.has_epilogue ? kConvOutFusedPacked : kConvOutInt32;
+    if (call.has_epilogue) {
+      prm.row_sum_ws = plan.col_tiles > 1 ? row_workspace(static_cast<size_t>(g.out_pixels()), stream) : nullptr;
+    } else {
+      prm.y = static_cast<int32_t*>(call.y_mem);
+    }
+    return launch_halo_conv(prm, plan.halo_output, target.multiprocessors, dependent_launch_, stream);
+  }
   const dim3 grid(static_cast<unsigned>(tiles), 1, plan.split);
   const size_t y_bytes0 = static_cast<size_t>(g.out_pixels() * g.out_channels) * sizeof(int32_t);
   if (plan.config >= 0) {

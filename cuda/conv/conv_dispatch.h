@@ -43,6 +43,7 @@ class ConvRunner {
   bool thresholds_ = true;     // APNN_EPILOGUE_THRESHOLDS=0: always the float epilogue
   bool register_finish_ = true;  // APNN_CONV_REGISTER_FINISH=0: always the shared-memory finish
   bool dependent_launch_ = true;  // APNN_DEPENDENT_LAUNCH=0: tiled launches wait for the previous kernel
+  int halo_ = -1;  // APNN_CONV_HALO: -1 the planner decides, 0 never, 1 wherever it serves
 };
 
 }  // namespace apnn

@@ -1,0 +1,416 @@
+// The halo convolution (sm_90a): 3x3, stride 1, padding 1, at most 128 channels.
+//
+// The implicit GEMM (conv_kernel.cuh) copies every (pixel, tap) pair of its tile on its own: for
+// 64 channels that is 9 copies of 8 bytes per pixel and plane, each with its own bounds check
+// and 64-bit address, and ncu found VGG's 224x224x64 layer issue-bound on exactly that. Here a
+// block copies the input window of an 8 x 8 output tile once (10 x 11 pixels: 1.7 copies per
+// pixel), and every tap reads it in place: an entry of the window is a pixel's first 128
+// channel bits (16 bytes; rows are padded to 256 bits with zeros, apnn.h), and a wgmma operand
+// in the no-swizzle layout is 8-row core matrices of 16-byte rows, so
+//   - 8 consecutive window entries of one window row are a core matrix: 8 output pixels of one
+//     tile row at one tap;
+//   - the next core matrix along M (the next tile row) is one window row further (the stride
+//     byte offset), and the next along K (the next tap to the right) one entry further (the
+//     leading byte offset).
+// One wgmma k-step of 256 bits is then two taps of one kernel row: (kw 0, 1) and (kw 2, 3),
+// where tap 3 has zero weights; 6 k-steps cover the 3x3 kernel (the 4th tap and, for 64
+// channels, the upper half of each entry multiply zero weight bits: the MMA has room to spare,
+// the copies do not). The weights of the block's output channels are copied once into the same
+// layout and stay; blocks are persistent and walk the tiles, copying the next tile's window
+// while they finish the current one.
+//
+// M rows are one activation plane's 64 pixels (one wgmma per plane), so a thread holds pixel
+// (column lane/4, rows 2 warp and 2 warp + 1) of the tile (the D fragment's rows lane/4 and +8):
+// a 2x2 / 2 max pool is the thread's two rows and the lane 4 apart. The finish is the register
+// finish's arithmetic (conv_register_finish.cuh): plane pairs combined, the binary-weight
+// correction ow * (input row sums over the valid taps, from a 10 x 10 window of row sums that
+// is zero outside the image), then int32 stores or threshold levels packed into plane words.
+#include "conv/conv_halo.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "common/cuda_check.h"
+#include "common/dependent_launch.cuh"
+#include "common/epilogue_thresholds.h"
+#include "common/status.h"
+#include "common/threshold_entry.cuh"
+#include "conv/row_sum_parts.cuh"
+#include "gemm/bitplane_gemm_kernel.cuh"
+#include "gemm/bitplane_gemm_wgmma_kernel.cuh"
+
+namespace apnn {
+namespace halo_detail {
+
+constexpr int kThreads = 128;  // one warpgroup
+constexpr int kTile = 8;       // output tile: 8 x 8 pixels, the 64 rows of one wgmma
+constexpr int kWindowRows = kTile + 2;
+constexpr int kWindowCols = kTile + 4;   // entries per window row in shared memory
+constexpr int kLoadedCols = kTile + 3;   // the ones read: tap slot 3 of column 7 reads entry 10
+constexpr int kSumCols = kTile + 2;      // the row-sum window: the 3x3 taps only
+constexpr int kSumEntries = kWindowRows * kSumCols;
+constexpr int kKSteps = 6;               // 3 kernel rows x 2 tap pairs
+constexpr int kEntryBytes = 16;
+
+template <int P, int Q, int TN, HaloOutput kOut>
+struct Layout {
+  static constexpr bool kPacked = kOut != HaloOutput::kInt32;
+  static constexpr int kWeightBytes = Q * kKSteps * 2 * TN * kEntryBytes;
+  static constexpr int kWindowBytes = P * kWindowRows * kWindowCols * kEntryBytes;  // one buffer
+  static constexpr int kSumBytes = kSumEntries * 4;
+  static constexpr int kEntryCount = !kPacked ? 0 : kOut == HaloOutput::kPackedResidual ? kMaxResidualCodes * TN : TN;
+  static constexpr int kSmemBytes = kWeightBytes + 2 * kWindowBytes + 2 * kSumBytes + kEntryCount * 16;
+  static_assert(kSumBytes % 16 == 0 && kWindowBytes % 16 == 0, "16-byte aligned regions");
+};
+
+// A no-swizzle K-major operand (PTX ISA, "Matrix Descriptor Format"): core matrices of 8 rows of
+// 16 bytes, k_stride bytes apart along K (leading byte offset) and mn_stride along M or N.
+__device__ __forceinline__ uint64_t plain_descriptor(uint32_t smem_byte_address, uint32_t k_stride,
+                                                     uint32_t mn_stride) {
+  return static_cast<uint64_t>((smem_byte_address & 0x3FFFF) >> 4) | (static_cast<uint64_t>(k_stride >> 4) << 16) |
+         (static_cast<uint64_t>(mn_stride >> 4) << 32);
+}
+
+__device__ __forceinline__ void cp_async_4_or_zero(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0));
+}
+
+}  // namespace halo_detail
+
+template <int P, int Q, int TN, HaloOutput kOut>
+__global__ void __launch_bounds__(halo_detail::kThreads) halo_conv_kernel(const ConvKernelParams prm) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using namespace halo_detail;
+  using namespace gemm_detail;
+  using namespace wgmma_detail;
+  using L = Layout<P, Q, TN, kOut>;
+  constexpr bool kPacked = L::kPacked;
+  constexpr bool kPool = kOut == HaloOutput::kPackedPool;
+  constexpr bool kResidual = kOut == HaloOutput::kPackedResidual;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const uint32_t s_weights = smem_addr(smem);
+  const uint32_t s_windows = s_weights + L::kWeightBytes;
+  const int32_t* s_sums = reinterpret_cast<const int32_t*>(smem + L::kWeightBytes + 2 * L::kWindowBytes);
+  int4* s_entries = reinterpret_cast<int4*>(smem + L::kWeightBytes + 2 * L::kWindowBytes + 2 * L::kSumBytes);
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int n0 = static_cast<int>(blockIdx.x % prm.col_tiles) * TN;
+
+  // The block's weights, once: entry (plane, k-step, tap of the pair, channel) holds the first
+  // 128 channel bits of one tap; tap slot 3 and channels past O are zero.
+  {
+    const int tap_stride = prm.tap_words ? prm.tap_words : prm.cwords;  // words from tap to tap
+    const bool half_entries = tap_stride < 4;  // 64 channels with packed taps: 8 bytes per tap
+    for (int i = tid; i < Q * kKSteps * 2 * TN; i += kThreads) {
+      const int n = i % TN, slot = (i / TN) % 2, step = (i / (2 * TN)) % kKSteps, plane = i / (2 * TN * kKSteps);
+      const int kh = step / 2, kw = 2 * (step % 2) + slot, o = n0 + n;
+      const bool valid = kw < 3 && o < prm.O;
+      const uint32_t* src = valid ? prm.w_planes + (static_cast<int64_t>(plane) * prm.w_rows_padded + o) * prm.w_words +
+                                        (kh * 3 + kw) * tap_stride
+                                  : prm.w_planes;
+      const uint32_t dst = s_weights + i * kEntryBytes;
+      if (half_entries) {
+        cp_async_8(dst, src, valid);
+        cp_async_8(dst + 8, prm.w_planes, false);
+      } else {
+        cp_async_16(dst, src, valid);
+      }
+    }
+    cp_async_commit();
+  }
+  if constexpr (kPacked) {
+    const int parts = kResidual ? prm.ep.threshold_residual_codes : 1, levels = prm.ep.threshold_levels;
+    for (int i = tid; i < parts * TN; i += kThreads) {
+      const int part = i / TN, o = n0 + i % TN;
+      s_entries[i] = o < prm.O ? threshold_entry(prm.ep.thresholds + static_cast<int64_t>(part) * (levels + 2) * prm.O,
+                                                 prm.O, o, levels)
+                               : empty_threshold_entry();
+    }
+  }
+  // Everything above is this layer's constants; the activations are the previous kernels'.
+  wait_for_previous_kernels();
+  allow_next_kernel_start();
+
+  const int tiles_x = (prm.OW + kTile - 1) / kTile, tiles_y = (prm.OH + kTile - 1) / kTile;
+  const int tiles_per_image = tiles_x * tiles_y;
+  const int tiles = prm.M / (prm.OH * prm.OW) * tiles_per_image;
+  const int tile_step = static_cast<int>(gridDim.x) / prm.col_tiles;
+  const bool sums = prm.ow != 0;  // the binary-weight correction needs the input row sums
+
+  // Tile t's input window into buffer buf: entry (plane, row, col) is input pixel (8 ty - 1 + row,
+  // 8 tx - 1 + col), zero outside the image.
+  auto load_window = [&](int t, int buf) {
+    const int n = t / tiles_per_image, r = t - n * tiles_per_image, ty = r / tiles_x, tx = r - ty * tiles_x;
+    const int iy0 = ty * kTile - 1, ix0 = tx * kTile - 1;
+    const int64_t image0 = static_cast<int64_t>(n) * prm.H * prm.W;
+    const uint32_t window = s_windows + buf * L::kWindowBytes;
+    for (int i = tid; i < P * kWindowRows * kLoadedCols; i += kThreads) {
+      const int plane = i / (kWindowRows * kLoadedCols), rest = i - plane * (kWindowRows * kLoadedCols);
+      const int row = rest / kLoadedCols, col = rest - row * kLoadedCols;
+      const int iy = iy0 + row, ix = ix0 + col;
+      const bool valid = static_cast<unsigned>(iy) < static_cast<unsigned>(prm.H) &&
+                         static_cast<unsigned>(ix) < static_cast<unsigned>(prm.W);
+      const uint32_t* src =
+          valid ? prm.x_planes + (static_cast<int64_t>(plane) * prm.x_rows_padded + image0 + iy * prm.W + ix) * prm.cwords
+                : prm.x_planes;
+      cp_async_16(window + ((plane * kWindowRows + row) * kWindowCols + col) * kEntryBytes, src, valid);
+    }
+    if (sums) {
+      const uint32_t sum_window = smem_addr(s_sums) + buf * L::kSumBytes;
+      for (int i = tid; i < kSumEntries; i += kThreads) {
+        const int row = i / kSumCols, col = i - row * kSumCols, iy = iy0 + row, ix = ix0 + col;
+        const bool valid = static_cast<unsigned>(iy) < static_cast<unsigned>(prm.H) &&
+                           static_cast<unsigned>(ix) < static_cast<unsigned>(prm.W);
+        cp_async_4_or_zero(sum_window + i * 4, valid ? prm.x_row_sums + image0 + iy * prm.W + ix : prm.x_row_sums, valid);
+      }
+    }
+  };
+
+  int tile = static_cast<int>(blockIdx.x) / prm.col_tiles;
+  if (tile < tiles) load_window(tile, 0);
+  cp_async_commit();
+  const int g = lane >> 2, quad = lane & 3;
+  for (int buf = 0; tile < tiles; tile += tile_step, buf ^= 1) {
+    if (tile + tile_step < tiles) load_window(tile + tile_step, buf ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();   // the weights and this tile's window
+    fence_proxy_async();  // this thread's copies, visible to the wgmmas' async proxy
+    __syncthreads();
+
+    int32_t acc[P][Q][TN / 2];
+#pragma unroll
+    for (int ip = 0; ip < P; ++ip)
+#pragma unroll
+      for (int jq = 0; jq < Q; ++jq)
+#pragma unroll
+        for (int e = 0; e < TN / 2; ++e) acc[ip][jq][e] = 0;
+    const uint32_t window = s_windows + buf * L::kWindowBytes;
+    wgmma_fence();
+#pragma unroll
+    for (int step = 0; step < kKSteps; ++step) {
+      const int kh = step / 2, kw0 = 2 * (step % 2);
+#pragma unroll
+      for (int ip = 0; ip < P; ++ip) {
+        const uint64_t a = plain_descriptor(window + ((ip * kWindowRows + kh) * kWindowCols + kw0) * kEntryBytes,
+                                            kEntryBytes, kWindowCols * kEntryBytes);
+#pragma unroll
+        for (int jq = 0; jq < Q; ++jq)
+          wgmma_b1_and<TN>(acc[ip][jq], a,
+                           plain_descriptor(s_weights + (jq * kKSteps + step) * 2 * TN * kEntryBytes, TN * kEntryBytes,
+                                            8 * kEntryBytes));
+      }
+    }
+    wgmma_commit();
+
+    // While the MMAs run: this thread's pixels (column g, rows 2 warp + h) and their corrections.
+    const int n = tile / tiles_per_image, r = tile - n * tiles_per_image, ty = r / tiles_x, tx = r - ty * tiles_x;
+    const int ox = tx * kTile + g;
+    int m[2];
+    bool valid[2];
+    uint32_t corr[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int oy = ty * kTile + 2 * warp + h;
+      valid[h] = oy < prm.OH && ox < prm.OW;
+      m[h] = (n * prm.OH + oy) * prm.OW + ox;
+      int32_t xsum = 0;
+      if (sums) {
+        const int32_t* s = s_sums + buf * kSumEntries + (2 * warp + h) * kSumCols + g;
+#pragma unroll
+        for (int dy = 0; dy < 3; ++dy)
+#pragma unroll
+          for (int dx = 0; dx < 3; ++dx) xsum += s[dy * kSumCols + dx];
+      }
+      corr[h] = static_cast<uint32_t>(prm.ow) * static_cast<uint32_t>(xsum);
+    }
+    wgmma_wait<0>();
+
+    // The convolution value of row h at channel 8 j + 2 quad + e (exact once reduced to int32).
+    auto value = [&](int h, int j, int e) -> int32_t {
+      uint32_t sum = corr[h];
+#pragma unroll
+      for (int jq = 0; jq < Q; ++jq) {
+        uint32_t plane_row = 0;
+#pragma unroll
+        for (int ip = 0; ip < P; ++ip)
+          plane_row += static_cast<uint32_t>(prm.cx[ip]) * static_cast<uint32_t>(acc[ip][jq][4 * j + 2 * h + e]);
+        sum += static_cast<uint32_t>(prm.cw[jq]) * plane_row;
+      }
+      return static_cast<int32_t>(sum);
+    };
+
+    if constexpr (!kPacked) {
+      const bool pairs = (prm.O & 1) == 0;  // channel pairs (o even) are 8-byte aligned
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if (!valid[h]) continue;
+        int32_t* y_row = prm.y + static_cast<int64_t>(m[h]) * prm.O;
+#pragma unroll
+        for (int j = 0; j < TN / 8; ++j) {
+          const int o = n0 + 8 * j + 2 * quad;
+          const int32_t v0 = value(h, j, 0), v1 = value(h, j, 1);
+          if (pairs && o + 1 < prm.O) {
+            *reinterpret_cast<int2*>(y_row + o) = make_int2(v0, v1);
+          } else {
+            if (o < prm.O) y_row[o] = v0;
+            if (o + 1 < prm.O) y_row[o + 1] = v1;
+          }
+        }
+      }
+    } else {
+      const OutputQuant& oq = prm.oq;
+      const LevelCodes codes(oq);
+      const int32_t coef0 = plane_coefficient(0, oq.bits, oq.encoding);
+      const int32_t coef1 = oq.bits > 1 ? plane_coefficient(1, oq.bits, oq.encoding) : 0;
+      const int64_t plane_words = prm.out_rows_padded * prm.out_words;
+      // With the pool: window (rows 2 warp, 2 warp + 1; columns g, g ^ 1), stored by even g.
+      const int py = ty * (kTile / 2) + warp, px = tx * (kTile / 2) + g / 2;
+      const bool pool_stores = kPool && g % 2 == 0 && py < prm.PH && px < prm.PW;
+      const int pool_row = (n * prm.PH + py) * prm.PW + px;
+      int32_t row_sum[2] = {0, 0};
+#pragma unroll
+      for (int word = 0; word < TN / 32; ++word) {
+        const int o0 = n0 + 32 * word;
+        uint32_t residual[2][2] = {{0u, 0u}, {0u, 0u}};
+        if constexpr (kResidual) {
+          const ResidualParams& res = prm.res;
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int b = 0; b < 2; ++b)
+              if (b < res.bits && valid[h] && o0 < prm.O)
+                residual[h][b] = __ldg(res.planes + (b * res.rows_padded + m[h]) * res.words + o0 / 32);
+        }
+        uint32_t levels[2][2] = {{0u, 0u}, {0u, 0u}};  // byte b: channel 32 word + 8 b + 2 quad + e
+#pragma unroll
+        for (int b = 0; b < 4; ++b) {
+          const int j = 4 * word + b, nn = 8 * j + 2 * quad;
+          int4 t[2];
+          if constexpr (!kResidual) t[0] = s_entries[nn], t[1] = s_entries[nn + 1];
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              if constexpr (kResidual) {  // the table part of this output's residual code
+                const int bit = 8 * b + 2 * quad + e;
+                const int code = static_cast<int>((residual[h][0] >> bit) & 1u) |
+                                 static_cast<int>((residual[h][1] >> bit) & 1u) << 1;
+                t[e] = s_entries[code * TN + nn + e];
+              }
+              levels[h][e] |= entry_level(value(h, j, e), t[e]) << (8 * b);
+            }
+        }
+        const int channels = prm.O - o0;
+        if constexpr (kPool) {
+          uint32_t pooled[2];
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            pooled[e] = __vmaxu4(levels[0][e], levels[1][e]);
+            pooled[e] = __vmaxu4(pooled[e], __shfl_xor_sync(0xffffffffu, pooled[e], 4));
+          }
+          uint32_t w0, w1;
+          level_plane_words(pooled[0], pooled[1], codes, quad, channels, w0, w1);
+          row_sum[0] += coef0 * __popc(w0) + coef1 * __popc(w1);
+          if (pool_stores && channels > 0 && quad < oq.bits)
+            prm.out_planes[quad * plane_words + static_cast<int64_t>(pool_row) * prm.out_words + o0 / 32] =
+                quad == 0 ? w0 : w1;
+        } else {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            uint32_t w0, w1;
+            level_plane_words(levels[h][0], levels[h][1], codes, quad, channels, w0, w1);
+            row_sum[h] += coef0 * __popc(w0) + coef1 * __popc(w1);
+            if (valid[h] && channels > 0 && quad < oq.bits)
+              prm.out_planes[quad * plane_words + static_cast<int64_t>(m[h]) * prm.out_words + o0 / 32] =
+                  quad == 0 ? w0 : w1;
+          }
+        }
+      }
+      if (quad == 0) {
+        if constexpr (kPool) {
+          if (pool_stores) conv_detail::publish_row_sum(prm.row_sum_ws, prm.out_row_sums, pool_row, row_sum[0], prm.col_tiles);
+        } else {
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            if (valid[h]) conv_detail::publish_row_sum(prm.row_sum_ws, prm.out_row_sums, m[h], row_sum[h], prm.col_tiles);
+        }
+      }
+    }
+    __syncthreads();  // every thread is done with this buffer before the next-but-one window fills it
+  }
+  cp_async_wait<0>();
+#endif
+}
+
+namespace {
+
+template <int P, int Q, int TN, HaloOutput kOut>
+void launch(const ConvKernelParams& prm, int multiprocessors, bool dependent, cudaStream_t stream) {
+  constexpr auto fn = halo_conv_kernel<P, Q, TN, kOut>;
+  constexpr int kSmem = halo_detail::Layout<P, Q, TN, kOut>::kSmemBytes;
+  allow_dynamic_shared_memory<fn>(kSmem);
+  static const int resident = [] {
+    int blocks = 0;
+    cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fn, halo_detail::kThreads, kSmem),
+               "cudaOccupancyMaxActiveBlocksPerMultiprocessor(halo_conv_kernel)");
+    return std::max(blocks, 1);
+  }();
+  const int64_t tiles = halo_conv_tiles(prm.M / (prm.OH * prm.OW), prm.OH, prm.OW);
+  const int64_t per_column = std::min<int64_t>(
+      tiles, std::max<int64_t>(1, static_cast<int64_t>(resident) * multiprocessors / prm.col_tiles));
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(per_column * prm.col_tiles));
+  config.blockDim = dim3(halo_detail::kThreads);
+  config.dynamicSmemBytes = kSmem;
+  config.stream = stream;
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attr;
+  config.numAttrs = dependent ? 1 : 0;
+  APNN_CUDA_CHECK(cudaLaunchKernelEx(&config, fn, prm));
+}
+
+template <int P, int Q, int TN>
+void launch_output(const ConvKernelParams& prm, HaloOutput output, int multiprocessors, bool dependent,
+                   cudaStream_t stream) {
+  switch (output) {
+    case HaloOutput::kInt32:
+      return launch<P, Q, TN, HaloOutput::kInt32>(prm, multiprocessors, dependent, stream);
+    case HaloOutput::kPacked:
+      return launch<P, Q, TN, HaloOutput::kPacked>(prm, multiprocessors, dependent, stream);
+    case HaloOutput::kPackedPool:
+      return launch<P, Q, TN, HaloOutput::kPackedPool>(prm, multiprocessors, dependent, stream);
+    case HaloOutput::kPackedResidual:
+      return launch<P, Q, TN, HaloOutput::kPackedResidual>(prm, multiprocessors, dependent, stream);
+  }
+}
+
+}  // namespace
+
+int halo_conv_tile_n(int p, int q, int out_channels) {
+  const bool built = (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2);
+  if (!built) return 0;
+  return p * q <= 2 && out_channels > 64 ? 128 : 64;
+}
+
+int64_t halo_conv_tiles(int batch, int out_h, int out_w) {
+  const int64_t per_side = halo_detail::kTile;
+  return static_cast<int64_t>(batch) * ((out_h + per_side - 1) / per_side) * ((out_w + per_side - 1) / per_side);
+}
+
+void launch_halo_conv(const ConvKernelParams& prm, HaloOutput output, int multiprocessors, bool dependent,
+                      cudaStream_t stream) {
+  const int p = prm.p, q = prm.q;
+  require(prm.tn == halo_conv_tile_n(p, q, prm.O), APNN_STATUS_INTERNAL_ERROR,
+          "no halo convolution kernel for these planes and channels");
+  if (prm.tn == 128) {
+    if (p == 1) return launch_output<1, 1, 128>(prm, output, multiprocessors, dependent, stream);
+    return launch_output<2, 1, 128>(prm, output, multiprocessors, dependent, stream);
+  }
+  if (q == 2) return launch_output<2, 2, 64>(prm, output, multiprocessors, dependent, stream);
+  if (p == 1) return launch_output<1, 1, 64>(prm, output, multiprocessors, dependent, stream);
+  launch_output<2, 1, 64>(prm, output, multiprocessors, dependent, stream);
+}
+
+}  // namespace apnn

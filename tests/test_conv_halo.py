@@ -1,0 +1,188 @@
+"""The halo convolution (sm_90: 3x3 / stride 1 / padding 1 over at most 128 channels, one input
+window per 8 x 8 output tile) against the numpy oracle: raw int32 and fused packed outputs, the
+fused max pool, packed residuals, ragged maps and channels, persistent blocks that walk several
+tiles, and whole networks with it on and off. APNN_CONV_HALO=1 runs it on every call it serves,
+however small; elsewhere the calls run the tiled kernels, and must give the same results."""
+import numpy as np
+import pytest
+
+import apnn
+from apnn import reference
+from conftest import requires_gpu
+
+pytestmark = requires_gpu
+
+SERVED_PLANES = [(1, 1), (2, 1), (2, 2)]  # (x_bit, w_bit)
+
+
+def halo_context(monkeypatch, setting="1"):
+    monkeypatch.setenv("APNN_CONV_HALO", setting)
+    return apnn.Context("cuda")
+
+
+def served(ctx, x_bit, w_bit, x_enc="unsigned", c=64):
+    return (ctx.compute_capability == 90 and (x_bit, w_bit) in SERVED_PLANES and x_enc != "binary" and c <= 128)
+
+
+def check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc, out_zp, desc):
+    # A chained 1x1 conv with binary weights reads the packed output's row sums.
+    o = expected.shape[-1]
+    w1 = reference.random_codes(rng, (5, 1, 1, o), 1, "binary")
+    np.testing.assert_array_equal(
+        apnn.conv2d_packed(ctx, out, apnn.pack_conv_weights(ctx, w1, 1, "binary")),
+        reference.conv2d(expected, w1, x_bit=out_bits, w_bit=1, x_encoding=out_enc, x_zero_point=out_zp,
+                         w_encoding="binary"), desc)
+
+
+@pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES + [(3, 1), (1, 3)])
+@pytest.mark.parametrize("setting", ["1", "0"])
+def test_raw_outputs(monkeypatch, rng, x_bit, w_bit, setting):
+    # Ragged maps (partial tiles on both axes), channel counts from 1 to 128 (one entry, half
+    # empty for <= 64), several column tiles, weight encodings with offsets and zero points.
+    ctx = halo_context(monkeypatch, setting)
+    cases = [(2, 9, 11, 64, 70), (1, 8, 8, 128, 128), (3, 5, 13, 100, 64), (1, 17, 7, 40, 200), (2, 16, 16, 1, 33),
+             (1, 3, 3, 128, 130)]
+    for n, h, w, c, o in cases:
+        for x_enc, w_enc, zw in [("unsigned", "binary" if w_bit == 1 else "signed", 0), ("signed", "unsigned", 1)]:
+            if w_enc == "binary" and zw:
+                continue
+            desc = f"{(n, h, w, c, o)} a{x_bit} {x_enc} w{w_bit} {w_enc} zw={zw}"
+            x = reference.random_codes(rng, (n, h, w, c), x_bit, x_enc)
+            wc = reference.random_codes(rng, (o, 3, 3, c), w_bit, w_enc)
+            xt = apnn.pack_nhwc(ctx, x, x_bit, x_enc)
+            wt = apnn.pack_conv_weights(ctx, wc, w_bit, w_enc, zw)
+            name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=1)
+            assert ("halo" in name) == (setting == "1" and served(ctx, x_bit, w_bit, x_enc, c)), f"{desc}: {name}"
+            expected = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, x_encoding=x_enc, w_encoding=w_enc,
+                                        w_zero_point=zw, padding=1)
+            np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, padding=1), expected, desc)
+
+
+def test_not_served_calls_keep_other_kernels(monkeypatch, rng):
+    # Binary activations (an offset), strides, other kernels and padding, > 128 channels.
+    ctx = halo_context(monkeypatch)
+    for x_enc, c, k, stride, pad in [("binary", 64, 3, 1, 1), ("unsigned", 64, 3, 2, 1), ("unsigned", 64, 3, 1, 0),
+                                     ("unsigned", 64, 1, 1, 0), ("unsigned", 192, 3, 1, 1)]:
+        x_bit = 1 if x_enc == "binary" else 2
+        x = reference.random_codes(rng, (2, 9, 9, c), x_bit, x_enc)
+        wc = reference.random_codes(rng, (64, k, k, c), 1, "binary")
+        xt, wt = apnn.pack_nhwc(ctx, x, x_bit, x_enc), apnn.pack_conv_weights(ctx, wc, 1, "binary")
+        assert "halo" not in apnn.conv2d_kernel_name(ctx, xt, wt, stride=stride, padding=pad)
+        np.testing.assert_array_equal(
+            apnn.conv2d_packed(ctx, xt, wt, stride=stride, padding=pad),
+            reference.conv2d(x, wc, x_bit=x_bit, w_bit=1, x_encoding=x_enc, w_encoding="binary", stride=stride,
+                             padding=pad))
+
+
+@pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES)
+@pytest.mark.parametrize("pool", ["none", "max"])
+def test_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, pool):
+    # Threshold-table outputs of every <= 2-bit encoding (zero points, negative and zero scales),
+    # with and without the fused 2x2 max pool over odd maps; one and several column tiles (the
+    # row-sum workspace, run twice so it must be left clean); row sums checked by chaining.
+    ctx = halo_context(monkeypatch)
+    cases = [(2, 9, 11, 64, 64, (2, "unsigned", 0), "relu"), (1, 12, 8, 128, 96, (1, "binary", 0), "none"),
+             (3, 7, 7, 100, 128, (2, "signed", 1), "clip"), (2, 10, 6, 64, 200, (1, "unsigned", 0), "relu"),
+             (1, 16, 16, 128, 256, (2, "unsigned", 0), "relu")]
+    w_enc = "binary" if w_bit == 1 else "signed"
+    for n, h, w, c, o, (out_bits, out_enc, out_zp), activation in cases:
+        desc = f"{(n, h, w, c, o)} a{x_bit} w{w_bit} out {out_bits}{out_enc}{out_zp} {activation} {pool}"
+        x = reference.random_codes(rng, (n, h, w, c), x_bit, "unsigned")
+        wc = reference.random_codes(rng, (o, 3, 3, c), w_bit, w_enc)
+        y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, w_encoding=w_enc, padding=1)
+        xt, wt = apnn.pack_nhwc(ctx, x, x_bit), apnn.pack_conv_weights(ctx, wc, w_bit, w_enc)
+        scale = (rng.uniform(0.01, 0.1, o) * rng.choice([-1, 0, 1, 1], o)).astype(np.float32)
+        bias = rng.uniform(-1, 1, o).astype(np.float32)
+        ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, activation=activation, clip=(-0.75, 1.5), pool=pool,
+                           pool_size=2, out_scale=0.5)
+        expected = reference.conv_epilogue(y, scale=scale, bias=bias, activation=activation, clip=(-0.75, 1.5),
+                                           pool=pool, pool_size=2, out=(out_bits, out_enc, out_zp, 0.5))
+        for _ in range(2):
+            out = apnn.empty_nhwc(ctx, expected.shape, out_bits, out_enc, out_zp)
+            name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=1, epilogue=ep, out=out)
+            assert ("halo" in name) == served(ctx, x_bit, w_bit), f"{desc}: {name}"
+            apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep, out=out)
+            np.testing.assert_array_equal(out.codes(), expected, desc)
+            check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc, out_zp, desc)
+
+
+@pytest.mark.parametrize("residual", [(1, "binary", 0), (2, "signed", -1), (2, "unsigned", 1)],
+                         ids=lambda r: f"{r[0]}{r[1]}{r[2]}")
+@pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES)
+def test_packed_residual(monkeypatch, rng, residual, x_bit, w_bit):
+    # One table part per residual code; two column tiles for 96 channels.
+    ctx = halo_context(monkeypatch)
+    r_bits, r_enc, r_zp = residual
+    w_enc = "binary" if w_bit == 1 else "signed"
+    for o in (64, 96):
+        desc = f"residual {residual} a{x_bit} w{w_bit} o={o}"
+        x = reference.random_codes(rng, (2, 9, 7, 128), x_bit, "unsigned")
+        wc = reference.random_codes(rng, (o, 3, 3, 128), w_bit, w_enc)
+        y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, w_encoding=w_enc, padding=1)
+        r_codes = reference.random_codes(rng, y.shape, r_bits, r_enc)
+        scale = (rng.uniform(0.01, 0.1, o) * rng.choice([-1, 1], o)).astype(np.float32)
+        bias = rng.uniform(-2, 2, o).astype(np.float32)
+        ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, residual_scale=-0.5, activation="relu", out_scale=0.5)
+        expected = reference.conv_epilogue(y, scale=scale, bias=bias,
+                                           residual=reference.decode(r_codes, r_bits, r_enc, r_zp),
+                                           residual_scale=-0.5, activation="relu", out=(2, "unsigned", 0, 0.5))
+        xt, wt = apnn.pack_nhwc(ctx, x, x_bit), apnn.pack_conv_weights(ctx, wc, w_bit, w_enc)
+        res = apnn.pack_nhwc(ctx, r_codes, r_bits, r_enc, r_zp)
+        out = apnn.empty_nhwc(ctx, expected.shape, 2, "unsigned")
+        name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=1, epilogue=ep, residual=res, out=out)
+        assert ("halo" in name) == served(ctx, x_bit, w_bit), f"{desc}: {name}"
+        apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep, residual=res, out=out)
+        np.testing.assert_array_equal(out.codes(), expected, desc)
+        check_rows_by_chaining(ctx, rng, out, expected, 2, "unsigned", 0, desc)
+
+
+def test_persistent_blocks_walk_many_tiles(monkeypatch, rng):
+    # 64 images of 40 x 40: 1,600 tiles, several per resident block, with the default planner
+    # (enough tiles to choose the halo kernel by itself), raw and pooled.
+    monkeypatch.delenv("APNN_CONV_HALO", raising=False)
+    ctx = apnn.Context("cuda")
+    n, hw, c, o = 64, 40, 64, 64
+    x = reference.random_codes(rng, (n, hw, hw, c), 2, "unsigned")
+    wc = reference.random_codes(rng, (o, 3, 3, c), 1, "binary")
+    xt, wt = apnn.pack_nhwc(ctx, x, 2), apnn.pack_conv_weights(ctx, wc, 1, "binary")
+    assert ("halo" in apnn.conv2d_kernel_name(ctx, xt, wt, padding=1)) == (ctx.compute_capability == 90)
+    y = reference.conv2d(x, wc, x_bit=2, w_bit=1, w_encoding="binary", padding=1)
+    np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, padding=1), y)
+    scale = rng.uniform(0.02, 0.1, o).astype(np.float32)
+    ep = apnn.Epilogue(ctx, o, scale=scale, activation="relu", pool="max", pool_size=2, out_scale=0.5)
+    expected = reference.conv_epilogue(y, scale=scale, activation="relu", pool="max", pool_size=2,
+                                       out=(2, "unsigned", 0, 0.5))
+    out = apnn.empty_nhwc(ctx, expected.shape, 2, "unsigned")
+    apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep, out=out)
+    np.testing.assert_array_equal(out.codes(), expected)
+    check_rows_by_chaining(ctx, rng, out, expected, 2, "unsigned", 0, "pooled")
+
+
+@pytest.mark.parametrize("bits", [(1, 2), (2, 2), (1, 1)], ids=["w1a2", "w2a2", "w1a1"])
+def test_networks_with_and_without_halo(monkeypatch, rng, bits):
+    # Networks keep 64- and 128-channel taps packed (8 and 16 bytes per tap): a VGG-like block
+    # with a fused pool and a ResNet-like residual block, on and off, against the oracle.
+    w_bit, x_bit = bits
+    x = rng.integers(0, 256, (3, 18, 18, 3)).astype(np.uint8)
+    outputs, weights = [], []
+    for setting in ("1", "0"):
+        monkeypatch.setenv("APNN_CONV_HALO", setting)
+        net = apnn.Network((18, 18, 3), context=apnn.Context("cuda"))
+        act = dict(w_bit=w_bit, out_bit=x_bit, out_scale=0.5)
+        a = net.conv(64, 3, padding=1, **act)
+        b = net.conv(64, 3, padding=1, pool="max", pool_size=2, **act)
+        c = net.conv(128, 3, padding=1, **act)
+        d = net.conv(128, 3, padding=1, **act)
+        e = net.conv(128, 3, padding=1, residual=c, **act)
+        f = net.conv(64, 3, padding=1, pool="max", pool_size=2, **act)
+        g = net.linear(10, input=f, output="float", w_bit=w_bit)
+        for i, layer in enumerate((a, b, c, d, e, f, g)):
+            shape = net.weight_shape(layer)
+            if len(weights) <= i:
+                weights.append(dict(codes=reference.random_codes(rng, shape, w_bit, "binary" if w_bit == 1 else "signed"),
+                                    scale=rng.uniform(0.02, 0.3, shape[0]).astype(np.float32),
+                                    bias=rng.uniform(-2, 2, shape[0]).astype(np.float32)))
+            net.set_weights(layer, **weights[i])
+        outputs.append(net(x))
+        np.testing.assert_array_equal(outputs[-1], net.reference(x), f"APNN_CONV_HALO={setting}")
+    np.testing.assert_array_equal(outputs[0], outputs[1])
