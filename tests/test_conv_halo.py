@@ -1,5 +1,5 @@
-"""The halo convolution (sm_90: 3x3 / stride 1 / padding 1 over at most 128 channels, one input
-window per 8 x 8 output tile) against the numpy oracle: raw int32 and fused packed outputs, the
+"""The halo convolution (sm_90: 3x3 and 5x5 kernels, stride 1, padding K / 2, at most 128
+channels, one input window per 8 x 8 output tile) against the numpy oracle: raw int32 and fused packed outputs, the
 fused max pool, packed residuals, ragged maps and channels, persistent blocks that walk several
 tiles, and whole networks with it on and off. APNN_CONV_HALO=1 runs it on every call it serves,
 however small; elsewhere the calls run the tiled kernels, and must give the same results."""
@@ -36,7 +36,8 @@ def check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc, out_zp, d
 
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES + [(3, 1), (1, 3)])
 @pytest.mark.parametrize("setting", ["1", "0"])
-def test_raw_outputs(monkeypatch, rng, x_bit, w_bit, setting):
+@pytest.mark.parametrize("k", [3, 5])
+def test_raw_outputs(monkeypatch, rng, x_bit, w_bit, setting, k):
     # Ragged maps (partial tiles on both axes), channel counts from 1 to 128 (one entry, half
     # empty for <= 64), several column tiles, weight encodings with offsets and zero points.
     ctx = halo_context(monkeypatch, setting)
@@ -46,23 +47,24 @@ def test_raw_outputs(monkeypatch, rng, x_bit, w_bit, setting):
         for x_enc, w_enc, zw in [("unsigned", "binary" if w_bit == 1 else "signed", 0), ("signed", "unsigned", 1)]:
             if w_enc == "binary" and zw:
                 continue
-            desc = f"{(n, h, w, c, o)} a{x_bit} {x_enc} w{w_bit} {w_enc} zw={zw}"
+            desc = f"{(n, h, w, c, o)} k{k} a{x_bit} {x_enc} w{w_bit} {w_enc} zw={zw}"
             x = reference.random_codes(rng, (n, h, w, c), x_bit, x_enc)
-            wc = reference.random_codes(rng, (o, 3, 3, c), w_bit, w_enc)
+            wc = reference.random_codes(rng, (o, k, k, c), w_bit, w_enc)
             xt = apnn.pack_nhwc(ctx, x, x_bit, x_enc)
             wt = apnn.pack_conv_weights(ctx, wc, w_bit, w_enc, zw)
-            name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=1)
+            name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=k // 2)
             assert ("halo" in name) == (setting == "1" and served(ctx, x_bit, w_bit, x_enc, c)), f"{desc}: {name}"
             expected = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, x_encoding=x_enc, w_encoding=w_enc,
-                                        w_zero_point=zw, padding=1)
-            np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, padding=1), expected, desc)
+                                        w_zero_point=zw, padding=k // 2)
+            np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, padding=k // 2), expected, desc)
 
 
 def test_not_served_calls_keep_other_kernels(monkeypatch, rng):
     # Binary activations (an offset), strides, other kernels and padding, > 128 channels.
     ctx = halo_context(monkeypatch)
     for x_enc, c, k, stride, pad in [("binary", 64, 3, 1, 1), ("unsigned", 64, 3, 2, 1), ("unsigned", 64, 3, 1, 0),
-                                     ("unsigned", 64, 1, 1, 0), ("unsigned", 192, 3, 1, 1)]:
+                                     ("unsigned", 64, 1, 1, 0), ("unsigned", 192, 3, 1, 1), ("unsigned", 64, 5, 1, 1),
+                                     ("unsigned", 64, 7, 1, 3)]:
         x_bit = 1 if x_enc == "binary" else 2
         x = reference.random_codes(rng, (2, 9, 9, c), x_bit, x_enc)
         wc = reference.random_codes(rng, (64, k, k, c), 1, "binary")
@@ -76,7 +78,8 @@ def test_not_served_calls_keep_other_kernels(monkeypatch, rng):
 
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES)
 @pytest.mark.parametrize("pool", ["none", "max"])
-def test_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, pool):
+@pytest.mark.parametrize("k", [3, 5])
+def test_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, pool, k):
     # Threshold-table outputs of every <= 2-bit encoding (zero points, negative and zero scales),
     # with and without the fused 2x2 max pool over odd maps; one and several column tiles (the
     # row-sum workspace, run twice so it must be left clean); row sums checked by chaining.
@@ -86,10 +89,10 @@ def test_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, pool):
              (1, 16, 16, 128, 256, (2, "unsigned", 0), "relu")]
     w_enc = "binary" if w_bit == 1 else "signed"
     for n, h, w, c, o, (out_bits, out_enc, out_zp), activation in cases:
-        desc = f"{(n, h, w, c, o)} a{x_bit} w{w_bit} out {out_bits}{out_enc}{out_zp} {activation} {pool}"
+        desc = f"{(n, h, w, c, o)} k{k} a{x_bit} w{w_bit} out {out_bits}{out_enc}{out_zp} {activation} {pool}"
         x = reference.random_codes(rng, (n, h, w, c), x_bit, "unsigned")
-        wc = reference.random_codes(rng, (o, 3, 3, c), w_bit, w_enc)
-        y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, w_encoding=w_enc, padding=1)
+        wc = reference.random_codes(rng, (o, k, k, c), w_bit, w_enc)
+        y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, w_encoding=w_enc, padding=k // 2)
         xt, wt = apnn.pack_nhwc(ctx, x, x_bit), apnn.pack_conv_weights(ctx, wc, w_bit, w_enc)
         scale = (rng.uniform(0.01, 0.1, o) * rng.choice([-1, 0, 1, 1], o)).astype(np.float32)
         bias = rng.uniform(-1, 1, o).astype(np.float32)
@@ -99,9 +102,9 @@ def test_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, pool):
                                            pool=pool, pool_size=2, out=(out_bits, out_enc, out_zp, 0.5))
         for _ in range(2):
             out = apnn.empty_nhwc(ctx, expected.shape, out_bits, out_enc, out_zp)
-            name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=1, epilogue=ep, out=out)
+            name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=k // 2, epilogue=ep, out=out)
             assert ("halo" in name) == served(ctx, x_bit, w_bit), f"{desc}: {name}"
-            apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep, out=out)
+            apnn.conv2d_packed(ctx, xt, wt, padding=k // 2, epilogue=ep, out=out)
             np.testing.assert_array_equal(out.codes(), expected, desc)
             check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc, out_zp, desc)
 
@@ -161,7 +164,7 @@ def test_persistent_blocks_walk_many_tiles(monkeypatch, rng):
 @pytest.mark.parametrize("bits", [(1, 2), (2, 2), (1, 1)], ids=["w1a2", "w2a2", "w1a1"])
 def test_networks_with_and_without_halo(monkeypatch, rng, bits):
     # Networks keep 64- and 128-channel taps packed (8 and 16 bytes per tap): a VGG-like block
-    # with a fused pool and a ResNet-like residual block, on and off, against the oracle.
+    # with a fused pool, a ResNet-like residual block and a 5x5 layer, on and off, against the oracle.
     w_bit, x_bit = bits
     x = rng.integers(0, 256, (3, 18, 18, 3)).astype(np.uint8)
     outputs, weights = [], []
@@ -174,7 +177,7 @@ def test_networks_with_and_without_halo(monkeypatch, rng, bits):
         c = net.conv(128, 3, padding=1, **act)
         d = net.conv(128, 3, padding=1, **act)
         e = net.conv(128, 3, padding=1, residual=c, **act)
-        f = net.conv(64, 3, padding=1, pool="max", pool_size=2, **act)
+        f = net.conv(64, 5, padding=2, pool="max", pool_size=2, **act)
         g = net.linear(10, input=f, output="float", w_bit=w_bit)
         for i, layer in enumerate((a, b, c, d, e, f, g)):
             shape = net.weight_shape(layer)
