@@ -1,5 +1,5 @@
-"""The halo convolution (sm_90: 3x3 and 5x5 kernels, stride 1, padding K / 2, at most 128
-channels, one input window per 8 x 8 output tile) against the numpy oracle: raw int32 and fused packed outputs, the
+"""The halo convolution (sm_90: 3x3 kernels over at most 256 channels and 5x5 over at most 128,
+stride 1, padding K / 2, one input window per 8 x 8 output tile) against the numpy oracle: raw int32 and fused packed outputs, the
 fused max pool, packed residuals, ragged maps and channels, persistent blocks that walk several
 tiles, and whole networks with it on and off. APNN_CONV_HALO=1 runs it on every call it serves,
 however small; elsewhere the calls run the tiled kernels, and must give the same results."""
@@ -20,8 +20,9 @@ def halo_context(monkeypatch, setting="1"):
     return apnn.Context("cuda")
 
 
-def served(ctx, x_bit, w_bit, x_enc="unsigned", c=64):
-    return (ctx.compute_capability == 90 and (x_bit, w_bit) in SERVED_PLANES and x_enc != "binary" and c <= 128)
+def served(ctx, x_bit, w_bit, x_enc="unsigned", c=64, k=3):
+    return (ctx.compute_capability == 90 and (x_bit, w_bit) in SERVED_PLANES and x_enc != "binary" and
+            c <= (256 if k == 3 else 128))
 
 
 def check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc, out_zp, desc):
@@ -38,11 +39,12 @@ def check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc, out_zp, d
 @pytest.mark.parametrize("setting", ["1", "0"])
 @pytest.mark.parametrize("k", [3, 5])
 def test_raw_outputs(monkeypatch, rng, x_bit, w_bit, setting, k):
-    # Ragged maps (partial tiles on both axes), channel counts from 1 to 128 (one entry, half
-    # empty for <= 64), several column tiles, weight encodings with offsets and zero points.
+    # Ragged maps (partial tiles on both axes), channel counts from 1 to 256 (one entry, half
+    # empty for <= 64; two above 128; 5x5 kernels only to 128), several column tiles, weight
+    # encodings with offsets and zero points.
     ctx = halo_context(monkeypatch, setting)
     cases = [(2, 9, 11, 64, 70), (1, 8, 8, 128, 128), (3, 5, 13, 100, 64), (1, 17, 7, 40, 200), (2, 16, 16, 1, 33),
-             (1, 3, 3, 128, 130)]
+             (1, 3, 3, 128, 130), (2, 9, 10, 256, 64), (1, 7, 12, 200, 96), (1, 6, 6, 129, 40)]
     for n, h, w, c, o in cases:
         for x_enc, w_enc, zw in [("unsigned", "binary" if w_bit == 1 else "signed", 0), ("signed", "unsigned", 1)]:
             if w_enc == "binary" and zw:
@@ -53,18 +55,19 @@ def test_raw_outputs(monkeypatch, rng, x_bit, w_bit, setting, k):
             xt = apnn.pack_nhwc(ctx, x, x_bit, x_enc)
             wt = apnn.pack_conv_weights(ctx, wc, w_bit, w_enc, zw)
             name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=k // 2)
-            assert ("halo" in name) == (setting == "1" and served(ctx, x_bit, w_bit, x_enc, c)), f"{desc}: {name}"
+            assert ("halo" in name) == (setting == "1" and served(ctx, x_bit, w_bit, x_enc, c, k)), f"{desc}: {name}"
             expected = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, x_encoding=x_enc, w_encoding=w_enc,
                                         w_zero_point=zw, padding=k // 2)
             np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, padding=k // 2), expected, desc)
 
 
 def test_not_served_calls_keep_other_kernels(monkeypatch, rng):
-    # Binary activations (an offset), strides, other kernels and padding, > 128 channels.
+    # Binary activations (an offset), strides, other kernels and padding, > 256 channels (> 128
+    # for 5x5).
     ctx = halo_context(monkeypatch)
     for x_enc, c, k, stride, pad in [("binary", 64, 3, 1, 1), ("unsigned", 64, 3, 2, 1), ("unsigned", 64, 3, 1, 0),
-                                     ("unsigned", 64, 1, 1, 0), ("unsigned", 192, 3, 1, 1), ("unsigned", 64, 5, 1, 1),
-                                     ("unsigned", 64, 7, 1, 3)]:
+                                     ("unsigned", 64, 1, 1, 0), ("unsigned", 320, 3, 1, 1), ("unsigned", 64, 5, 1, 1),
+                                     ("unsigned", 192, 5, 1, 2), ("unsigned", 64, 7, 1, 3)]:
         x_bit = 1 if x_enc == "binary" else 2
         x = reference.random_codes(rng, (2, 9, 9, c), x_bit, x_enc)
         wc = reference.random_codes(rng, (64, k, k, c), 1, "binary")
@@ -86,7 +89,8 @@ def test_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, pool, k):
     ctx = halo_context(monkeypatch)
     cases = [(2, 9, 11, 64, 64, (2, "unsigned", 0), "relu"), (1, 12, 8, 128, 96, (1, "binary", 0), "none"),
              (3, 7, 7, 100, 128, (2, "signed", 1), "clip"), (2, 10, 6, 64, 200, (1, "unsigned", 0), "relu"),
-             (1, 16, 16, 128, 256, (2, "unsigned", 0), "relu")]
+             (1, 16, 16, 128, 256, (2, "unsigned", 0), "relu"), (2, 9, 9, 256, 128, (2, "unsigned", 0), "relu"),
+             (1, 10, 11, 192, 64, (1, "binary", 0), "none")]
     w_enc = "binary" if w_bit == 1 else "signed"
     for n, h, w, c, o, (out_bits, out_enc, out_zp), activation in cases:
         desc = f"{(n, h, w, c, o)} k{k} a{x_bit} w{w_bit} out {out_bits}{out_enc}{out_zp} {activation} {pool}"
@@ -103,7 +107,7 @@ def test_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, pool, k):
         for _ in range(2):
             out = apnn.empty_nhwc(ctx, expected.shape, out_bits, out_enc, out_zp)
             name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=k // 2, epilogue=ep, out=out)
-            assert ("halo" in name) == served(ctx, x_bit, w_bit), f"{desc}: {name}"
+            assert ("halo" in name) == served(ctx, x_bit, w_bit, c=c, k=k), f"{desc}: {name}"
             apnn.conv2d_packed(ctx, xt, wt, padding=k // 2, epilogue=ep, out=out)
             np.testing.assert_array_equal(out.codes(), expected, desc)
             check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc, out_zp, desc)
@@ -113,14 +117,14 @@ def test_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, pool, k):
                          ids=lambda r: f"{r[0]}{r[1]}{r[2]}")
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES)
 def test_packed_residual(monkeypatch, rng, residual, x_bit, w_bit):
-    # One table part per residual code; two column tiles for 96 channels.
+    # One table part per residual code; two column tiles for 96 channels; 256 input channels.
     ctx = halo_context(monkeypatch)
     r_bits, r_enc, r_zp = residual
     w_enc = "binary" if w_bit == 1 else "signed"
-    for o in (64, 96):
-        desc = f"residual {residual} a{x_bit} w{w_bit} o={o}"
-        x = reference.random_codes(rng, (2, 9, 7, 128), x_bit, "unsigned")
-        wc = reference.random_codes(rng, (o, 3, 3, 128), w_bit, w_enc)
+    for c, o in ((128, 64), (128, 96), (256, 128)):
+        desc = f"residual {residual} a{x_bit} w{w_bit} c={c} o={o}"
+        x = reference.random_codes(rng, (2, 9, 7, c), x_bit, "unsigned")
+        wc = reference.random_codes(rng, (o, 3, 3, c), w_bit, w_enc)
         y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, w_encoding=w_enc, padding=1)
         r_codes = reference.random_codes(rng, y.shape, r_bits, r_enc)
         scale = (rng.uniform(0.01, 0.1, o) * rng.choice([-1, 1], o)).astype(np.float32)
@@ -172,14 +176,17 @@ def test_networks_with_and_without_halo(monkeypatch, rng, bits):
         monkeypatch.setenv("APNN_CONV_HALO", setting)
         net = apnn.Network((18, 18, 3), context=apnn.Context("cuda"))
         act = dict(w_bit=w_bit, out_bit=x_bit, out_scale=0.5)
-        a = net.conv(64, 3, padding=1, **act)
-        b = net.conv(64, 3, padding=1, pool="max", pool_size=2, **act)
-        c = net.conv(128, 3, padding=1, **act)
-        d = net.conv(128, 3, padding=1, **act)
-        e = net.conv(128, 3, padding=1, residual=c, **act)
-        f = net.conv(64, 5, padding=2, pool="max", pool_size=2, **act)
-        g = net.linear(10, input=f, output="float", w_bit=w_bit)
-        for i, layer in enumerate((a, b, c, d, e, f, g)):
+        layers = [net.conv(64, 3, padding=1, **act)]
+        layers.append(net.conv(64, 3, padding=1, pool="max", pool_size=2, **act))
+        layers.append(net.conv(128, 3, padding=1, **act))
+        layers.append(net.conv(128, 3, padding=1, **act))
+        layers.append(net.conv(128, 3, padding=1, residual=layers[2], **act))
+        layers.append(net.conv(192, 3, padding=1, **act))  # packed taps of 192 channels: 24 bytes
+        layers.append(net.conv(256, 3, padding=1, **act))
+        layers.append(net.conv(128, 3, padding=1, **act))
+        layers.append(net.conv(64, 5, padding=2, pool="max", pool_size=2, **act))
+        layers.append(net.linear(10, output="float", w_bit=w_bit))
+        for i, layer in enumerate(layers):
             shape = net.weight_shape(layer)
             if len(weights) <= i:
                 weights.append(dict(codes=reference.random_codes(rng, shape, w_bit, "binary" if w_bit == 1 else "signed"),

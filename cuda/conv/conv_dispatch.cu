@@ -69,19 +69,18 @@ constexpr int kMinRawSplitKTiles = 8;  // k tiles below which a raw (int32) outp
 // Plane counts with compile-time kernels (launch_tiled_any); the others run the generic ones.
 bool fast_planes(int p, int q) { return (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2); }
 
-// Whether the halo kernel (conv_halo.h) computes the call, and what it writes: a 3x3 or 5x5
-// convolution, stride 1, padding K / 2, over at most 128 channels (one 16-byte entry per pixel and plane),
+// Whether the halo kernel (conv_halo.h) computes the call, and what it writes: a 3x3 convolution
+// over at most 256 channels or a 5x5 over at most 128, stride 1, padding K / 2,
 // 1 or 2 planes per operand, activations without offset, no pinned K split; int32 results or a
 // packed output through the threshold table, with a 2x2 / 2 max pool or a packed residual.
 bool halo_serves(const ConvCall& call, const ConvOverride& pin, bool thresholds, HaloOutput& output) {
   const auto& g = call.geometry;
   const auto& w = *call.w;
   if (halo_conv_tile_n(call.x->quant.bits, w.quant.bits, static_cast<int>(g.out_channels)) == 0) return false;
-  if (g.kh != g.kw || !halo_conv_kernel_size(static_cast<int>(g.kh)) || g.stride_h != 1 || g.stride_w != 1 ||
-      g.pad_h != g.kh / 2 || g.pad_w != g.kw / 2)
+  if (g.kh != g.kw || !halo_conv_shape(static_cast<int>(g.kh), static_cast<int>(g.channels)) || g.stride_h != 1 ||
+      g.stride_w != 1 || g.pad_h != g.kh / 2 || g.pad_w != g.kw / 2)
     return false;
-  if (g.channels > 128 || call.x->words != 8 || w.channel_words != 8) return false;
-  if (w.tap_words != 0 && w.tap_words != 2 && w.tap_words != 4) return false;
+  if (call.x->words != 8 || w.channel_words != 8) return false;  // rows of 256 bits: one or two entries
   if (real_offset(call.x->quant) != 0 || pin.split_k > 1) return false;
   if (!call.has_epilogue) {
     output = HaloOutput::kInt32;

@@ -1,30 +1,32 @@
-// The halo convolution (sm_90a): 3x3, stride 1, padding 1, at most 128 channels.
+// The halo convolution (sm_90a): K x K kernels (3 or 5), stride 1, padding K / 2, at most 256
+// channels (128 for 5x5).
 //
 // The implicit GEMM (conv_kernel.cuh) copies every (pixel, tap) pair of its tile on its own: for
 // 64 channels that is 9 copies of 8 bytes per pixel and plane, each with its own bounds check
 // and 64-bit address, and ncu found VGG's 224x224x64 layer issue-bound on exactly that. Here a
-// block copies the input window of an 8 x 8 output tile once (10 x 11 pixels: 1.7 copies per
-// pixel), and every tap reads it in place: an entry of the window is a pixel's first 128
-// channel bits (16 bytes; rows are padded to 256 bits with zeros, apnn.h), and a wgmma operand
-// in the no-swizzle layout is 8-row core matrices of 16-byte rows, so
+// block copies the input window of an 8 x 8 output tile once ((8 + K - 1) x (8 + K) pixels, about
+// 1.7 copies per pixel for 3x3), and every tap reads it in place: an entry of the window is 128
+// channel bits of a pixel (16 bytes; rows are padded to 256 bits with zeros, apnn.h, so 256
+// channels are two entries, two "slices"), and a wgmma operand in the no-swizzle layout is 8-row
+// core matrices of 16-byte rows, so
 //   - 8 consecutive window entries of one window row are a core matrix: 8 output pixels of one
 //     tile row at one tap;
 //   - the next core matrix along M (the next tile row) is one window row further (the stride
 //     byte offset), and the next along K (the next tap to the right) one entry further (the
 //     leading byte offset).
-// One wgmma k-step of 256 bits is then two taps of one kernel row: (kw 0, 1) and (kw 2, 3),
-// where tap 3 has zero weights; 6 k-steps cover the 3x3 kernel (the 4th tap and, for 64
-// channels, the upper half of each entry multiply zero weight bits: the MMA has room to spare,
-// the copies do not). The weights of the block's output channels are copied once into the same
-// layout and stay; blocks are persistent and walk the tiles, copying the next tile's window
-// while they finish the current one.
+// One wgmma k-step of 256 bits is then a pair of taps of one kernel row, (kw 0, 1), (kw 2, 3),
+// ..., where tap K has zero weights: 6 k-steps per slice cover a 3x3 kernel, 15 a 5x5 (the
+// extra tap and, below 128 channels, the entries' upper bits multiply zero weight bits: the MMA
+// has room to spare, the copies do not). The weights of the block's output channels are copied
+// once into the same layout and stay; blocks are persistent and walk the tiles, copying the next
+// tile's window while they finish the current one.
 //
 // M rows are one activation plane's 64 pixels (one wgmma per plane), so a thread holds pixel
 // (column lane/4, rows 2 warp and 2 warp + 1) of the tile (the D fragment's rows lane/4 and +8):
 // a 2x2 / 2 max pool is the thread's two rows and the lane 4 apart. The finish is the register
 // finish's arithmetic (conv_register_finish.cuh): plane pairs combined, the binary-weight
-// correction ow * (input row sums over the valid taps, from a 10 x 10 window of row sums that
-// is zero outside the image), then int32 stores or threshold levels packed into plane words.
+// correction ow * (input row sums over the valid taps, from a window of row sums that is zero
+// outside the image), then int32 stores or threshold levels packed into plane words.
 #include "conv/conv_halo.h"
 
 #include <algorithm>
@@ -46,10 +48,12 @@ constexpr int kThreads = 128;  // one warpgroup
 constexpr int kTile = 8;       // output tile: 8 x 8 pixels, the 64 rows of one wgmma
 constexpr int kEntryBytes = 16;
 
-// K x K kernels (3 or 5) with padding K / 2, P x Q planes, TN output channels per block.
-template <int K, int P, int Q, int TN, HaloOutput kOut>
+// K x K kernels (3 or 5) with padding K / 2, S slices of 128 channels (an entry each), P x Q
+// planes, TN output channels per block.
+template <int K, int S, int P, int Q, int TN, HaloOutput kOut>
 struct Layout {
   static_assert(K == 3 || K == 5, "3x3 and 5x5 kernels");
+  static_assert(S == 1 || (S == 2 && K == 3), "256 channels with 3x3 kernels (5x5 weights would not fit)");
   static constexpr int kPad = K / 2;
   static constexpr int kPairs = (K + 1) / 2;       // tap pairs per kernel row (the last one half zero)
   static constexpr int kKSteps = K * kPairs;       // wgmma k-steps of 256 bits
@@ -59,8 +63,8 @@ struct Layout {
   static constexpr int kSumCols = kTile + K - 1;              // the row-sum window: the real taps only
   static constexpr int kSumEntries = kWindowRows * kSumCols;
   static constexpr bool kPacked = kOut != HaloOutput::kInt32;
-  static constexpr int kWeightBytes = Q * kKSteps * 2 * TN * kEntryBytes;
-  static constexpr int kWindowBytes = P * kWindowRows * kWindowCols * kEntryBytes;  // one buffer
+  static constexpr int kWeightBytes = Q * S * kKSteps * 2 * TN * kEntryBytes;
+  static constexpr int kWindowBytes = P * S * kWindowRows * kWindowCols * kEntryBytes;  // one buffer
   static constexpr int kSumBytes = (kSumEntries * 4 + 15) / 16 * 16;
   static constexpr int kEntryCount = !kPacked ? 0 : kOut == HaloOutput::kPackedResidual ? kMaxResidualCodes * TN : TN;
   static constexpr int kSmemBytes = kWeightBytes + 2 * kWindowBytes + 2 * kSumBytes + kEntryCount * 16;
@@ -87,13 +91,13 @@ __device__ __forceinline__ void cp_async_4_or_zero(uint32_t dst, const void* src
 
 }  // namespace halo_detail
 
-template <int K, int P, int Q, int TN, HaloOutput kOut>
+template <int K, int S, int P, int Q, int TN, HaloOutput kOut>
 __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks(P, Q, TN)) halo_conv_kernel(const ConvKernelParams prm) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace halo_detail;
   using namespace gemm_detail;
   using namespace wgmma_detail;
-  using L = Layout<K, P, Q, TN, kOut>;
+  using L = Layout<K, S, P, Q, TN, kOut>;
   constexpr int kKSteps = L::kKSteps, kPairs = L::kPairs, kWindowRows = L::kWindowRows;
   constexpr int kWindowCols = L::kWindowCols, kLoadedCols = L::kLoadedCols, kSumCols = L::kSumCols;
   constexpr int kSumEntries = L::kSumEntries;
@@ -109,25 +113,21 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int n0 = static_cast<int>(blockIdx.x % prm.col_tiles) * TN;
 
-  // The block's weights, once: entry (plane, k-step, tap of the pair, channel) holds the first
-  // 128 channel bits of one tap; tap slot 3 and channels past O are zero.
+  // The block's weights, once: entry (plane, slice, k-step, tap of the pair, channel) holds
+  // channel bits 128 slice .. + 127 of one tap; tap slot K, channels past C and past O are zero.
+  // Two 8-byte copies per entry: packed taps of 64 or 192 channels end mid-entry.
   {
     const int tap_stride = prm.tap_words ? prm.tap_words : prm.cwords;  // words from tap to tap
-    const bool half_entries = tap_stride < 4;  // 64 channels with packed taps: 8 bytes per tap
-    for (int i = tid; i < Q * kKSteps * 2 * TN; i += kThreads) {
-      const int n = i % TN, slot = (i / TN) % 2, step = (i / (2 * TN)) % kKSteps, plane = i / (2 * TN * kKSteps);
+    for (int i = tid; i < Q * S * kKSteps * 2 * TN; i += kThreads) {
+      const int n = i % TN, slot = (i / TN) % 2, step = (i / (2 * TN)) % kKSteps;
+      const int slice = (i / (2 * TN * kKSteps)) % S, plane = i / (2 * TN * kKSteps * S);
       const int kh = step / kPairs, kw = 2 * (step % kPairs) + slot, o = n0 + n;
       const bool valid = kw < K && o < prm.O;
-      const uint32_t* src = valid ? prm.w_planes + (static_cast<int64_t>(plane) * prm.w_rows_padded + o) * prm.w_words +
-                                        (kh * K + kw) * tap_stride
-                                  : prm.w_planes;
+      const uint32_t* src = prm.w_planes + (static_cast<int64_t>(valid ? plane : 0) * prm.w_rows_padded + (valid ? o : 0)) *
+                                               prm.w_words + (valid ? (kh * K + kw) * tap_stride + 4 * slice : 0);
       const uint32_t dst = s_weights + i * kEntryBytes;
-      if (half_entries) {
-        cp_async_8(dst, src, valid);
-        cp_async_8(dst + 8, prm.w_planes, false);
-      } else {
-        cp_async_16(dst, src, valid);
-      }
+      cp_async_8(dst, src, valid && 128 * slice < prm.C);
+      cp_async_8(dst + 8, src + 2, valid && 128 * slice + 64 < prm.C);
     }
     cp_async_commit();
   }
@@ -150,23 +150,25 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
   const int tile_step = static_cast<int>(gridDim.x) / prm.col_tiles;
   const bool sums = prm.ow != 0;  // the binary-weight correction needs the input row sums
 
-  // Tile t's input window into buffer buf: entry (plane, row, col) is input pixel (8 ty - 1 + row,
-  // 8 tx - 1 + col), zero outside the image.
+  // Tile t's input window into buffer buf: entry (plane, slice, row, col) is input pixel
+  // (8 ty - K / 2 + row, 8 tx - K / 2 + col), zero outside the image.
   auto load_window = [&](int t, int buf) {
     const int n = t / tiles_per_image, r = t - n * tiles_per_image, ty = r / tiles_x, tx = r - ty * tiles_x;
     const int iy0 = ty * kTile - L::kPad, ix0 = tx * kTile - L::kPad;
     const int64_t image0 = static_cast<int64_t>(n) * prm.H * prm.W;
     const uint32_t window = s_windows + buf * L::kWindowBytes;
-    for (int i = tid; i < P * kWindowRows * kLoadedCols; i += kThreads) {
-      const int plane = i / (kWindowRows * kLoadedCols), rest = i - plane * (kWindowRows * kLoadedCols);
+    for (int i = tid; i < P * S * kWindowRows * kLoadedCols; i += kThreads) {
+      const int part = i / (kWindowRows * kLoadedCols), rest = i - part * (kWindowRows * kLoadedCols);
+      const int plane = part / S, slice = part - plane * S;  // part: the window of (plane, slice)
       const int row = rest / kLoadedCols, col = rest - row * kLoadedCols;
       const int iy = iy0 + row, ix = ix0 + col;
       const bool valid = static_cast<unsigned>(iy) < static_cast<unsigned>(prm.H) &&
                          static_cast<unsigned>(ix) < static_cast<unsigned>(prm.W);
       const uint32_t* src =
-          valid ? prm.x_planes + (static_cast<int64_t>(plane) * prm.x_rows_padded + image0 + iy * prm.W + ix) * prm.cwords
+          valid ? prm.x_planes + (static_cast<int64_t>(plane) * prm.x_rows_padded + image0 + iy * prm.W + ix) * prm.cwords +
+                      4 * slice
                 : prm.x_planes;
-      cp_async_16(window + ((plane * kWindowRows + row) * kWindowCols + col) * kEntryBytes, src, valid);
+      cp_async_16(window + ((part * kWindowRows + row) * kWindowCols + col) * kEntryBytes, src, valid);
     }
     if (sums) {
       const uint32_t sum_window = smem_addr(s_sums) + buf * L::kSumBytes;
@@ -200,19 +202,22 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
     const uint32_t window = s_windows + buf * L::kWindowBytes;
     wgmma_fence();
 #pragma unroll
-    for (int step = 0; step < kKSteps; ++step) {
-      const int kh = step / kPairs, kw0 = 2 * (step % kPairs);
+    for (int slice = 0; slice < S; ++slice)
 #pragma unroll
-      for (int ip = 0; ip < P; ++ip) {
-        const uint64_t a = plain_descriptor(window + ((ip * kWindowRows + kh) * kWindowCols + kw0) * kEntryBytes,
-                                            kEntryBytes, kWindowCols * kEntryBytes);
+      for (int step = 0; step < kKSteps; ++step) {
+        const int kh = step / kPairs, kw0 = 2 * (step % kPairs);
 #pragma unroll
-        for (int jq = 0; jq < Q; ++jq)
-          wgmma_b1_and<TN>(acc[ip][jq], a,
-                           plain_descriptor(s_weights + (jq * kKSteps + step) * 2 * TN * kEntryBytes, TN * kEntryBytes,
-                                            8 * kEntryBytes));
+        for (int ip = 0; ip < P; ++ip) {
+          const uint64_t a =
+              plain_descriptor(window + (((ip * S + slice) * kWindowRows + kh) * kWindowCols + kw0) * kEntryBytes,
+                               kEntryBytes, kWindowCols * kEntryBytes);
+#pragma unroll
+          for (int jq = 0; jq < Q; ++jq)
+            wgmma_b1_and<TN>(acc[ip][jq], a,
+                             plain_descriptor(s_weights + ((jq * S + slice) * kKSteps + step) * 2 * TN * kEntryBytes,
+                                              TN * kEntryBytes, 8 * kEntryBytes));
+        }
       }
-    }
     wgmma_commit();
 
     // While the MMAs run: this thread's pixels (column g, rows 2 warp + h) and their corrections.
@@ -357,10 +362,10 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
 
 namespace {
 
-template <int K, int P, int Q, int TN, HaloOutput kOut>
+template <int K, int S, int P, int Q, int TN, HaloOutput kOut>
 void launch(const ConvKernelParams& prm, int multiprocessors, bool dependent, cudaStream_t stream) {
-  constexpr auto fn = halo_conv_kernel<K, P, Q, TN, kOut>;
-  constexpr int kSmem = halo_detail::Layout<K, P, Q, TN, kOut>::kSmemBytes;
+  constexpr auto fn = halo_conv_kernel<K, S, P, Q, TN, kOut>;
+  constexpr int kSmem = halo_detail::Layout<K, S, P, Q, TN, kOut>::kSmemBytes;
   allow_dynamic_shared_memory<fn>(kSmem);
   static const int resident = [] {
     int blocks = 0;
@@ -384,18 +389,18 @@ void launch(const ConvKernelParams& prm, int multiprocessors, bool dependent, cu
   APNN_CUDA_CHECK(cudaLaunchKernelEx(&config, fn, prm));
 }
 
-template <int K, int P, int Q, int TN>
+template <int K, int S, int P, int Q, int TN>
 void launch_output(const ConvKernelParams& prm, HaloOutput output, int multiprocessors, bool dependent,
                    cudaStream_t stream) {
   switch (output) {
     case HaloOutput::kInt32:
-      return launch<K, P, Q, TN, HaloOutput::kInt32>(prm, multiprocessors, dependent, stream);
+      return launch<K, S, P, Q, TN, HaloOutput::kInt32>(prm, multiprocessors, dependent, stream);
     case HaloOutput::kPacked:
-      return launch<K, P, Q, TN, HaloOutput::kPacked>(prm, multiprocessors, dependent, stream);
+      return launch<K, S, P, Q, TN, HaloOutput::kPacked>(prm, multiprocessors, dependent, stream);
     case HaloOutput::kPackedPool:
-      return launch<K, P, Q, TN, HaloOutput::kPackedPool>(prm, multiprocessors, dependent, stream);
+      return launch<K, S, P, Q, TN, HaloOutput::kPackedPool>(prm, multiprocessors, dependent, stream);
     case HaloOutput::kPackedResidual:
-      return launch<K, P, Q, TN, HaloOutput::kPackedResidual>(prm, multiprocessors, dependent, stream);
+      return launch<K, S, P, Q, TN, HaloOutput::kPackedResidual>(prm, multiprocessors, dependent, stream);
   }
 }
 
@@ -409,7 +414,9 @@ int halo_conv_tile_n(int p, int q, int out_channels) {
   return p * q <= 2 && wide <= narrow ? 128 : 64;
 }
 
-bool halo_conv_kernel_size(int kernel) { return kernel == 3 || kernel == 5; }
+bool halo_conv_shape(int kernel, int channels) {
+  return (kernel == 3 && channels <= 256) || (kernel == 5 && channels <= 128);
+}
 
 int64_t halo_conv_tiles(int batch, int out_h, int out_w) {
   const int64_t per_side = halo_detail::kTile;
@@ -418,28 +425,29 @@ int64_t halo_conv_tiles(int batch, int out_h, int out_w) {
 
 namespace {
 
-template <int K>
-void launch_kernel_size(const ConvKernelParams& prm, HaloOutput output, int multiprocessors, bool dependent,
-                        cudaStream_t stream) {
+template <int K, int S>
+void launch_shape(const ConvKernelParams& prm, HaloOutput output, int multiprocessors, bool dependent,
+                  cudaStream_t stream) {
   const int p = prm.p, q = prm.q;
   if (prm.tn == 128) {
-    if (p == 1) return launch_output<K, 1, 1, 128>(prm, output, multiprocessors, dependent, stream);
-    return launch_output<K, 2, 1, 128>(prm, output, multiprocessors, dependent, stream);
+    if (p == 1) return launch_output<K, S, 1, 1, 128>(prm, output, multiprocessors, dependent, stream);
+    return launch_output<K, S, 2, 1, 128>(prm, output, multiprocessors, dependent, stream);
   }
-  if (q == 2) return launch_output<K, 2, 2, 64>(prm, output, multiprocessors, dependent, stream);
-  if (p == 1) return launch_output<K, 1, 1, 64>(prm, output, multiprocessors, dependent, stream);
-  launch_output<K, 2, 1, 64>(prm, output, multiprocessors, dependent, stream);
+  if (q == 2) return launch_output<K, S, 2, 2, 64>(prm, output, multiprocessors, dependent, stream);
+  if (p == 1) return launch_output<K, S, 1, 1, 64>(prm, output, multiprocessors, dependent, stream);
+  launch_output<K, S, 2, 1, 64>(prm, output, multiprocessors, dependent, stream);
 }
 
 }  // namespace
 
 void launch_halo_conv(const ConvKernelParams& prm, HaloOutput output, int multiprocessors, bool dependent,
                       cudaStream_t stream) {
-  require(prm.tn == halo_conv_tile_n(prm.p, prm.q, prm.O) && prm.KH == prm.KW && halo_conv_kernel_size(prm.KH) &&
-              prm.pad_h == prm.KH / 2 && prm.pad_w == prm.KW / 2,
+  require(prm.tn == halo_conv_tile_n(prm.p, prm.q, prm.O) && prm.KH == prm.KW && halo_conv_shape(prm.KH, prm.C) &&
+              prm.pad_h == prm.KH / 2 && prm.pad_w == prm.KW / 2 && prm.cwords == 8,
           APNN_STATUS_INTERNAL_ERROR, "no halo convolution kernel for these planes, channels and kernel");
-  if (prm.KH == 5) return launch_kernel_size<5>(prm, output, multiprocessors, dependent, stream);
-  launch_kernel_size<3>(prm, output, multiprocessors, dependent, stream);
+  if (prm.KH == 5) return launch_shape<5, 1>(prm, output, multiprocessors, dependent, stream);
+  if (prm.C > 128) return launch_shape<3, 2>(prm, output, multiprocessors, dependent, stream);
+  launch_shape<3, 1>(prm, output, multiprocessors, dependent, stream);
 }
 
 }  // namespace apnn

@@ -1,6 +1,6 @@
-// The halo convolution of sm_90a (conv_halo.cu): 3x3 or 5x5 kernels, stride 1, "same" padding,
-// at most 128 channels: networks' wide early layers (VGG's 224x224 and 112x112 maps, ResNet's
-// layer1 and layer2, AlexNet's conv2), where the implicit GEMM spends most of its instructions computing one
+// The halo convolution of sm_90a (conv_halo.cu): 3x3 kernels over at most 256 channels and 5x5
+// over at most 128, stride 1, "same" padding: networks' wide early layers (VGG's 224x224 to 56x56
+// maps, ResNet's layer1 to layer3, AlexNet's conv2, conv3 and conv5), where the implicit GEMM spends most of its instructions computing one
 // copy address per tap, pixel and stage. Compiled for sm_90a only (cuda/BUILD.bazel:
 // cuda_sm90a); the dispatcher (conv_dispatch.cu) checks the device and the call first.
 #pragma once
@@ -20,8 +20,9 @@ enum class HaloOutput { kInt32, kPacked, kPackedPool, kPackedResidual };
 // 0: no kernel for these plane counts (1 x 1, 2 x 1 and 2 x 2 are built).
 int halo_conv_tile_n(int p, int q, int out_channels);
 
-// Whether K x K kernels (with padding K / 2) are built: 3 and 5.
-bool halo_conv_kernel_size(int kernel);
+// Whether the kernel is built for K x K kernels (padding K / 2) over C channels: 3x3 up to 256
+// channels (two 128-channel entries per pixel), 5x5 up to 128.
+bool halo_conv_shape(int kernel, int channels);
 
 // Output tiles of 8 x 8 pixels of one call.
 int64_t halo_conv_tiles(int batch, int out_h, int out_w);
