@@ -30,6 +30,13 @@ __device__ __forceinline__ int4 threshold_entry(const int32_t* table, int64_t O,
 // The entry of a channel past the tensor's last: level 0 everywhere (masked off when packed).
 __device__ __forceinline__ int4 empty_threshold_entry() { return make_int4(INT32_MAX, INT32_MAX, INT32_MAX, 0); }
 
+// The entry of channel o in part `part` of the epilogue's table (one part per residual code, or
+// the only one); empty past the last of the O channels.
+__device__ __forceinline__ int4 table_entry(const EpilogueParams& ep, int64_t O, int part, int64_t o) {
+  const int levels = ep.threshold_levels;
+  return o < O ? threshold_entry(ep.thresholds + part * (levels + 2) * O, O, o, levels) : empty_threshold_entry();
+}
+
 // The level of convolution value y.
 __device__ __forceinline__ uint32_t entry_level(int32_t y, int4 t) {
   const int passed = (y >= t.x) + (y >= t.y) + (y >= t.z);

@@ -37,6 +37,7 @@
 #include "common/epilogue_thresholds.h"
 #include "common/status.h"
 #include "common/threshold_entry.cuh"
+#include "conv/fragment_outputs.cuh"
 #include "conv/row_sum_parts.cuh"
 #include "gemm/bitplane_gemm_kernel.cuh"
 #include "gemm/bitplane_gemm_wgmma_kernel.cuh"
@@ -132,13 +133,8 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
     cp_async_commit();
   }
   if constexpr (kPacked) {
-    const int parts = kResidual ? prm.ep.threshold_residual_codes : 1, levels = prm.ep.threshold_levels;
-    for (int i = tid; i < parts * TN; i += kThreads) {
-      const int part = i / TN, o = n0 + i % TN;
-      s_entries[i] = o < prm.O ? threshold_entry(prm.ep.thresholds + static_cast<int64_t>(part) * (levels + 2) * prm.O,
-                                                 prm.O, o, levels)
-                               : empty_threshold_entry();
-    }
+    const int parts = kResidual ? prm.ep.threshold_residual_codes : 1;
+    for (int i = tid; i < parts * TN; i += kThreads) s_entries[i] = table_entry(prm.ep, prm.O, i / TN, n0 + i % TN);
   }
   // Everything above is this layer's constants; the activations are the previous kernels'.
   wait_for_previous_kernels();
@@ -264,16 +260,8 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
         if (!valid[h]) continue;
         int32_t* y_row = prm.y + static_cast<int64_t>(m[h]) * prm.O;
 #pragma unroll
-        for (int j = 0; j < TN / 8; ++j) {
-          const int o = n0 + 8 * j + 2 * quad;
-          const int32_t v0 = value(h, j, 0), v1 = value(h, j, 1);
-          if (pairs && o + 1 < prm.O) {
-            *reinterpret_cast<int2*>(y_row + o) = make_int2(v0, v1);
-          } else {
-            if (o < prm.O) y_row[o] = v0;
-            if (o + 1 < prm.O) y_row[o + 1] = v1;
-          }
-        }
+        for (int j = 0; j < TN / 8; ++j)
+          conv_detail::store_channel_pair(y_row, n0 + 8 * j + 2 * quad, prm.O, pairs, value(h, j, 0), value(h, j, 1));
       }
     } else {
       const OutputQuant& oq = prm.oq;
@@ -291,13 +279,8 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
         const int o0 = n0 + 32 * word;
         uint32_t residual[2][2] = {{0u, 0u}, {0u, 0u}};
         if constexpr (kResidual) {
-          const ResidualParams& res = prm.res;
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
-#pragma unroll
-            for (int b = 0; b < 2; ++b)
-              if (b < res.bits && valid[h] && o0 < prm.O)
-                residual[h][b] = __ldg(res.planes + (b * res.rows_padded + m[h]) * res.words + o0 / 32);
+          for (int h = 0; h < 2; ++h) conv_detail::residual_words(prm.res, m[h], o0, valid[h] && o0 < prm.O, residual[h]);
         }
         uint32_t levels[2][2] = {{0u, 0u}, {0u, 0u}};  // byte b: channel 32 word + 8 b + 2 quad + e
 #pragma unroll
@@ -309,12 +292,8 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
           for (int h = 0; h < 2; ++h)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
-              if constexpr (kResidual) {  // the table part of this output's residual code
-                const int bit = 8 * b + 2 * quad + e;
-                const int code = static_cast<int>((residual[h][0] >> bit) & 1u) |
-                                 static_cast<int>((residual[h][1] >> bit) & 1u) << 1;
-                t[e] = s_entries[code * TN + nn + e];
-              }
+              if constexpr (kResidual)  // the table part of this output's residual code
+                t[e] = s_entries[conv_detail::residual_code(residual[h], 8 * b + 2 * quad + e) * TN + nn + e];
               levels[h][e] |= entry_level(value(h, j, e), t[e]) << (8 * b);
             }
         }

@@ -543,10 +543,8 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   for (int k = 0; k < kEntryLoads; ++k) {
     const int i = tid + k * Cfg::kThreads;
     if (i >= entry_count) break;
-    const int part = i / tn, o = n0 + i - part * tn, levels = prm.ep.threshold_levels;
-    entry_ahead[k] = o < prm.O ? threshold_entry(prm.ep.thresholds + static_cast<int64_t>(part) * (levels + 2) * prm.O,
-                                                 prm.O, o, levels)
-                               : empty_threshold_entry();
+    const int part = i / tn;
+    entry_ahead[k] = table_entry(prm.ep, prm.O, part, n0 + i - part * tn);
   }
   // Everything above reads only this layer's constants; the activations, row sums and residual
   // are the previous kernels' (dependent launch, common/dependent_launch.cuh).

@@ -22,6 +22,7 @@
 #include "common/quant.h"
 #include "common/threshold_entry.cuh"
 #include "conv/conv_params.h"
+#include "conv/fragment_outputs.cuh"
 #include "conv/row_sum_parts.cuh"
 
 namespace apnn {
@@ -97,16 +98,8 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
       if (m >= prm.M) continue;
       int32_t* y_row = prm.y + static_cast<int64_t>(m) * prm.O;
 #pragma unroll
-      for (int jc = 0; jc < kChannelBlocks; ++jc) {
-        const int o = n0 + 8 * jc + 2 * quad;
-        const int32_t v0 = value(u, jc, 0), v1 = value(u, jc, 1);
-        if (pairs && o + 1 < prm.O) {  // 8-byte stores: a warp writes whole 32-byte sectors
-          *reinterpret_cast<int2*>(y_row + o) = make_int2(v0, v1);
-        } else {
-          if (o < prm.O) y_row[o] = v0;
-          if (o + 1 < prm.O) y_row[o + 1] = v1;
-        }
-      }
+      for (int jc = 0; jc < kChannelBlocks; ++jc)
+        store_channel_pair(y_row, n0 + 8 * jc + 2 * quad, prm.O, pairs, value(u, jc, 0), value(u, jc, 1));
     }
   } else {
     const OutputQuant& oq = prm.oq;
@@ -127,14 +120,10 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
       // The residual's plane words of this 32-channel word (<= 2 planes), one per held pixel.
       uint32_t residual[kPixels][2];
       if constexpr (kResidual) {
-        const ResidualParams& r = prm.res;
 #pragma unroll
         for (int u = 0; u < kPixels; ++u) {
           const int m = m0 + pixel[u];
-#pragma unroll
-          for (int b = 0; b < 2; ++b)
-            residual[u][b] = b < r.bits && m < prm.M && o0 < prm.O
-                                 ? __ldg(r.planes + (b * r.rows_padded + m) * r.words + o0 / 32) : 0u;
+          residual_words(prm.res, m, o0, m < prm.M && o0 < prm.O, residual[u]);
         }
       }
       uint32_t levels[kPixels][2];  // byte b of [u][e]: the level at channel 32 word + 8 b + 2 quad + e
@@ -149,12 +138,8 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
         for (int u = 0; u < kPixels; ++u)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            if constexpr (kResidual) {  // the table part of this output's residual code
-              const int bit = 8 * b + 2 * quad + e;
-              const int code = static_cast<int>((residual[u][0] >> bit) & 1u) |
-                               static_cast<int>((residual[u][1] >> bit) & 1u) << 1;
-              t[e] = s_thresholds[code * BN + nn + e];
-            }
+            if constexpr (kResidual)  // the table part of this output's residual code
+              t[e] = s_thresholds[residual_code(residual[u], 8 * b + 2 * quad + e) * BN + nn + e];
             levels[u][e] |= entry_level(value(u, jc, e), t[e]) << (8 * b);
           }
       }
