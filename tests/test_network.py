@@ -218,6 +218,25 @@ def test_sub_batches_match_oracle(rng, monkeypatch):
     np.testing.assert_array_equal(net2(x2), net2.reference(x2))  # packed output, decoded per sub-batch
 
 
+@requires_gpu
+@pytest.mark.parametrize("model", ["alexnet", "vgg_variant", "resnet18"])
+def test_dependent_launches_on_and_off_agree(model, rng, monkeypatch):
+    # Tiled convolutions start as programmatic dependents of the kernel before them (their
+    # prologue overlaps its tail; they wait before reading activations); APNN_DEPENDENT_LAUNCH=0
+    # launches them plainly. Both must equal the oracle, over replays of the captured graph and
+    # at a batch large enough for every kernel kind (first layer, tiled, halo, pools, linear).
+    x = images(rng, 24, (48, 48, 3))
+    outputs = []
+    for setting in ("1", "0"):
+        monkeypatch.setenv("APNN_DEPENDENT_LAUNCH", setting)
+        net = apnn.models.build(model, context=apnn.Context("cuda"), seed=5, input_shape=(48, 48, 3), width=1 / 2,
+                                num_classes=10)
+        outputs.append(net(x))
+        np.testing.assert_array_equal(net(x), outputs[-1])
+        np.testing.assert_array_equal(outputs[-1], net.reference(x), f"APNN_DEPENDENT_LAUNCH={setting}")
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("model", ["alexnet", "vgg_variant", "resnet18"])
 def test_first_layer_im2col_and_direct_forms_agree(model, backend, rng, monkeypatch):
