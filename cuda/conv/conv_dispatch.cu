@@ -402,15 +402,15 @@ ConvPlan ConvRunner::plan(const ConvCall& call, const GemmTarget& target) const 
     ConvPlan plan;
     plan.tn = halo_conv_tile_n(call.x->quant.bits, call.w->quant.bits, static_cast<int>(g.out_channels));
     plan.col_tiles = static_cast<int>(ceil_div(g.out_channels, plan.tn));
-    plan.row_tiles = static_cast<int>(
-        std::min<int64_t>(halo_conv_tiles(static_cast<int>(g.batch), static_cast<int>(g.out_h), static_cast<int>(g.out_w)),
-                          std::numeric_limits<int32_t>::max()));
+    const int64_t spatial_tiles =
+        halo_conv_tiles(static_cast<int>(g.batch), static_cast<int>(g.out_h), static_cast<int>(g.out_w));
     // Automatic: where the tiles fill every SM at least once. Measured (H100, ResNet-18 at batch 8):
     // from half a block per SM, its layer2 (128 tiles on 132 SMs) ran 0.6-1.4 us faster per layer
     // alone, but the network 3% slower.
-    const bool automatic = halo_ < 0 && forced_config_ < 0 &&
-                           static_cast<int64_t>(plan.row_tiles) * plan.col_tiles >= multiprocessors;
-    if (halo_ == 1 || automatic) {
+    const bool automatic = halo_ < 0 && forced_config_ < 0 && spatial_tiles * plan.col_tiles >= multiprocessors;
+    // The kernel's tile counters are int: kept far from 2^31 (a block steps past the last tile).
+    if ((halo_ == 1 || automatic) && spatial_tiles * plan.col_tiles <= (int64_t{1} << 30)) {
+      plan.row_tiles = static_cast<int>(spatial_tiles);
       plan.halo = true;
       plan.halo_output = halo_output;
       plan.fused = call.has_epilogue;
