@@ -97,7 +97,7 @@ class CudaBackend final : public Backend {
   void pack_input(const InputPackCall& call) override { pack_input_cuda(call, stream_); }
   void max_pool(const PoolCall& call) override { max_pool_cuda(call, stream_); }
   void first_layer(const FirstLayerCall& call) override {
-    first_layer_cuda(call, props_.multiProcessorCount, stream_);
+    first_layer_cuda(call, props_.multiProcessorCount, props_.major == 9 && props_.minor == 0, stream_);
   }
   std::unique_ptr<Recording> record(const std::function<void()>& op) override;
 

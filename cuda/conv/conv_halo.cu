@@ -72,14 +72,6 @@ struct Layout {
   static_assert(kWindowBytes % 16 == 0, "16-byte aligned regions");
 };
 
-// A no-swizzle K-major operand (PTX ISA, "Matrix Descriptor Format"): core matrices of 8 rows of
-// 16 bytes, k_stride bytes apart along K (leading byte offset) and mn_stride along M or N.
-__device__ __forceinline__ uint64_t plain_descriptor(uint32_t smem_byte_address, uint32_t k_stride,
-                                                     uint32_t mn_stride) {
-  return static_cast<uint64_t>((smem_byte_address & 0x3FFFF) >> 4) | (static_cast<uint64_t>(k_stride >> 4) << 16) |
-         (static_cast<uint64_t>(mn_stride >> 4) << 32);
-}
-
 // Resident blocks the registers must allow: a block's steps (window wait, MMAs, finish) run one
 // after another, so other blocks hide their latency. Measured (H100, VGG and ResNet-18 layers at
 // batch 256): 128 accumulators at 3 blocks (168 registers) 8-22% faster than unbounded (2 blocks

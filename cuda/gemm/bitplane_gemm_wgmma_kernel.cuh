@@ -37,6 +37,13 @@ __device__ __forceinline__ uint64_t swizzled_descriptor(uint32_t smem_byte_addre
 __device__ __forceinline__ uint64_t sw128_descriptor(uint32_t smem_byte_address) {
   return swizzled_descriptor<128>(smem_byte_address);
 }
+// A no-swizzle K-major operand (PTX ISA, "Matrix Descriptor Format"): core matrices of 8 rows of
+// 16 bytes, k_stride bytes apart along K (leading byte offset) and mn_stride along M or N.
+__device__ __forceinline__ uint64_t plain_descriptor(uint32_t smem_byte_address, uint32_t k_stride,
+                                                     uint32_t mn_stride) {
+  return static_cast<uint64_t>((smem_byte_address & 0x3FFFF) >> 4) | (static_cast<uint64_t>(k_stride >> 4) << 16) |
+         (static_cast<uint64_t>(mn_stride >> 4) << 32);
+}
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }

@@ -14,12 +14,15 @@
 // float epilogue's exactly; the 4 lanes that hold a pixel's channels OR their bits of each plane
 // word together, and the row sums are popcounts of the finished words.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "common/cuda_check.h"
 #include "common/dependent_launch.cuh"
 #include "common/epilogue_thresholds.h"
 #include "common/fast_divisor.h"
 #include "common/threshold_entry.cuh"
+#include "nn/first_layer_taps.h"
 #include "nn/nn_kernels.h"
 
 namespace apnn {
@@ -333,7 +336,7 @@ void launch_first_layer(const FirstLayerCall& call, size_t smem_bytes, int multi
 
 }  // namespace
 
-void first_layer_cuda(const FirstLayerCall& call, int multiprocessors, cudaStream_t stream) {
+void first_layer_cuda(const FirstLayerCall& call, int multiprocessors, bool hopper, cudaStream_t stream) {
   const Im2colGeometry& g = call.input.im2col;
   const int64_t smem_bytes = first_layer_smem_bytes(call.k4, call.out_channels);
   require(call.row_bytes == g.kw * g.in_c && call.row_words == (call.row_bytes + 3) / 4 &&
@@ -350,6 +353,20 @@ void first_layer_cuda(const FirstLayerCall& call, int multiprocessors, cudaStrea
   // Word reads need a 4-byte aligned image (a sub-batch of odd-sized images may start anywhere).
   const bool bytes = (call.input.dtype == APNN_DTYPE_UINT8 || call.input.dtype == APNN_DTYPE_INT8) &&
                      reinterpret_cast<uintptr_t>(call.input.values) % 4 == 0;
+  // On Hopper, the wgmma kernel (first_layer_taps.h) takes the 8-bit images of the layers it
+  // fits; float and int32 inputs, and sub-batches that start off a 4-byte boundary, run here.
+  // APNN_FIRST_LAYER_TAPS=0 keeps this kernel for all; =1 makes a layer the wgmma kernel cannot
+  // take an error (tests use it to know which kernel ran).
+  const char* env = std::getenv("APNN_FIRST_LAYER_TAPS");
+  const bool taps_layer = hopper && call.tap_weights != nullptr &&
+                          first_layer_taps_fit(g.kh, g.kw, g.stride_h, g.stride_w, g.in_c, call.out_channels);
+  if (env && std::string(env) == "1")
+    require(taps_layer, APNN_STATUS_UNSUPPORTED,
+            "APNN_FIRST_LAYER_TAPS=1, but the Hopper first-layer kernel cannot take this layer: it needs a device "
+            "of compute capability 9.0, at most 4 input and 64 output channels, kernels of at most 16 x 16 and "
+            "strides of at most 4");
+  if (taps_layer && bytes && !(env && std::string(env) == "0"))
+    return first_layer_taps_cuda(call, signed_x, multiprocessors, stream);
   const size_t smem = static_cast<size_t>(smem_bytes);
   if (signed_x) {
     bytes ? launch_first_layer<true, true>(call, smem, multiprocessors, stream)

@@ -307,7 +307,9 @@ void Network::release_weights(NetLayer& l) noexcept {
   backend_->release(l.bias_mem);
   backend_->release(l.threshold_mem);
   backend_->release(l.image_weights_mem);
+  backend_->release(l.tap_weights_mem);
   l.image_weights_mem = nullptr;
+  l.tap_weights_mem = nullptr;
   l.from_image = false;
   l.weights.planes_mem = nullptr;
   l.weights.tap_sat_mem = nullptr;
@@ -508,6 +510,22 @@ void Network::pack_image_weights(NetLayer& l) {
   backend_->release(l.image_weights_mem);
   l.image_weights_mem = static_cast<int32_t*>(backend_->allocate(words.size() * sizeof(int32_t)));
   backend_->write(l.image_weights_mem, words.data(), words.size() * sizeof(int32_t));
+
+  // The Hopper kernel's form of the same bytes (first_layer_tap_weight_byte), where it fits.
+  backend_->release(l.tap_weights_mem);
+  l.tap_weights_mem = nullptr;
+  const int kh = static_cast<int>(l.kh), kw = static_cast<int>(l.kw);
+  if (!first_layer_taps_fit(kh, kw, l.desc.stride_h, l.desc.stride_w, l.in_c, static_cast<int>(o))) return;
+  std::vector<uint8_t> taps(static_cast<size_t>(first_layer_tap_weight_bytes(kh, kw)), 0);
+  for (int64_t r = 0; r < o; ++r)
+    for (int64_t i = 0; i < k; ++i) {
+      const int dh = static_cast<int>(i / (kw * l.in_c)), j = static_cast<int>(i / l.in_c % kw);
+      const int c = static_cast<int>(i % l.in_c);
+      taps[static_cast<size_t>(first_layer_tap_weight_byte(kh, kw, dh, j, c, static_cast<int>(r)))] =
+          static_cast<uint8_t>(static_cast<int8_t>(l.input_codes[r * k + i] - zp));
+    }
+  l.tap_weights_mem = static_cast<uint8_t*>(backend_->allocate(taps.size()));
+  backend_->write(l.tap_weights_mem, taps.data(), taps.size());
 }
 
 FirstLayerCall Network::first_layer_call(int id, int chunk, const InputPackCall& input) const {
@@ -524,6 +542,7 @@ FirstLayerCall Network::first_layer_call(int id, int chunk, const InputPackCall&
   c.thresholds = l.threshold_mem;
   c.levels = l.threshold_levels;
   c.out = view(l.tensors[chunk]);
+  c.tap_weights = l.tap_weights_mem;
   return c;
 }
 
@@ -556,13 +575,13 @@ void Network::zero(void* mem, size_t bytes) {
 }
 
 void Network::allocate_tensor(PackedMatrix& m, int64_t batch, int64_t h, int64_t w, int64_t c,
-                              const apnn_quant_t& q) {
+                              const apnn_quant_t& q, bool compact) {
   m = PackedMatrix{};
   m.rows = batch * h * w;
   require_arg(m.rows <= (int64_t{1} << 31), "a tensor has more than 2^31 pixels; use a smaller batch");
   m.cols = c;
   m.rows_padded = round_up(m.rows, kRowAlign);
-  m.words = round_up(c, kKAlignBits) / 32;
+  m.words = compact ? (c + 31) / 32 : round_up(c, kKAlignBits) / 32;
   m.quant = q;
   m.batch = batch;
   m.height = h;
@@ -671,7 +690,13 @@ void Network::plan(int64_t batch) {
         w = conv.conv_w;
         c = conv.kh * conv.kw * conv.in_c;
       }
-      for (size_t k = 0; k < chunk_size_.size(); ++k) allocate_tensor(l.tensors[k], chunk_size_[k], h, w, c, l.out_quant);
+      // A from-image first layer read by a max pool alone gets no 256-bit padding words: only
+      // MMAs need them, and the pool reads just the real words (ResNet-18's 112 x 112 x 64 tensor
+      // would be 4x the traffic).
+      const bool compact = l.from_image && l.readers.size() == 1 && layers_[l.readers[0]].kind == APNN_LAYER_POOL &&
+                           layers_[l.readers[0]].pool == APNN_POOL_MAX && !layers_[l.readers[0]].fused;
+      for (size_t k = 0; k < chunk_size_.size(); ++k)
+        allocate_tensor(l.tensors[k], chunk_size_[k], h, w, c, l.out_quant, compact);
     }
     const NetLayer& in = layers_[0];
     const size_t in_bytes = static_cast<size_t>(batch_ * in.h * in.w * in.c) * 4;

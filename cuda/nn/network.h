@@ -45,6 +45,7 @@ struct NetLayer {
   // its weights' real values as int8 words.
   bool from_image = false;
   int32_t* image_weights_mem = nullptr;
+  uint8_t* tap_weights_mem = nullptr;  // the same as wgmma operands, where first_layer_taps_fit
   float* scale_mem = nullptr;
   float* bias_mem = nullptr;
   // CUDA, packed output: the epilogue as a threshold table (common/epilogue_thresholds.h),
@@ -101,7 +102,9 @@ class Network {
   void check_readable(int id, int reader, const char* role) const;
   void release_plan() noexcept;
   void release_weights(NetLayer& l) noexcept;
-  void allocate_tensor(PackedMatrix& m, int64_t batch, int64_t h, int64_t w, int64_t c, const apnn_quant_t& q);
+  // Rows of 256-bit padded words (what MMAs read), or `compact`: ceil(c / 32) words.
+  void allocate_tensor(PackedMatrix& m, int64_t batch, int64_t h, int64_t w, int64_t c, const apnn_quant_t& q,
+                       bool compact = false);
   void zero(void* mem, size_t bytes);
   void pack_weights(NetLayer& l, const std::vector<int32_t>& codes, bool im2col);
   bool wants_im2col(int id) const;

@@ -76,6 +76,9 @@ struct FirstLayerCall {
   const int32_t* thresholds = nullptr;  // (levels + 2) x out_channels
   int levels = 0;
   PackedView out;               // the layer's packed output tensor
+  // The same weights as the Hopper kernel's wgmma operand (first_layer_tap_weight_byte), or null
+  // where the layer's shape is not one it takes (first_layer_taps_fit).
+  const uint8_t* tap_weights = nullptr;
 };
 constexpr int kFirstLayerChannels = 64;  // output channels per pass of a block
 
@@ -101,6 +104,73 @@ APNN_HD int64_t first_layer_weight_index(int k, int o, int k4) {
   const int pass = o / kFirstLayerChannels, j = o % kFirstLayerChannels, step = k / kFirstLayerStepWords;
   const int lane = (j % 8) * 4 + k % 4, half = (k % kFirstLayerStepWords) / 4;
   return (((pass * steps + step) * (kFirstLayerChannels / 8) + j / 8) * 32 + lane) * 2 + half;
+}
+
+// The Hopper form of the from-image kernel (nn/first_layer_taps.cu) reads the receptive field
+// as "tap groups": 4 taps of one kernel row, 4 bytes each (channels past C zero), 16 bytes in
+// all, one row of a wgmma core matrix. A kernel row of KW taps has G = ceil(KW / 4) groups
+// (taps past KW have zero weights), and a wgmma K step (32 bytes) takes two groups: (row, 2p)
+// and (row, 2p + 1) for the first KH * (G / 2) steps; with G odd, the last groups of rows 2i and
+// 2i + 1 after them (row KH, past the kernel, has zero weights).
+constexpr int kTapGroupTaps = 4;
+constexpr int kTapGroupBytes = 16;
+constexpr int kFirstLayerTapsMaxKernel = 16;
+constexpr int kFirstLayerTapsMaxStride = 4;
+constexpr int kFirstLayerTapsTile = 8;  // output tiles of 8 x 8 pixels (the wgmma's 64 rows)
+
+APNN_HD int first_layer_tap_groups(int kw) { return (kw + kTapGroupTaps - 1) / kTapGroupTaps; }
+APNN_HD int first_layer_tap_steps(int kh, int kw) {
+  const int g = first_layer_tap_groups(kw);
+  return kh * (g / 2) + (g % 2) * ((kh + 1) / 2);
+}
+// Kernel row and group of group `half` (0 or 1) of K step `step`.
+APNN_HD void first_layer_tap_unit(int kh, int kw, int step, int half, int& row, int& group) {
+  const int g = first_layer_tap_groups(kw), paired = kh * (g / 2);
+  if (step < paired) {
+    row = step / (g / 2);
+    group = 2 * (step % (g / 2)) + half;
+  } else {
+    row = 2 * (step - paired) + half;
+    group = g - 1;
+  }
+}
+// The weights as B operands: [step][half][channel 0..63][tap of the group][channel byte].
+APNN_HD int64_t first_layer_tap_weight_bytes(int kh, int kw) {
+  return int64_t{first_layer_tap_steps(kh, kw)} * 2 * kFirstLayerChannels * kTapGroupBytes;
+}
+// Where weight (kernel row dh, tap j, input channel c) of output channel o goes.
+APNN_HD int64_t first_layer_tap_weight_byte(int kh, int kw, int dh, int j, int c, int o) {
+  const int g = first_layer_tap_groups(kw), group = j / kTapGroupTaps;
+  const bool paired = group < g / 2 * 2;
+  const int step = paired ? dh * (g / 2) + group / 2 : kh * (g / 2) + dh / 2;
+  const int half = paired ? group % 2 : dh % 2;
+  return ((int64_t{step} * 2 + half) * kFirstLayerChannels + o) * kTapGroupBytes + (j % kTapGroupTaps) * 4 + c;
+}
+// Input rows of an output tile's window (one more than the taps read: the odd last group pair
+// of an odd KH reads a row past the kernel, against zero weights).
+APNN_HD int first_layer_tap_window_rows(int kh, int stride_h) {
+  return (kFirstLayerTapsTile - 1) * stride_h + kh + 1;
+}
+// Window entries per row. Entry 8g + c holds group g of the tile's output column c; at stride 4
+// (one group's width) group g of column c is the same 4 pixels as group g - 1 of column c + 1,
+// so entry c + g holds them once.
+APNN_HD int first_layer_tap_window_entries(int kw, int stride_w) {
+  const int g = first_layer_tap_groups(kw);
+  return stride_w == kTapGroupTaps ? kFirstLayerTapsTile + g - 1 : kFirstLayerTapsTile * g;
+}
+// Shared memory of the Hopper kernel: its weights, two windows and a threshold entry per channel.
+APNN_HD int64_t first_layer_taps_smem_bytes(int kh, int kw, int stride_h, int stride_w) {
+  const int64_t window = int64_t{first_layer_tap_window_rows(kh, stride_h)} *
+                         first_layer_tap_window_entries(kw, stride_w) * kTapGroupBytes;
+  return first_layer_tap_weight_bytes(kh, kw) + 2 * window + kFirstLayerChannels * 16;
+}
+// The layers the Hopper kernel takes: at most 4 input channels (one 4-byte word per tap) and 64
+// output channels (one wgmma N), kernels up to 16 x 16, strides up to 4.
+APNN_HD bool first_layer_taps_fit(int kh, int kw, int stride_h, int stride_w, int64_t in_c, int out_channels) {
+  return in_c >= 1 && in_c <= 4 && out_channels >= 1 && out_channels <= kFirstLayerChannels && kh >= 1 &&
+         kw >= 1 && kh <= kFirstLayerTapsMaxKernel && kw <= kFirstLayerTapsMaxKernel && stride_h >= 1 &&
+         stride_w >= 1 && stride_h <= kFirstLayerTapsMaxStride && stride_w <= kFirstLayerTapsMaxStride &&
+         first_layer_taps_smem_bytes(kh, kw, stride_h, stride_w) <= kFirstLayerMaxSmem;
 }
 
 APNN_HD int popcount32(uint32_t v) {
