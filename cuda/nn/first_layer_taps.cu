@@ -182,8 +182,10 @@ __device__ __forceinline__ void fill_window(const TapGeometry& geo, const uint32
 
 }  // namespace taps_detail
 
+// 6 resident blocks (80 registers, no spills): ResNet-18's conv1 at batch 256 ran 6% faster
+// than at 5 (91 registers), batch 8 0.5 us faster.
 template <bool kSignedX>
-__global__ void __launch_bounds__(taps_detail::kThreads, 3)
+__global__ void __launch_bounds__(taps_detail::kThreads, 6)
     first_layer_taps_kernel(const FirstLayerCall call, const taps_detail::TapGeometry geo) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace taps_detail;

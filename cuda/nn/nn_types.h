@@ -275,19 +275,32 @@ APNN_HD int32_t max_pool_word(const PoolCall& c, int64_t n, int64_t oh, int64_t 
   const int64_t plane_words = x.rows_padded * x.words;
   uint32_t best[kPlanes] = {};
   bool first = true;
-  for (int a = 0; a < c.kernel; ++a) {
-    const int64_t ih = oh * c.stride - c.pad + a;
-    if (ih < 0 || ih >= x.height) continue;
-    for (int b = 0; b < c.kernel; ++b) {
-      const int64_t iw = ow * c.stride - c.pad + b;
-      if (iw < 0 || iw >= x.width) continue;
-      const uint32_t* src = x.planes + ((n * x.height + ih) * x.width + iw) * x.words + w;
-      uint32_t v[kPlanes];
+  // The window's taps in chunks whose loads are all issued before any is compared (a 3x3 window
+  // of <= 2 planes at once): on a GPU each load is a round trip to L2.
+  constexpr int kChunk = kPlanes <= 2 ? 9 : 3;
+  const int taps = c.kernel * c.kernel;
+  int a = 0, b = 0;  // the next tap's window row and column
+  for (int t0 = 0; t0 < taps; t0 += kChunk) {
+    uint32_t v[kChunk][kPlanes];
+    bool inside[kChunk];
 #pragma unroll
-      for (int i = 0; i < kPlanes && i < bits; ++i) v[i] = src[i * plane_words];
+    for (int t = 0; t < kChunk; ++t) {
+      const int64_t ih = oh * c.stride - c.pad + a, iw = ow * c.stride - c.pad + b;
+      inside[t] = t0 + t < taps && ih >= 0 && ih < x.height && iw >= 0 && iw < x.width;
+      const uint32_t* src = inside[t] ? x.planes + ((n * x.height + ih) * x.width + iw) * x.words + w : x.planes;
+#pragma unroll
+      for (int i = 0; i < kPlanes && i < bits; ++i) v[t][i] = inside[t] ? src[i * plane_words] : 0u;
+      if (++b == c.kernel) {
+        b = 0;
+        ++a;
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < kChunk; ++t) {
+      if (!inside[t]) continue;
       if (first) {
 #pragma unroll
-        for (int i = 0; i < kPlanes && i < bits; ++i) best[i] = v[i];
+        for (int i = 0; i < kPlanes && i < bits; ++i) best[i] = v[t][i];
         first = false;
         continue;
       }
@@ -296,12 +309,12 @@ APNN_HD int32_t max_pool_word(const PoolCall& c, int64_t n, int64_t oh, int64_t 
       for (int i = kPlanes - 1; i >= 0; --i) {
         if (i >= bits) continue;
         const uint32_t flip = is_signed && i == bits - 1 ? ~0u : 0u;  // the negative top plane
-        const uint32_t vi = v[i] ^ flip, bi = best[i] ^ flip;
+        const uint32_t vi = v[t][i] ^ flip, bi = best[i] ^ flip;
         greater |= equal & vi & ~bi;
         equal &= ~(vi ^ bi);
       }
 #pragma unroll
-      for (int i = 0; i < kPlanes && i < bits; ++i) best[i] = (v[i] & greater) | (best[i] & ~greater);
+      for (int i = 0; i < kPlanes && i < bits; ++i) best[i] = (v[t][i] & greater) | (best[i] & ~greater);
     }
   }
   int32_t sum = 0;

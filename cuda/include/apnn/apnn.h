@@ -455,6 +455,11 @@ APNN_API apnn_status_t apnn_network_layer_info(apnn_network_t net, int32_t id, a
  * packed output of at most 2 bits, no residual and no pooling, KH*KW*C <= 1024 and weights whose
  * real values fit int8 runs straight from the image instead (integer dot products, the epilogue
  * as per-channel thresholds on y, same codes; APNN_NETWORK_FROM_IMAGE=0 keeps the packed form).
+ * On compute capability 9.0, for 8-bit images (UINT8 / INT8 codes at a 4-byte aligned address)
+ * with at most 4 channels, at most 64 output channels, kernels up to 16 x 16 and strides up to 4,
+ * that layer runs on the warpgroup INT8 MMA (same codes; APNN_FIRST_LAYER_TAPS=0 keeps the
+ * mma.sync kernel, =1 makes a layer outside those limits fail with APNN_STATUS_UNSUPPORTED). Its
+ * output, when only a max pool reads it, is stored without the 256-bit row padding.
  * On CUDA (sm_90) layers over 64, 128 or 192 channels keep their weights' taps packed back to
  * back, K padded to 256 bits once rather than per tap (same results; APNN_NETWORK_PACK_TAPS=0
  * keeps the per-tap layout). On CUDA (sm_90) a 2x2 / 2 max pool fused into a conv layer whose
