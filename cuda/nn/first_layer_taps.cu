@@ -205,18 +205,19 @@ __global__ void __launch_bounds__(taps_detail::kThreads, 6)
   const uint32_t channel_mask = geo.in_c >= 4 ? ~0u : (1u << (8 * geo.in_c)) - 1u;
   const int O = call.out_channels;
 
-  // Once per block: the weights, each channel's thresholds (INT32_MAX, never reached, past the
-  // table's levels and channels), the K steps' window offsets, and the level-to-code masks.
+  // Once per block: the weights (copied asynchronously, waited for with the first window), each
+  // channel's thresholds (INT32_MAX, never reached, past the table's levels and channels), the
+  // wgmma descriptors, and the level-to-code masks.
   {
-    const uint4* src = reinterpret_cast<const uint4*>(call.tap_weights);
-    uint4* dst = reinterpret_cast<uint4*>(s_weights);
-#pragma unroll 4
-    for (int i = tid; i < geo.weight_bytes / 16; i += kThreads) dst[i] = __ldg(src + i);
+    const uint32_t dst = gemm_detail::smem_addr(s_weights);
+    const unsigned char* src = call.tap_weights;
+    for (int i = tid; i < geo.weight_bytes / 16; i += kThreads) gemm_detail::cp_async_16(dst + 16 * i, src + 16 * i, true);
+    gemm_detail::cp_async_commit();
   }
   if (tid < kChannels) {
     int32_t t[3];
 #pragma unroll
-    for (int k = 0; k < 3; ++k) t[k] = tid < O && k < call.levels ? call.thresholds[(k + 2) * O + tid] : INT32_MAX;
+    for (int k = 0; k < 3; ++k) t[k] = tid < O && k < call.levels ? __ldg(call.thresholds + (k + 2) * O + tid) : INT32_MAX;
     s_thresholds[tid] = make_int4(t[0], t[1], t[2], 0);
   }
   if (tid < geo.steps) {
@@ -249,7 +250,8 @@ __global__ void __launch_bounds__(taps_detail::kThreads, 6)
 #pragma unroll
   for (int w = 0; w < 2; ++w) {
     const int o = 32 * w + lane;
-    const int32_t a = o < O ? (lowest + call.thresholds[o]) & 3 : 0, d = o < O ? call.thresholds[O + o] & 3 : 0;
+    const int32_t a = o < O ? (lowest + __ldg(call.thresholds + o)) & 3 : 0;
+    const int32_t d = o < O ? __ldg(call.thresholds + O + o) & 3 : 0;
     a0[w] = __ballot_sync(0xffffffffu, a & 1);
     a1[w] = __ballot_sync(0xffffffffu, a & 2);
     d0[w] = __ballot_sync(0xffffffffu, d & 1);
@@ -323,6 +325,7 @@ __global__ void __launch_bounds__(taps_detail::kThreads, 6)
   int32_t acc[32];
   int tile = static_cast<int>(blockIdx.x);
   if (tile < geo.tiles) fill_window(geo, image, channel_mask, tile, s_windows, tid);
+  gemm_detail::cp_async_wait<0>();  // this thread's weight copies
   for (int buf = 0; tile < geo.tiles; tile += tile_step, buf ^= 1) {
     fence_proxy_async();  // this thread's shared-memory stores, visible to the wgmmas
     __syncthreads();      // the whole window (and, the first time, the weights and tables)
