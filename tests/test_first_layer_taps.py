@@ -10,7 +10,7 @@ import pytest
 
 import apnn
 from apnn import reference
-from conftest import requires_gpu
+from conftest import random_first_layer_quant, requires_gpu
 
 pytestmark = requires_gpu
 
@@ -23,25 +23,14 @@ def random_first_layer(rng, h, w, c, k, stride, pad, o, pool):
     """A from-image layer (8-bit or narrower codes, real_offset 0; weights whose real values fit
     int8; 1- or 2-bit output of any encoding) and a 1x1 int32 conv reading its codes and row sums,
     optionally through a 3x3 / 2 max pool (the first layer's tensor then has no padding words)."""
-    in_bits = int(rng.choice([8, 8, 6]))
-    in_enc = str(rng.choice(["unsigned", "signed"]))
-    w_bit = int(rng.choice([1, 2, 4, 8]))
-    w_enc = "binary" if w_bit == 1 and rng.random() < 0.6 else str(rng.choice(["signed", "unsigned"]))
-    if w_bit == 8:
-        w_enc = "signed"  # 8-bit unsigned real values do not fit int8
-    w_zp = 0 if w_enc == "binary" or w_bit == 8 else int(rng.integers(-1, 2))
-    out_bit = int(rng.choice([1, 2]))
-    out_enc = "binary" if out_bit == 1 and rng.random() < 0.4 else str(rng.choice(["unsigned", "signed"]))
-    out_zp = 0 if out_enc == "binary" else int(rng.integers(-1, 2))
-    layer = dict(o=o, k=k, stride=stride, pad=pad, w_bit=w_bit, w_enc=w_enc, w_zp=w_zp, out_bit=out_bit,
-                 out_enc=out_enc, out_zp=out_zp, out_scale=float(rng.choice([0.5, 3.0, 40.0])),
-                 activation=str(rng.choice(["relu", "none", "clip"])), pool=pool, shape=(h, w, c),
-                 in_bits=in_bits, in_enc=in_enc)
+    layer = dict(random_first_layer_quant(rng, input_bits=(8, 8, 6)), o=o, k=k, stride=stride, pad=pad,
+                 out_scale=float(rng.choice([0.5, 3.0, 40.0])), activation=str(rng.choice(["relu", "none", "clip"])),
+                 pool=pool, shape=(h, w, c))
     # Scales of both signs (thresholds passed upwards and downwards) and some zero (constant).
     scale = rng.uniform(-0.3, 0.3, o).astype(np.float32)
     scale[rng.random(o) < 0.1] = 0.0
-    layer["weights"] = [dict(codes=reference.random_codes(rng, (o, k, k, c), w_bit, w_enc), scale=scale,
-                             bias=rng.uniform(-4, 4, o).astype(np.float32)),
+    codes = reference.random_codes(rng, (o, k, k, c), layer["w_bit"], layer["w_enc"])
+    layer["weights"] = [dict(codes=codes, scale=scale, bias=rng.uniform(-4, 4, o).astype(np.float32)),
                         dict(codes=reference.random_codes(rng, (6, 1, 1, o), 1, "binary"))]
     return layer
 

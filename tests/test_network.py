@@ -5,7 +5,7 @@ import pytest
 
 import apnn
 from apnn import reference
-from conftest import BACKENDS, requires_gpu
+from conftest import BACKENDS, random_first_layer_quant, requires_gpu
 
 SMALL = dict(input_shape=(32, 32, 3), width=1 / 16, num_classes=10)
 
@@ -315,17 +315,10 @@ def check_random_first_layer(rng, h, w, c, k, stride, pad, batch=2):
     # A random first layer inside the from-image form's contract (8-bit or narrower input codes or
     # float, real_offset 0; weights whose real values fit int8; 1- or 2-bit output of any encoding),
     # with a ragged channel count (several 64-channel passes), against the oracle.
-    in_bits = int(rng.choice([8, 8, 5]))
-    in_enc = str(rng.choice(["unsigned", "signed"]))
+    q = random_first_layer_quant(rng)
+    in_bits, in_enc, w_bit, w_enc, w_zp = q["in_bits"], q["in_enc"], q["w_bit"], q["w_enc"], q["w_zp"]
+    out_bit, out_enc, out_zp = q["out_bit"], q["out_enc"], q["out_zp"]
     o = int(rng.choice([5, 48, 64, 100, 130]))
-    w_bit = int(rng.choice([1, 2, 4, 8]))
-    w_enc = "binary" if w_bit == 1 and rng.random() < 0.6 else str(rng.choice(["signed", "unsigned"]))
-    if w_bit == 8:
-        w_enc = "signed"  # 8-bit unsigned real values do not fit int8
-    w_zp = 0 if w_enc == "binary" or w_bit == 8 else int(rng.integers(-1, 2))
-    out_bit = int(rng.choice([1, 2]))
-    out_enc = "binary" if out_bit == 1 and rng.random() < 0.4 else str(rng.choice(["unsigned", "signed"]))
-    out_zp = 0 if out_enc == "binary" else int(rng.integers(-1, 2))
     net = apnn.Network((h, w, c), input_bits=in_bits, input_encoding=in_enc, input_scale=0.05,
                        context=apnn.default_context("cuda"))
     net.conv(o, k, stride=stride, padding=pad, w_bit=w_bit, w_encoding=w_enc, w_zero_point=w_zp, out_bit=out_bit,

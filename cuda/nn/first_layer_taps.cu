@@ -344,7 +344,7 @@ template <bool kSignedX>
 void launch(const FirstLayerCall& call, const taps_detail::TapGeometry& geo, int multiprocessors, cudaStream_t stream) {
   constexpr auto kernel = first_layer_taps_kernel<kSignedX>;
   allow_dynamic_shared_memory<kernel>(kFirstLayerMaxSmem);
-  const int smem = geo.weight_bytes + 2 * geo.window_bytes + taps_detail::kChannels * 16;
+  const int smem = static_cast<int>(first_layer_taps_smem_bytes(geo.kh, geo.kw, geo.stride_h, geo.stride_w));
   int per_sm = 0;
   APNN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, taps_detail::kThreads, smem));
   // One wave of resident blocks, each copying the weights once; fewer when there are fewer tiles.
