@@ -256,11 +256,7 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
           conv_detail::store_channel_pair(y_row, n0 + 8 * j + 2 * quad, prm.O, pairs, value(h, j, 0), value(h, j, 1));
       }
     } else {
-      const OutputQuant& oq = prm.oq;
-      const LevelCodes codes(oq);
-      const int32_t coef0 = plane_coefficient(0, oq.bits, oq.encoding);
-      const int32_t coef1 = oq.bits > 1 ? plane_coefficient(1, oq.bits, oq.encoding) : 0;
-      const int64_t plane_words = prm.out_rows_padded * prm.out_words;
+      const conv_detail::PackedOutput out(prm.oq, prm.out_planes, prm.out_rows_padded, prm.out_words);
       // With the pool: window (rows 2 warp, 2 warp + 1; columns g, g ^ 1), stored by even g.
       const int py = ty * (kTile / 2) + warp, px = tx * (kTile / 2) + g / 2;
       const bool pool_stores = kPool && g % 2 == 0 && py < prm.PH && px < prm.PW;
@@ -298,20 +294,16 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
             pooled[e] = __vmaxu4(pooled[e], __shfl_xor_sync(0xffffffffu, pooled[e], 4));
           }
           uint32_t w0, w1;
-          level_plane_words(pooled[0], pooled[1], codes, quad, channels, w0, w1);
-          row_sum[0] += coef0 * __popc(w0) + coef1 * __popc(w1);
-          if (pool_stores && channels > 0 && quad < oq.bits)
-            prm.out_planes[quad * plane_words + static_cast<int64_t>(pool_row) * prm.out_words + o0 / 32] =
-                quad == 0 ? w0 : w1;
+          level_plane_words(pooled[0], pooled[1], out.codes, quad, channels, w0, w1);
+          row_sum[0] += out.row_sum_part(w0, w1);
+          if (pool_stores && channels > 0 && quad < prm.oq.bits) out.word(quad, pool_row, o0 / 32) = quad == 0 ? w0 : w1;
         } else {
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             uint32_t w0, w1;
-            level_plane_words(levels[h][0], levels[h][1], codes, quad, channels, w0, w1);
-            row_sum[h] += coef0 * __popc(w0) + coef1 * __popc(w1);
-            if (valid[h] && channels > 0 && quad < oq.bits)
-              prm.out_planes[quad * plane_words + static_cast<int64_t>(m[h]) * prm.out_words + o0 / 32] =
-                  quad == 0 ? w0 : w1;
+            level_plane_words(levels[h][0], levels[h][1], out.codes, quad, channels, w0, w1);
+            row_sum[h] += out.row_sum_part(w0, w1);
+            if (valid[h] && channels > 0 && quad < prm.oq.bits) out.word(quad, m[h], o0 / 32) = quad == 0 ? w0 : w1;
           }
         }
       }

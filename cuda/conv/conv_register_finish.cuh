@@ -102,12 +102,7 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
         store_channel_pair(y_row, n0 + 8 * jc + 2 * quad, prm.O, pairs, value(u, jc, 0), value(u, jc, 1));
     }
   } else {
-    const OutputQuant& oq = prm.oq;
-    const LevelCodes codes(oq);
-    // Row sums: a code's plane part is sum_b coefficient_b * bit_b (common/quant.h).
-    const int32_t coef0 = plane_coefficient(0, oq.bits, oq.encoding);
-    const int32_t coef1 = oq.bits > 1 ? plane_coefficient(1, oq.bits, oq.encoding) : 0;
-    const int64_t plane_words = prm.out_rows_padded * prm.out_words;
+    const PackedOutput out(prm.oq, prm.out_planes, prm.out_rows_padded, prm.out_words);
     // With the pool, the lanes 4 and 8 apart hold the other pixels of a 2x2 window (conv_pixel's
     // window order): the window's level is their byte-wise maximum, and the first quad stores it.
     const bool stores = !kPool || ((lane >> 2) & 3) == 0;
@@ -154,12 +149,11 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
         }
         const int channels = prm.O - o0;
         uint32_t w0, w1;
-        level_plane_words(levels[u][0], levels[u][1], codes, quad, channels, w0, w1);
-        row_sum[u] += coef0 * __popc(w0) + coef1 * __popc(w1);  // the same on all 4 lanes
+        level_plane_words(levels[u][0], levels[u][1], out.codes, quad, channels, w0, w1);
+        row_sum[u] += out.row_sum_part(w0, w1);  // the same on all 4 lanes
         const int m = m0 + pixel[u];
-        if (stores && m < prm.M && channels > 0 && quad < oq.bits)
-          prm.out_planes[quad * plane_words + static_cast<int64_t>(kPool ? m >> 2 : m) * prm.out_words + o0 / 32] =
-              quad == 0 ? w0 : w1;
+        if (stores && m < prm.M && channels > 0 && quad < prm.oq.bits)
+          out.word(quad, kPool ? m >> 2 : m, o0 / 32) = quad == 0 ? w0 : w1;
       }
     }
 #pragma unroll

@@ -5,6 +5,8 @@
 #include <cstdint>
 
 #include "common/epilogue.h"
+#include "common/quant.h"
+#include "common/threshold_entry.cuh"
 
 namespace apnn {
 namespace conv_detail {
@@ -35,6 +37,25 @@ __device__ __forceinline__ void residual_words(const ResidualParams& r, int64_t 
 __device__ __forceinline__ int residual_code(const uint32_t (&words)[2], int bit) {
   return static_cast<int>((words[0] >> bit) & 1u) | static_cast<int>((words[1] >> bit) & 1u) << 1;
 }
+
+// A packed output of at most 2 bits as the finishes write it: the level-to-code mapping, each
+// plane's row-sum coefficient (common/quant.h), and where plane p of word w of row m goes.
+struct PackedOutput {
+  LevelCodes codes;
+  int32_t coef0, coef1;
+  uint32_t* planes;
+  int64_t plane_words, words;
+  __device__ PackedOutput(const OutputQuant& q, uint32_t* out_planes, int64_t rows_padded, int64_t out_words)
+      : codes(q),
+        coef0(plane_coefficient(0, q.bits, q.encoding)),
+        coef1(q.bits > 1 ? plane_coefficient(1, q.bits, q.encoding) : 0),
+        planes(out_planes),
+        plane_words(rows_padded * out_words),
+        words(out_words) {}
+  // A word's part of its row's sum: its planes' popcounts times their coefficients.
+  __device__ int32_t row_sum_part(uint32_t w0, uint32_t w1) const { return coef0 * __popc(w0) + coef1 * __popc(w1); }
+  __device__ uint32_t& word(int plane, int64_t row, int w) const { return planes[plane * plane_words + row * words + w]; }
+};
 
 }  // namespace conv_detail
 }  // namespace apnn
