@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import apnn
+from apnn import reference
 
 HAS_GPU = apnn.cuda_device_count() > 0
 requires_gpu = pytest.mark.skipif(not HAS_GPU, reason="no usable CUDA GPU on this machine")
@@ -49,3 +50,40 @@ def random_first_layer_quant(rng, input_bits=(8, 8, 5)):
     q["out_enc"] = "binary" if q["out_bit"] == 1 and rng.random() < 0.4 else str(rng.choice(["unsigned", "signed"]))
     q["out_zp"] = 0 if q["out_enc"] == "binary" else int(rng.integers(-1, 2))
     return q
+
+
+def check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc="unsigned", out_zp=0, desc=""):
+    """A packed output's row sums, checked by chaining it into a 1x1 conv with binary weights (the
+    conv reads them for its correction term) against the oracle on the expected codes."""
+    w1 = reference.random_codes(rng, (5, 1, 1, expected.shape[-1]), 1, "binary")
+    np.testing.assert_array_equal(
+        apnn.conv2d_packed(ctx, out, apnn.pack_conv_weights(ctx, w1, 1, "binary")),
+        reference.conv2d(expected, w1, x_bit=out_bits, w_bit=1, x_encoding=out_enc, x_zero_point=out_zp,
+                         w_encoding="binary"), desc)
+
+
+def random_packed_epilogue(ctx, rng, y, activation, pool, out):
+    """An epilogue over int32 result y for `out` = (bits, encoding, zero point) codes at scale 0.5:
+    per-channel scales of both signs and some zero, biases, clip (-0.75, 1.5) and `pool` 2x2.
+    Returns it with the oracle's expected codes."""
+    o = y.shape[-1]
+    scale = (rng.uniform(0.01, 0.1, o) * rng.choice([-1, 0, 1, 1], o)).astype(np.float32)
+    bias = rng.uniform(-1, 1, o).astype(np.float32)
+    ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, activation=activation, clip=(-0.75, 1.5), pool=pool,
+                       pool_size=2, out_scale=0.5)
+    expected = reference.conv_epilogue(y, scale=scale, bias=bias, activation=activation, clip=(-0.75, 1.5),
+                                       pool=pool, pool_size=2, out=(*out, 0.5))
+    return ep, expected
+
+
+def random_residual_epilogue(ctx, rng, y, r_codes, r_quant):
+    """An epilogue adding a packed residual (r_codes of r_quant = (bits, encoding, zero point)) at
+    scale -0.5 to int32 result y, scales of both signs, ReLU, 2-bit unsigned codes at scale 0.5.
+    Returns it with the oracle's expected codes."""
+    o = y.shape[-1]
+    scale = (rng.uniform(0.01, 0.1, o) * rng.choice([-1, 1], o)).astype(np.float32)
+    bias = rng.uniform(-2, 2, o).astype(np.float32)
+    ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, residual_scale=-0.5, activation="relu", out_scale=0.5)
+    expected = reference.conv_epilogue(y, scale=scale, bias=bias, residual=reference.decode(r_codes, *r_quant),
+                                       residual_scale=-0.5, activation="relu", out=(2, "unsigned", 0, 0.5))
+    return ep, expected

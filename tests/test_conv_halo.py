@@ -8,7 +8,7 @@ import pytest
 
 import apnn
 from apnn import reference
-from conftest import requires_gpu
+from conftest import check_rows_by_chaining, random_packed_epilogue, random_residual_epilogue, requires_gpu
 
 pytestmark = requires_gpu
 
@@ -23,16 +23,6 @@ def halo_context(monkeypatch, setting="1"):
 def served(ctx, x_bit, w_bit, x_enc="unsigned", c=64, k=3):
     return (ctx.compute_capability == 90 and (x_bit, w_bit) in SERVED_PLANES and x_enc != "binary" and
             c <= (256 if k == 3 else 128))
-
-
-def check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc, out_zp, desc):
-    # A chained 1x1 conv with binary weights reads the packed output's row sums.
-    o = expected.shape[-1]
-    w1 = reference.random_codes(rng, (5, 1, 1, o), 1, "binary")
-    np.testing.assert_array_equal(
-        apnn.conv2d_packed(ctx, out, apnn.pack_conv_weights(ctx, w1, 1, "binary")),
-        reference.conv2d(expected, w1, x_bit=out_bits, w_bit=1, x_encoding=out_enc, x_zero_point=out_zp,
-                         w_encoding="binary"), desc)
 
 
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES + [(3, 1), (1, 3)])
@@ -98,12 +88,7 @@ def test_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, pool, k):
         wc = reference.random_codes(rng, (o, k, k, c), w_bit, w_enc)
         y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, w_encoding=w_enc, padding=k // 2)
         xt, wt = apnn.pack_nhwc(ctx, x, x_bit), apnn.pack_conv_weights(ctx, wc, w_bit, w_enc)
-        scale = (rng.uniform(0.01, 0.1, o) * rng.choice([-1, 0, 1, 1], o)).astype(np.float32)
-        bias = rng.uniform(-1, 1, o).astype(np.float32)
-        ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, activation=activation, clip=(-0.75, 1.5), pool=pool,
-                           pool_size=2, out_scale=0.5)
-        expected = reference.conv_epilogue(y, scale=scale, bias=bias, activation=activation, clip=(-0.75, 1.5),
-                                           pool=pool, pool_size=2, out=(out_bits, out_enc, out_zp, 0.5))
+        ep, expected = random_packed_epilogue(ctx, rng, y, activation, pool, (out_bits, out_enc, out_zp))
         for _ in range(2):
             out = apnn.empty_nhwc(ctx, expected.shape, out_bits, out_enc, out_zp)
             name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=k // 2, epilogue=ep, out=out)
@@ -127,12 +112,7 @@ def test_packed_residual(monkeypatch, rng, residual, x_bit, w_bit):
         wc = reference.random_codes(rng, (o, 3, 3, c), w_bit, w_enc)
         y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, w_encoding=w_enc, padding=1)
         r_codes = reference.random_codes(rng, y.shape, r_bits, r_enc)
-        scale = (rng.uniform(0.01, 0.1, o) * rng.choice([-1, 1], o)).astype(np.float32)
-        bias = rng.uniform(-2, 2, o).astype(np.float32)
-        ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, residual_scale=-0.5, activation="relu", out_scale=0.5)
-        expected = reference.conv_epilogue(y, scale=scale, bias=bias,
-                                           residual=reference.decode(r_codes, r_bits, r_enc, r_zp),
-                                           residual_scale=-0.5, activation="relu", out=(2, "unsigned", 0, 0.5))
+        ep, expected = random_residual_epilogue(ctx, rng, y, r_codes, (r_bits, r_enc, r_zp))
         xt, wt = apnn.pack_nhwc(ctx, x, x_bit), apnn.pack_conv_weights(ctx, wc, w_bit, w_enc)
         res = apnn.pack_nhwc(ctx, r_codes, r_bits, r_enc, r_zp)
         out = apnn.empty_nhwc(ctx, expected.shape, 2, "unsigned")

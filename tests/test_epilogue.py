@@ -5,7 +5,7 @@ import pytest
 
 import apnn
 from apnn import reference
-from conftest import requires_gpu
+from conftest import check_rows_by_chaining, random_packed_epilogue, random_residual_epilogue, requires_gpu
 
 OUT_KINDS = [(1, "binary"), (1, "unsigned"), (2, "unsigned"), (2, "signed"), (4, "signed"), (8, "unsigned"),
              (3, "signed"), (5, "unsigned")]
@@ -224,10 +224,7 @@ def test_cuda_max_pool_fused_in_tiled_kernel(monkeypatch, rng, config, split_k, 
             assert apnn.conv2d_kernel_name(ctx, xt, wt, padding=1, epilogue=ep, out=out).endswith("_pool")
             apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep, out=out)
             assert_same(out.codes(), expected, f"{(n, h, w, c, o, x_bit)} config={config} split={split_k}")
-            w1 = reference.random_codes(rng, (5, 1, 1, o), 1, "binary")
-            np.testing.assert_array_equal(
-                apnn.conv2d_packed(ctx, out, apnn.pack_conv_weights(ctx, w1, 1, "binary")),
-                reference.conv2d(expected, w1, x_bit=out_bits, w_bit=1, w_encoding="binary"))
+            check_rows_by_chaining(ctx, rng, out, expected, out_bits)
 
 
 @requires_gpu
@@ -262,23 +259,14 @@ def test_cuda_register_finish(monkeypatch, rng, config, finish):
         xt, wt = apnn.pack_nhwc(ctx, x, x_bit, x_enc), apnn.pack_conv_weights(ctx, wc, w_bit, w_enc)
         assert ("_register_finish" in apnn.conv2d_kernel_name(ctx, xt, wt, padding=1)) == served, desc
         np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, padding=1), y, desc)
-        scale = (rng.uniform(0.01, 0.1, o) * rng.choice([-1, 0, 1, 1], o)).astype(np.float32)
-        bias = rng.uniform(-1, 1, o).astype(np.float32)
-        ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, activation=activation, clip=(-0.75, 1.5), pool=pool,
-                           pool_size=2, out_scale=0.5)
-        expected = reference.conv_epilogue(y, scale=scale, bias=bias, activation=activation, clip=(-0.75, 1.5),
-                                           pool=pool, pool_size=2, out=(out_bits, out_enc, out_zp, 0.5))
+        ep, expected = random_packed_epilogue(ctx, rng, y, activation, pool, (out_bits, out_enc, out_zp))
         for _ in range(2):  # twice: the row-sum workspace must be left clean
             out = apnn.empty_nhwc(ctx, expected.shape, out_bits, out_enc, out_zp)
             name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=1, epilogue=ep, out=out)
             assert ("_register_finish" in name) == served, f"{desc}: {name}"
             apnn.conv2d_packed(ctx, xt, wt, padding=1, epilogue=ep, out=out)
             assert_same(out.codes(), expected, desc)
-            w1 = reference.random_codes(rng, (5, 1, 1, o), 1, "binary")
-            np.testing.assert_array_equal(
-                apnn.conv2d_packed(ctx, out, apnn.pack_conv_weights(ctx, w1, 1, "binary")),
-                reference.conv2d(expected, w1, x_bit=out_bits, w_bit=1, x_encoding=out_enc, x_zero_point=out_zp,
-                                 w_encoding="binary"), desc)
+            check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc, out_zp, desc)
     # A packed residual of 1 or 2 bits: one table part per residual code.
     for (r_bits, r_enc, r_zp), (x_bit, w_bit) in [((1, "binary", 0), (2, 1)), ((2, "signed", -1), (2, 2)),
                                                   ((2, "unsigned", 1), (1, 1))]:
@@ -288,12 +276,7 @@ def test_cuda_register_finish(monkeypatch, rng, config, finish):
         wc = reference.random_codes(rng, (96, 3, 3, 128), w_bit, w_enc)
         y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, w_encoding=w_enc, padding=1)
         r_codes = reference.random_codes(rng, y.shape, r_bits, r_enc)
-        scale = (rng.uniform(0.01, 0.1, 96) * rng.choice([-1, 1], 96)).astype(np.float32)
-        bias = rng.uniform(-2, 2, 96).astype(np.float32)
-        ep = apnn.Epilogue(ctx, 96, scale=scale, bias=bias, residual_scale=-0.5, activation="relu", out_scale=0.5)
-        expected = reference.conv_epilogue(y, scale=scale, bias=bias,
-                                           residual=reference.decode(r_codes, r_bits, r_enc, r_zp),
-                                           residual_scale=-0.5, activation="relu", out=(2, "unsigned", 0, 0.5))
+        ep, expected = random_residual_epilogue(ctx, rng, y, r_codes, (r_bits, r_enc, r_zp))
         xt, wt = apnn.pack_nhwc(ctx, x, x_bit), apnn.pack_conv_weights(ctx, wc, w_bit, w_enc)
         res = apnn.pack_nhwc(ctx, r_codes, r_bits, r_enc, r_zp)
         out = apnn.empty_nhwc(ctx, expected.shape, 2, "unsigned")

@@ -511,18 +511,25 @@ void Network::pack_image_weights(NetLayer& l) {
   l.image_weights_mem = static_cast<int32_t*>(backend_->allocate(words.size() * sizeof(int32_t)));
   backend_->write(l.image_weights_mem, words.data(), words.size() * sizeof(int32_t));
 
-  // The Hopper kernel's form of the same bytes (first_layer_tap_weight_byte), where it fits.
+  // The Hopper kernel's form of the same bytes, where it fits: each K step's two tap groups
+  // (first_layer_tap_unit), zero past the kernel's rows and taps.
   backend_->release(l.tap_weights_mem);
   l.tap_weights_mem = nullptr;
-  const int kh = static_cast<int>(l.kh), kw = static_cast<int>(l.kw);
-  if (!first_layer_taps_fit(kh, kw, l.desc.stride_h, l.desc.stride_w, l.in_c, static_cast<int>(o))) return;
+  const int kh = static_cast<int>(l.kh), kw = static_cast<int>(l.kw), in_c = static_cast<int>(l.in_c);
+  if (!first_layer_taps_fit(kh, kw, l.desc.stride_h, l.desc.stride_w, in_c, static_cast<int>(o))) return;
   std::vector<uint8_t> taps(static_cast<size_t>(first_layer_tap_weight_bytes(kh, kw)), 0);
-  for (int64_t r = 0; r < o; ++r)
-    for (int64_t i = 0; i < k; ++i) {
-      const int dh = static_cast<int>(i / (kw * l.in_c)), j = static_cast<int>(i / l.in_c % kw);
-      const int c = static_cast<int>(i % l.in_c);
-      taps[static_cast<size_t>(first_layer_tap_weight_byte(kh, kw, dh, j, c, static_cast<int>(r)))] =
-          static_cast<uint8_t>(static_cast<int8_t>(l.input_codes[r * k + i] - zp));
+  for (int step = 0; step < first_layer_tap_steps(kh, kw); ++step)
+    for (int half = 0; half < 2; ++half) {
+      int dh, group;
+      first_layer_tap_unit(kh, kw, step, half, dh, group);
+      if (dh >= kh) continue;  // an odd pair's row past the kernel
+      for (int t = 0; t < kTapGroupTaps && kTapGroupTaps * group + t < kw; ++t) {
+        const int j = kTapGroupTaps * group + t;
+        for (int r = 0; r < static_cast<int>(o); ++r)
+          for (int c = 0; c < in_c; ++c)
+            taps[static_cast<size_t>(first_layer_tap_weight_offset(step, half, r) + t * 4 + c)] = static_cast<uint8_t>(
+                static_cast<int8_t>(l.input_codes[r * k + (dh * kw + j) * in_c + c] - zp));
+      }
     }
   l.tap_weights_mem = static_cast<uint8_t*>(backend_->allocate(taps.size()));
   backend_->write(l.tap_weights_mem, taps.data(), taps.size());

@@ -76,7 +76,7 @@ struct FirstLayerCall {
   const int32_t* thresholds = nullptr;  // (levels + 2) x out_channels
   int levels = 0;
   PackedView out;               // the layer's packed output tensor
-  // The same weights as the Hopper kernel's wgmma operand (first_layer_tap_weight_byte), or null
+  // The same weights as the Hopper kernel's wgmma operand (first_layer_tap_weight_offset), or null
   // where the layer's shape is not one it takes (first_layer_taps_fit).
   const uint8_t* tap_weights = nullptr;
 };
@@ -138,13 +138,10 @@ APNN_HD void first_layer_tap_unit(int kh, int kw, int step, int half, int& row, 
 APNN_HD int64_t first_layer_tap_weight_bytes(int kh, int kw) {
   return int64_t{first_layer_tap_steps(kh, kw)} * 2 * kFirstLayerChannels * kTapGroupBytes;
 }
-// Where weight (kernel row dh, tap j, input channel c) of output channel o goes.
-APNN_HD int64_t first_layer_tap_weight_byte(int kh, int kw, int dh, int j, int c, int o) {
-  const int g = first_layer_tap_groups(kw), group = j / kTapGroupTaps;
-  const bool paired = group < g / 2 * 2;
-  const int step = paired ? dh * (g / 2) + group / 2 : kh * (g / 2) + dh / 2;
-  const int half = paired ? group % 2 : dh % 2;
-  return ((int64_t{step} * 2 + half) * kFirstLayerChannels + o) * kTapGroupBytes + (j % kTapGroupTaps) * 4 + c;
+// The first byte of output channel o's 16-byte entry for group `half` of K step `step`: tap t
+// of the group (first_layer_tap_unit) at t * 4, input channel c at c.
+APNN_HD int64_t first_layer_tap_weight_offset(int step, int half, int o) {
+  return ((int64_t{step} * 2 + half) * kFirstLayerChannels + o) * kTapGroupBytes;
 }
 // Input rows of an output tile's window (one more than the taps read: the odd last group pair
 // of an odd KH reads a row past the kernel, against zero weights).
