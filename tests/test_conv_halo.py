@@ -1,7 +1,8 @@
-"""The halo convolution (sm_90: 3x3 kernels over at most 256 channels and 5x5 over at most 128,
-stride 1, padding K / 2, one input window per 8 x 8 output tile) against the numpy oracle: raw int32 and fused packed outputs, the
-fused max pool, packed residuals, ragged maps and channels, persistent blocks that walk several
-tiles, and whole networks with it on and off. APNN_CONV_HALO=1 runs it on every call it serves,
+"""The halo convolution (sm_90, padding K / 2, one input window per 8 x 8 output tile: 3x3 kernels
+over at most 256 channels and 5x5 over at most 128 at stride 1, 1x1 and 3x3 over at most 256 at
+stride 2) against the numpy oracle: raw int32 and fused packed outputs, the fused max pool, packed
+residuals, ragged maps and channels, persistent blocks that walk several tiles, and whole networks
+with it on and off. APNN_CONV_HALO=1 runs it on every call it serves,
 however small; elsewhere the calls run the tiled kernels, and must give the same results."""
 import numpy as np
 import pytest
@@ -20,9 +21,9 @@ def halo_context(monkeypatch, setting="1"):
     return apnn.Context("cuda")
 
 
-def served(ctx, x_bit, w_bit, x_enc="unsigned", c=64, k=3):
-    return (ctx.compute_capability == 90 and (x_bit, w_bit) in SERVED_PLANES and x_enc != "binary" and
-            c <= (256 if k == 3 else 128))
+def served(ctx, x_bit, w_bit, x_enc="unsigned", c=64, k=3, stride=1):
+    shape = (k in (3, 5) and c <= (256 if k == 3 else 128)) if stride == 1 else (k in (1, 3) and c <= 256)
+    return ctx.compute_capability == 90 and (x_bit, w_bit) in SERVED_PLANES and x_enc != "binary" and shape
 
 
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES + [(3, 1), (1, 3)])
@@ -52,10 +53,12 @@ def test_raw_outputs(monkeypatch, rng, x_bit, w_bit, setting, k):
 
 
 def test_not_served_calls_keep_other_kernels(monkeypatch, rng):
-    # Binary activations (an offset), strides, other kernels and padding, > 256 channels (> 128
+    # Binary activations (an offset), other strides, kernels and padding, > 256 channels (> 128
     # for 5x5).
     ctx = halo_context(monkeypatch)
-    for x_enc, c, k, stride, pad in [("binary", 64, 3, 1, 1), ("unsigned", 64, 3, 2, 1), ("unsigned", 64, 3, 1, 0),
+    for x_enc, c, k, stride, pad in [("binary", 64, 3, 1, 1), ("unsigned", 64, 3, 3, 1), ("unsigned", 64, 3, 1, 0),
+                                     ("unsigned", 64, 3, 2, 0), ("unsigned", 64, 5, 2, 2), ("binary", 64, 1, 2, 0),
+                                     ("unsigned", 320, 1, 2, 0), ("unsigned", 320, 3, 2, 1),
                                      ("unsigned", 64, 1, 1, 0), ("unsigned", 320, 3, 1, 1), ("unsigned", 64, 5, 1, 1),
                                      ("unsigned", 192, 5, 1, 2), ("unsigned", 64, 7, 1, 3)]:
         x_bit = 1 if x_enc == "binary" else 2
@@ -123,6 +126,99 @@ def test_packed_residual(monkeypatch, rng, residual, x_bit, w_bit):
         check_rows_by_chaining(ctx, rng, out, expected, 2, "unsigned", 0, desc)
 
 
+@pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES + [(3, 1)])
+@pytest.mark.parametrize("k", [1, 3])
+def test_stride2_raw_outputs(monkeypatch, rng, x_bit, w_bit, k):
+    # Stride 2 (1x1 without padding, 3x3 with 1): even and odd maps, ragged tiles, maps of one and
+    # two pixels, 1 to 256 channels, several column tiles, weights with offsets and zero points.
+    ctx = halo_context(monkeypatch)
+    cases = [(2, 9, 11, 64, 70), (1, 16, 16, 128, 128), (3, 5, 13, 100, 64), (1, 17, 7, 40, 200), (2, 16, 16, 1, 33),
+             (2, 15, 18, 256, 64), (1, 14, 12, 200, 96), (1, 6, 6, 129, 40), (1, 2, 2, 64, 64), (2, 1, 1, 8, 8)]
+    for n, h, w, c, o in cases:
+        for x_enc, w_enc, zw in [("unsigned", "binary" if w_bit == 1 else "signed", 0), ("signed", "unsigned", 1)]:
+            if w_enc == "binary" and zw:
+                continue
+            desc = f"{(n, h, w, c, o)} k{k} s2 a{x_bit} {x_enc} w{w_bit} {w_enc} zw={zw}"
+            x = reference.random_codes(rng, (n, h, w, c), x_bit, x_enc)
+            wc = reference.random_codes(rng, (o, k, k, c), w_bit, w_enc)
+            xt = apnn.pack_nhwc(ctx, x, x_bit, x_enc)
+            wt = apnn.pack_conv_weights(ctx, wc, w_bit, w_enc, zw)
+            name = apnn.conv2d_kernel_name(ctx, xt, wt, stride=2, padding=k // 2)
+            assert ("halo" in name) == served(ctx, x_bit, w_bit, x_enc, c, k, stride=2), f"{desc}: {name}"
+            assert ("_s2" in name) == ("halo" in name), name
+            expected = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, x_encoding=x_enc, w_encoding=w_enc,
+                                        w_zero_point=zw, stride=2, padding=k // 2)
+            np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, stride=2, padding=k // 2), expected, desc)
+
+
+@pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES)
+@pytest.mark.parametrize("k", [1, 3])
+def test_stride2_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, k):
+    # Threshold-table outputs at stride 2, every <= 2-bit encoding, one and several column tiles
+    # (run twice: the row-sum workspace must be left clean); row sums checked by chaining.
+    ctx = halo_context(monkeypatch)
+    cases = [(2, 9, 11, 64, 64, (2, "unsigned", 0), "relu"), (1, 12, 8, 128, 96, (1, "binary", 0), "none"),
+             (3, 7, 7, 100, 128, (2, "signed", 1), "clip"), (2, 10, 6, 64, 200, (1, "unsigned", 0), "relu"),
+             (1, 16, 16, 256, 256, (2, "signed", 0), "none"), (1, 10, 11, 192, 64, (1, "binary", 0), "none")]
+    w_enc = "binary" if w_bit == 1 else "signed"
+    for n, h, w, c, o, (out_bits, out_enc, out_zp), activation in cases:
+        desc = f"{(n, h, w, c, o)} k{k} s2 a{x_bit} w{w_bit} out {out_bits}{out_enc}{out_zp} {activation}"
+        x = reference.random_codes(rng, (n, h, w, c), x_bit, "unsigned")
+        wc = reference.random_codes(rng, (o, k, k, c), w_bit, w_enc)
+        y = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, w_encoding=w_enc, stride=2, padding=k // 2)
+        xt, wt = apnn.pack_nhwc(ctx, x, x_bit), apnn.pack_conv_weights(ctx, wc, w_bit, w_enc)
+        ep, expected = random_packed_epilogue(ctx, rng, y, activation, "none", (out_bits, out_enc, out_zp))
+        for _ in range(2):
+            out = apnn.empty_nhwc(ctx, expected.shape, out_bits, out_enc, out_zp)
+            name = apnn.conv2d_kernel_name(ctx, xt, wt, stride=2, padding=k // 2, epilogue=ep, out=out)
+            assert ("halo" in name) == served(ctx, x_bit, w_bit, c=c, k=k, stride=2), f"{desc}: {name}"
+            apnn.conv2d_packed(ctx, xt, wt, stride=2, padding=k // 2, epilogue=ep, out=out)
+            np.testing.assert_array_equal(out.codes(), expected, desc)
+            check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc, out_zp, desc)
+
+
+def test_stride2_pool_and_residual_keep_tiled_kernels(monkeypatch, rng):
+    # The stride-2 kernels are built without the fused pool and the packed residual: those calls
+    # run the tiled kernels, exactly.
+    ctx = halo_context(monkeypatch)
+    x = reference.random_codes(rng, (2, 12, 12, 64), 2, "unsigned")
+    wc = reference.random_codes(rng, (64, 3, 3, 64), 1, "binary")
+    y = reference.conv2d(x, wc, x_bit=2, w_bit=1, w_encoding="binary", stride=2, padding=1)
+    xt, wt = apnn.pack_nhwc(ctx, x, 2), apnn.pack_conv_weights(ctx, wc, 1, "binary")
+    ep, expected = random_packed_epilogue(ctx, rng, y, "relu", "max", (2, "unsigned", 0))
+    out = apnn.empty_nhwc(ctx, expected.shape, 2, "unsigned")
+    assert "halo" not in apnn.conv2d_kernel_name(ctx, xt, wt, stride=2, padding=1, epilogue=ep, out=out)
+    apnn.conv2d_packed(ctx, xt, wt, stride=2, padding=1, epilogue=ep, out=out)
+    np.testing.assert_array_equal(out.codes(), expected, "pool")
+    r_codes = reference.random_codes(rng, y.shape, 2, "signed")
+    ep, expected = random_residual_epilogue(ctx, rng, y, r_codes, (2, "signed", 0))
+    res = apnn.pack_nhwc(ctx, r_codes, 2, "signed")
+    out = apnn.empty_nhwc(ctx, expected.shape, 2, "unsigned")
+    assert "halo" not in apnn.conv2d_kernel_name(ctx, xt, wt, stride=2, padding=1, epilogue=ep, residual=res, out=out)
+    apnn.conv2d_packed(ctx, xt, wt, stride=2, padding=1, epilogue=ep, residual=res, out=out)
+    np.testing.assert_array_equal(out.codes(), expected, "residual")
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_stride2_persistent_blocks_walk_many_tiles(monkeypatch, rng, k):
+    # 48 images of 64 x 64 to 32 x 32: 768 tiles, more than the resident blocks, with the default
+    # planner (enough tiles to choose the halo kernel by itself), raw and packed.
+    monkeypatch.delenv("APNN_CONV_HALO", raising=False)
+    ctx = apnn.Context("cuda")
+    n, hw, c, o = 48, 64, 64, 128
+    x = reference.random_codes(rng, (n, hw, hw, c), 2, "unsigned")
+    wc = reference.random_codes(rng, (o, k, k, c), 1, "binary")
+    xt, wt = apnn.pack_nhwc(ctx, x, 2), apnn.pack_conv_weights(ctx, wc, 1, "binary")
+    assert ("halo" in apnn.conv2d_kernel_name(ctx, xt, wt, stride=2, padding=k // 2)) == (ctx.compute_capability == 90)
+    y = reference.conv2d(x, wc, x_bit=2, w_bit=1, w_encoding="binary", stride=2, padding=k // 2)
+    np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, stride=2, padding=k // 2), y)
+    ep, expected = random_packed_epilogue(ctx, rng, y, "relu", "none", (2, "unsigned", 0))
+    out = apnn.empty_nhwc(ctx, expected.shape, 2, "unsigned")
+    apnn.conv2d_packed(ctx, xt, wt, stride=2, padding=k // 2, epilogue=ep, out=out)
+    np.testing.assert_array_equal(out.codes(), expected)
+    check_rows_by_chaining(ctx, rng, out, expected, 2, "unsigned", 0, f"k{k} packed")
+
+
 def test_persistent_blocks_walk_many_tiles(monkeypatch, rng):
     # 64 images of 40 x 40: 1,600 tiles, several per resident block, with the default planner
     # (enough tiles to choose the halo kernel by itself), raw and pooled.
@@ -148,7 +244,8 @@ def test_persistent_blocks_walk_many_tiles(monkeypatch, rng):
 @pytest.mark.parametrize("bits", [(1, 2), (2, 2), (1, 1)], ids=["w1a2", "w2a2", "w1a1"])
 def test_networks_with_and_without_halo(monkeypatch, rng, bits):
     # Networks keep 64- and 128-channel taps packed (8 and 16 bytes per tap): a VGG-like block
-    # with a fused pool, a ResNet-like residual block and a 5x5 layer, on and off, against the oracle.
+    # with a fused pool, ResNet-like residual blocks (one with a stride-2 convolution and a 1x1
+    # stride-2 downsample) and a 5x5 layer, on and off, against the oracle.
     w_bit, x_bit = bits
     x = rng.integers(0, 256, (3, 18, 18, 3)).astype(np.uint8)
     outputs, weights = [], []
@@ -161,6 +258,10 @@ def test_networks_with_and_without_halo(monkeypatch, rng, bits):
         layers.append(net.conv(128, 3, padding=1, **act))
         layers.append(net.conv(128, 3, padding=1, **act))
         layers.append(net.conv(128, 3, padding=1, residual=layers[2], **act))
+        layers.append(net.conv(128, 1, stride=2, input=layers[4], activation="none", out_encoding="signed",
+                               w_bit=w_bit, out_bit=x_bit, out_scale=0.5))
+        layers.append(net.conv(128, 3, stride=2, padding=1, input=layers[4], **act))
+        layers.append(net.conv(128, 3, padding=1, residual=layers[5], **act))
         layers.append(net.conv(192, 3, padding=1, **act))  # packed taps of 192 channels: 24 bytes
         layers.append(net.conv(256, 3, padding=1, **act))
         layers.append(net.conv(128, 3, padding=1, **act))

@@ -70,15 +70,18 @@ constexpr int kMinRawSplitKTiles = 8;  // k tiles below which a raw (int32) outp
 bool fast_planes(int p, int q) { return (p == 1 && q == 1) || (p == 2 && q == 1) || (p == 2 && q == 2); }
 
 // Whether the halo kernel (conv_halo.h) computes the call, and what it writes: a 3x3 convolution
-// over at most 256 channels or a 5x5 over at most 128, stride 1, padding K / 2,
+// over at most 256 channels or a 5x5 over at most 128 at stride 1, a 1x1 or 3x3 over at most 256
+// at stride 2 (no pool, no residual), padding K / 2,
 // 1 or 2 planes per operand, activations without offset, no pinned K split; int32 results or a
 // packed output through the threshold table, with a 2x2 / 2 max pool or a packed residual.
 bool halo_serves(const ConvCall& call, const ConvOverride& pin, bool thresholds, HaloOutput& output) {
   const auto& g = call.geometry;
   const auto& w = *call.w;
   if (halo_conv_tile_n(call.x->quant.bits, w.quant.bits, static_cast<int>(g.out_channels)) == 0) return false;
-  if (g.kh != g.kw || !halo_conv_shape(static_cast<int>(g.kh), static_cast<int>(g.channels)) || g.stride_h != 1 ||
-      g.stride_w != 1 || g.pad_h != g.kh / 2 || g.pad_w != g.kw / 2)
+  const int stride = static_cast<int>(g.stride_h);
+  if (g.kh != g.kw || g.stride_w != g.stride_h ||
+      !halo_conv_shape(static_cast<int>(g.kh), stride, static_cast<int>(g.channels)) || g.pad_h != g.kh / 2 ||
+      g.pad_w != g.kw / 2)
     return false;
   if (call.x->words != 8 || w.channel_words != 8) return false;  // rows of 256 bits: one or two entries
   if (real_offset(call.x->quant) != 0 || pin.split_k > 1) return false;
@@ -90,14 +93,15 @@ bool halo_serves(const ConvCall& call, const ConvOverride& pin, bool thresholds,
   if (call.y_packed == nullptr || !thresholds || ep.thresholds == nullptr || !pin.fuse) return false;
   if (call.residual.int32_values != nullptr || call.residual.planes != nullptr) {
     output = HaloOutput::kPackedResidual;
-    return call.residual.planes != nullptr && ep.threshold_residual_codes > 0 && ep.pool == APNN_POOL_NONE;
+    return call.residual.planes != nullptr && ep.threshold_residual_codes > 0 && ep.pool == APNN_POOL_NONE &&
+           halo_conv_outputs(stride, output);
   }
   if (ep.pool == APNN_POOL_NONE) {
     output = HaloOutput::kPacked;
     return true;
   }
   output = HaloOutput::kPackedPool;
-  return ep.pool == APNN_POOL_MAX && ep.pool_size == 2 && ep.pool_stride == 2;
+  return ep.pool == APNN_POOL_MAX && ep.pool_size == 2 && ep.pool_stride == 2 && halo_conv_outputs(stride, output);
 }
 
 ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverride& pin, int forced_config,
@@ -435,7 +439,8 @@ std::string ConvRunner::kernel_name(const ConvCall& call, const GemmTarget& targ
   const ConvPlan plan = this->plan(call, target);
   const int p = call.x->quant.bits, q = call.w->quant.bits;
   if (plan.halo) {
-    std::string name = "conv_w" + std::to_string(q) + "a" + std::to_string(p) + "_halo8x8_n" + std::to_string(plan.tn);
+    std::string name = "conv_w" + std::to_string(q) + "a" + std::to_string(p) + "_halo8x8" +
+                       (call.geometry.stride_h == 2 ? "_s2" : "") + "_n" + std::to_string(plan.tn);
     if (call.has_epilogue) name += plan.halo_output == HaloOutput::kPackedPool ? "_fused_epilogue_pool" : "_fused_epilogue";
     if (call.w->tap_words) name += "_packed_taps";
     return name;

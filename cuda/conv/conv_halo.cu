@@ -1,5 +1,5 @@
-// The halo convolution (sm_90a): K x K kernels (3 or 5), stride 1, padding K / 2, at most 256
-// channels (128 for 5x5).
+// The halo convolution (sm_90a): K x K kernels with padding K / 2 over at most 256 channels: 3x3
+// and 5x5 (at most 128 channels) at stride 1, 1x1 and 3x3 at stride 2.
 //
 // The implicit GEMM (conv_kernel.cuh) copies every (pixel, tap) pair of its tile on its own: for
 // 64 channels that is 9 copies of 8 bytes per pixel and plane, each with its own bounds check
@@ -20,6 +20,12 @@
 // has room to spare, the copies do not). The weights of the block's output channels are copied
 // once into the same layout and stay; blocks are persistent and walk the tiles, copying the next
 // tile's window while they finish the current one.
+//
+// At stride 2 the taps of neighbouring output pixels are two input columns apart, so the window
+// keeps each row's even and odd input columns apart ("parities"): a tap's 8 pixels are then again
+// 8 consecutive entries, the next tap of its k-step (the odd one) a parity further, and the next
+// tile row two window rows further. A 1x1 kernel at stride 2 reads only even rows and columns,
+// and its window holds only those (its k-step's zero tap reads the entries one further on).
 //
 // M rows are one activation plane's 64 pixels (one wgmma per plane), so a thread holds pixel
 // (column lane/4, rows 2 warp and 2 warp + 1) of the tile (the D fragment's rows lane/4 and +8):
@@ -49,26 +55,50 @@ constexpr int kThreads = 128;  // one warpgroup
 constexpr int kTile = 8;       // output tile: 8 x 8 pixels, the 64 rows of one wgmma
 constexpr int kEntryBytes = 16;
 
-// K x K kernels (3 or 5) with padding K / 2, S slices of 128 channels (an entry each), P x Q
-// planes, TN output channels per block.
-template <int K, int S, int P, int Q, int TN, HaloOutput kOut>
+// K x K kernels with padding K / 2 at stride Stride, S slices of 128 channels (an entry each),
+// P x Q planes, TN output channels per block.
+template <int K, int Stride, int S, int P, int Q, int TN, HaloOutput kOut>
 struct Layout {
-  static_assert(K == 3 || K == 5, "3x3 and 5x5 kernels");
-  static_assert(S == 1 || (S == 2 && K == 3), "256 channels with 3x3 kernels (5x5 weights would not fit)");
+  static_assert((Stride == 1 && (K == 3 || K == 5)) || (Stride == 2 && (K == 1 || K == 3)),
+                "3x3 and 5x5 kernels at stride 1, 1x1 and 3x3 at stride 2");
+  static_assert(S == 1 || (S == 2 && K <= 3), "256 channels up to 3x3 kernels (5x5 weights would not fit)");
   static constexpr int kPad = K / 2;
   static constexpr int kPairs = (K + 1) / 2;       // tap pairs per kernel row (the last one half zero)
   static constexpr int kKSteps = K * kPairs;       // wgmma k-steps of 256 bits
-  static constexpr int kWindowRows = kTile + K - 1;
-  static constexpr int kLoadedCols = kTile + 2 * kPairs - 1;  // the last pair's zero tap reads one more
-  static constexpr int kWindowCols = kLoadedCols + 1;         // entries per window row in shared memory
-  static constexpr int kSumCols = kTile + K - 1;              // the row-sum window: the real taps only
+  // Input rows (and columns) the window holds: every one the real taps read, kStep apart (a 1x1
+  // kernel at stride 2 reads only every other one).
+  static constexpr int kStep = K < Stride ? Stride : 1;
+  static constexpr int kSpan = Stride * (kTile - 1) + K;  // input rows the real taps of a tile span
+  static constexpr int kWindowRows = (kSpan - 1) / kStep + 1;
+  // Input columns copied per row: at stride 1 also the one the last pair's zero tap reads.
+  static constexpr int kLoadedCols = Stride == 1 ? kTile + 2 * kPairs - 1 : (kSpan - 1) / kStep + 1;
+  static constexpr bool kParities = kStep < Stride;  // even and odd columns apart (3x3 at stride 2)
+  static constexpr int kParityCols = kParities ? (kLoadedCols + 1) / 2 : kLoadedCols;
+  // Entries per window row in shared memory, one spare (an odd count spreads rows over the banks;
+  // the zero taps of 1x1 at stride 2 read it).
+  static constexpr int kWindowCols = (kParities ? 2 * kParityCols : kLoadedCols) + 1;
+  static constexpr int kSumCols = (kSpan - 1) / kStep + 1;  // the row-sum window: the real taps only
   static constexpr int kSumEntries = kWindowRows * kSumCols;
   static constexpr bool kPacked = kOut != HaloOutput::kInt32;
   static constexpr int kWeightBytes = Q * S * kKSteps * 2 * TN * kEntryBytes;
   static constexpr int kWindowBytes = P * S * kWindowRows * kWindowCols * kEntryBytes;  // one buffer
+  // The window entry of loaded input column `col` of a row, and the entry (column offset) where
+  // tap kw of the tile's first pixel is; the taps of the next pixels follow entry by entry.
+  static constexpr __host__ __device__ int column_entry(int col) {
+    return kParities ? (col % 2) * kParityCols + col / 2 : col;
+  }
+  static constexpr __host__ __device__ int tap_entry(int kw) { return kStep == Stride ? kw : column_entry(kw); }
   static constexpr int kSumBytes = (kSumEntries * 4 + 15) / 16 * 16;
-  static constexpr int kEntryCount = !kPacked ? 0 : kOut == HaloOutput::kPackedResidual ? kMaxResidualCodes * TN : TN;
-  static constexpr int kSmemBytes = kWeightBytes + 2 * kWindowBytes + 2 * kSumBytes + kEntryCount * 16;
+  // Threshold entries: one part of TN per residual code, one entry apart beyond TN, so that the
+  // parts of a channel lie in different banks (the lanes of a quad read 4 channels of the parts
+  // their pixels' residual codes pick).
+  static constexpr int kPartStride = kOut == HaloOutput::kPackedResidual ? TN + 1 : TN;
+  static constexpr int kEntryCount = !kPacked ? 0 : kOut == HaloOutput::kPackedResidual ? kMaxResidualCodes * kPartStride : TN;
+  // The residual's plane words of the tile's output channels (<= 2 planes), per pixel, copied
+  // with the window: the finish then reads them from shared memory, not through a global round trip.
+  static constexpr int kResidualWords = TN / 32;  // per pixel and plane
+  static constexpr int kResidualBytes = kOut == HaloOutput::kPackedResidual ? kTile * kTile * 2 * kResidualWords * 4 : 0;
+  static constexpr int kSmemBytes = kWeightBytes + 2 * kWindowBytes + 2 * kSumBytes + kEntryCount * 16 + 2 * kResidualBytes;
   static_assert(kWindowBytes % 16 == 0, "16-byte aligned regions");
 };
 
@@ -84,14 +114,14 @@ __device__ __forceinline__ void cp_async_4_or_zero(uint32_t dst, const void* src
 
 }  // namespace halo_detail
 
-template <int K, int S, int P, int Q, int TN, HaloOutput kOut>
+template <int K, int Stride, int S, int P, int Q, int TN, HaloOutput kOut>
 __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks(P, Q, TN)) halo_conv_kernel(const ConvKernelParams prm) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace halo_detail;
   using namespace gemm_detail;
   using namespace wgmma_detail;
-  using L = Layout<K, S, P, Q, TN, kOut>;
-  constexpr int kKSteps = L::kKSteps, kPairs = L::kPairs, kWindowRows = L::kWindowRows;
+  using L = Layout<K, Stride, S, P, Q, TN, kOut>;
+  constexpr int kKSteps = L::kKSteps, kPairs = L::kPairs, kWindowRows = L::kWindowRows, kStep = L::kStep;
   constexpr int kWindowCols = L::kWindowCols, kLoadedCols = L::kLoadedCols, kSumCols = L::kSumCols;
   constexpr int kSumEntries = L::kSumEntries;
   constexpr bool kPacked = L::kPacked;
@@ -102,6 +132,7 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
   const uint32_t s_windows = s_weights + L::kWeightBytes;
   const int32_t* s_sums = reinterpret_cast<const int32_t*>(smem + L::kWeightBytes + 2 * L::kWindowBytes);
   int4* s_entries = reinterpret_cast<int4*>(smem + L::kWeightBytes + 2 * L::kWindowBytes + 2 * L::kSumBytes);
+  const uint32_t* s_residual = reinterpret_cast<const uint32_t*>(s_entries + L::kEntryCount);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int n0 = static_cast<int>(blockIdx.x % prm.col_tiles) * TN;
@@ -126,7 +157,8 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
   }
   if constexpr (kPacked) {
     const int parts = kResidual ? prm.ep.threshold_residual_codes : 1;
-    for (int i = tid; i < parts * TN; i += kThreads) s_entries[i] = table_entry(prm.ep, prm.O, i / TN, n0 + i % TN);
+    for (int i = tid; i < parts * TN; i += kThreads)
+      s_entries[i / TN * L::kPartStride + i % TN] = table_entry(prm.ep, prm.O, i / TN, n0 + i % TN);
   }
   // Everything above is this layer's constants; the activations are the previous kernels'.
   wait_for_previous_kernels();
@@ -138,33 +170,46 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
   const int tile_step = static_cast<int>(gridDim.x) / prm.col_tiles;
   const bool sums = prm.ow != 0;  // the binary-weight correction needs the input row sums
 
-  // Tile t's input window into buffer buf: entry (plane, slice, row, col) is input pixel
-  // (8 ty - K / 2 + row, 8 tx - K / 2 + col), zero outside the image.
+  // Tile t's input window into buffer buf: row `row`, loaded column `col` of (plane, slice) is
+  // input pixel (8 Stride ty - K / 2 + kStep row, 8 Stride tx - K / 2 + kStep col), zero outside
+  // the image, at entry L::column_entry(col) of the row.
   auto load_window = [&](int t, int buf) {
     const int n = t / tiles_per_image, r = t - n * tiles_per_image, ty = r / tiles_x, tx = r - ty * tiles_x;
-    const int iy0 = ty * kTile - L::kPad, ix0 = tx * kTile - L::kPad;
+    const int iy0 = ty * kTile * Stride - L::kPad, ix0 = tx * kTile * Stride - L::kPad;
     const int64_t image0 = static_cast<int64_t>(n) * prm.H * prm.W;
     const uint32_t window = s_windows + buf * L::kWindowBytes;
     for (int i = tid; i < P * S * kWindowRows * kLoadedCols; i += kThreads) {
       const int part = i / (kWindowRows * kLoadedCols), rest = i - part * (kWindowRows * kLoadedCols);
       const int plane = part / S, slice = part - plane * S;  // part: the window of (plane, slice)
       const int row = rest / kLoadedCols, col = rest - row * kLoadedCols;
-      const int iy = iy0 + row, ix = ix0 + col;
+      const int iy = iy0 + kStep * row, ix = ix0 + kStep * col;
       const bool valid = static_cast<unsigned>(iy) < static_cast<unsigned>(prm.H) &&
                          static_cast<unsigned>(ix) < static_cast<unsigned>(prm.W);
       const uint32_t* src =
           valid ? prm.x_planes + (static_cast<int64_t>(plane) * prm.x_rows_padded + image0 + iy * prm.W + ix) * prm.cwords +
                       4 * slice
                 : prm.x_planes;
-      cp_async_16(window + ((part * kWindowRows + row) * kWindowCols + col) * kEntryBytes, src, valid);
+      cp_async_16(window + ((part * kWindowRows + row) * kWindowCols + L::column_entry(col)) * kEntryBytes, src, valid);
     }
     if (sums) {
       const uint32_t sum_window = smem_addr(s_sums) + buf * L::kSumBytes;
       for (int i = tid; i < kSumEntries; i += kThreads) {
-        const int row = i / kSumCols, col = i - row * kSumCols, iy = iy0 + row, ix = ix0 + col;
+        const int row = i / kSumCols, col = i - row * kSumCols, iy = iy0 + kStep * row, ix = ix0 + kStep * col;
         const bool valid = static_cast<unsigned>(iy) < static_cast<unsigned>(prm.H) &&
                            static_cast<unsigned>(ix) < static_cast<unsigned>(prm.W);
         cp_async_4_or_zero(sum_window + i * 4, valid ? prm.x_row_sums + image0 + iy * prm.W + ix : prm.x_row_sums, valid);
+      }
+    }
+    if constexpr (kResidual) {  // (pixel, plane): the words of channels n0 .. n0 + TN - 1, zero past the planes
+      const uint32_t residual = smem_addr(s_residual) + buf * L::kResidualBytes;
+      for (int i = tid; i < kTile * kTile * 2; i += kThreads) {
+        const int pixel = i >> 1, plane = i & 1, oy = ty * kTile + pixel / kTile, ox = tx * kTile + pixel % kTile;
+        const bool valid = oy < prm.OH && ox < prm.OW && plane < prm.res.bits;
+        const uint32_t* src =
+            valid ? prm.res.planes + (static_cast<int64_t>(plane) * prm.res.rows_padded + (n * prm.OH + oy) * prm.OW + ox) *
+                                         prm.res.words + n0 / 32
+                  : prm.res.planes;
+        cp_async_bytes<L::kResidualWords * 4>(residual + i * L::kResidualWords * 4, src, valid);
       }
     }
   };
@@ -193,12 +238,16 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
     for (int slice = 0; slice < S; ++slice)
 #pragma unroll
       for (int step = 0; step < kKSteps; ++step) {
+        // Taps (kh, kw0) and (kh, kw0 + 1) of the 64 pixels: the next tile row is Stride input
+        // rows further.
         const int kh = step / kPairs, kw0 = 2 * (step % kPairs);
+        constexpr int kTapOffset = (L::tap_entry(1) - L::tap_entry(0)) * kEntryBytes;
+        constexpr int kRowOffset = Stride / kStep * kWindowCols * kEntryBytes;
 #pragma unroll
         for (int ip = 0; ip < P; ++ip) {
-          const uint64_t a =
-              plain_descriptor(window + (((ip * S + slice) * kWindowRows + kh) * kWindowCols + kw0) * kEntryBytes,
-                               kEntryBytes, kWindowCols * kEntryBytes);
+          const uint64_t a = plain_descriptor(
+              window + (((ip * S + slice) * kWindowRows + kh / kStep) * kWindowCols + L::tap_entry(kw0)) * kEntryBytes,
+              kTapOffset, kRowOffset);
 #pragma unroll
           for (int jq = 0; jq < Q; ++jq)
             wgmma_b1_and<TN>(acc[ip][jq], a,
@@ -221,11 +270,12 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
       m[h] = (n * prm.OH + oy) * prm.OW + ox;
       int32_t xsum = 0;
       if (sums) {
-        const int32_t* s = s_sums + buf * (L::kSumBytes / 4) + (2 * warp + h) * kSumCols + g;
+        const int32_t* s = s_sums + buf * (L::kSumBytes / 4);
 #pragma unroll
         for (int dy = 0; dy < K; ++dy)
 #pragma unroll
-          for (int dx = 0; dx < K; ++dx) xsum += s[dy * kSumCols + dx];
+          for (int dx = 0; dx < K; ++dx)
+            xsum += s[(Stride * (2 * warp + h) + dy) / kStep * kSumCols + (Stride * g + dx) / kStep];
       }
       corr[h] = static_cast<uint32_t>(prm.ow) * static_cast<uint32_t>(xsum);
     }
@@ -265,10 +315,18 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
 #pragma unroll
       for (int word = 0; word < TN / 32; ++word) {
         const int o0 = n0 + 32 * word;
-        uint32_t residual[2][2] = {{0u, 0u}, {0u, 0u}};
+        // The residual codes of this thread's channels 8 b + 2 quad + e of the word: bits
+        // 8 b + 2 e .. + 1 of codes[h] (planes 0 and 1 of each code side by side).
+        uint32_t codes[2] = {0u, 0u};
         if constexpr (kResidual) {
 #pragma unroll
-          for (int h = 0; h < 2; ++h) conv_detail::residual_words(prm.res, m[h], o0, valid[h] && o0 < prm.O, residual[h]);
+          for (int h = 0; h < 2; ++h) {
+            const uint32_t* words = s_residual + buf * (L::kResidualBytes / 4) +
+                                    ((2 * warp + h) * kTile + g) * 2 * L::kResidualWords + word;
+            const uint32_t r0 = words[0] >> (2 * quad), r1 = words[L::kResidualWords] >> (2 * quad);
+            codes[h] = (r0 & 0x01010101u) | ((r1 & 0x01010101u) << 1) | ((r0 & 0x02020202u) << 1) |
+                       ((r1 & 0x02020202u) << 2);
+          }
         }
         uint32_t levels[2][2] = {{0u, 0u}, {0u, 0u}};  // byte b: channel 32 word + 8 b + 2 quad + e
 #pragma unroll
@@ -281,7 +339,7 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
               if constexpr (kResidual)  // the table part of this output's residual code
-                t[e] = s_entries[conv_detail::residual_code(residual[h], 8 * b + 2 * quad + e) * TN + nn + e];
+                t[e] = s_entries[((codes[h] >> (8 * b + 2 * e)) & 3u) * L::kPartStride + nn + e];
               levels[h][e] |= entry_level(value(h, j, e), t[e]) << (8 * b);
             }
         }
@@ -325,10 +383,10 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
 
 namespace {
 
-template <int K, int S, int P, int Q, int TN, HaloOutput kOut>
+template <int K, int Stride, int S, int P, int Q, int TN, HaloOutput kOut>
 void launch(const ConvKernelParams& prm, int multiprocessors, bool dependent, cudaStream_t stream) {
-  constexpr auto fn = halo_conv_kernel<K, S, P, Q, TN, kOut>;
-  constexpr int kSmem = halo_detail::Layout<K, S, P, Q, TN, kOut>::kSmemBytes;
+  constexpr auto fn = halo_conv_kernel<K, Stride, S, P, Q, TN, kOut>;
+  constexpr int kSmem = halo_detail::Layout<K, Stride, S, P, Q, TN, kOut>::kSmemBytes;
   allow_dynamic_shared_memory<fn>(kSmem);
   static const int resident = [] {
     int blocks = 0;
@@ -352,19 +410,23 @@ void launch(const ConvKernelParams& prm, int multiprocessors, bool dependent, cu
   APNN_CUDA_CHECK(cudaLaunchKernelEx(&config, fn, prm));
 }
 
-template <int K, int S, int P, int Q, int TN>
+// Stride 2 is built for int32 and plain packed outputs (halo_conv_outputs).
+template <int K, int Stride, int S, int P, int Q, int TN>
 void launch_output(const ConvKernelParams& prm, HaloOutput output, int multiprocessors, bool dependent,
                    cudaStream_t stream) {
   switch (output) {
     case HaloOutput::kInt32:
-      return launch<K, S, P, Q, TN, HaloOutput::kInt32>(prm, multiprocessors, dependent, stream);
+      return launch<K, Stride, S, P, Q, TN, HaloOutput::kInt32>(prm, multiprocessors, dependent, stream);
     case HaloOutput::kPacked:
-      return launch<K, S, P, Q, TN, HaloOutput::kPacked>(prm, multiprocessors, dependent, stream);
+      return launch<K, Stride, S, P, Q, TN, HaloOutput::kPacked>(prm, multiprocessors, dependent, stream);
     case HaloOutput::kPackedPool:
-      return launch<K, S, P, Q, TN, HaloOutput::kPackedPool>(prm, multiprocessors, dependent, stream);
+      if constexpr (Stride == 1) return launch<K, 1, S, P, Q, TN, HaloOutput::kPackedPool>(prm, multiprocessors, dependent, stream);
+      break;
     case HaloOutput::kPackedResidual:
-      return launch<K, S, P, Q, TN, HaloOutput::kPackedResidual>(prm, multiprocessors, dependent, stream);
+      if constexpr (Stride == 1) return launch<K, 1, S, P, Q, TN, HaloOutput::kPackedResidual>(prm, multiprocessors, dependent, stream);
+      break;
   }
+  require(false, APNN_STATUS_INTERNAL_ERROR, "no halo convolution kernel with a pool or residual at stride 2");
 }
 
 }  // namespace
@@ -377,8 +439,13 @@ int halo_conv_tile_n(int p, int q, int out_channels) {
   return p * q <= 2 && wide <= narrow ? 128 : 64;
 }
 
-bool halo_conv_shape(int kernel, int channels) {
-  return (kernel == 3 && channels <= 256) || (kernel == 5 && channels <= 128);
+bool halo_conv_shape(int kernel, int stride, int channels) {
+  if (stride == 2) return (kernel == 1 || kernel == 3) && channels <= 256;
+  return stride == 1 && ((kernel == 3 && channels <= 256) || (kernel == 5 && channels <= 128));
+}
+
+bool halo_conv_outputs(int stride, HaloOutput output) {
+  return stride == 1 || output == HaloOutput::kInt32 || output == HaloOutput::kPacked;
 }
 
 int64_t halo_conv_tiles(int batch, int out_h, int out_w) {
@@ -388,29 +455,38 @@ int64_t halo_conv_tiles(int batch, int out_h, int out_w) {
 
 namespace {
 
-template <int K, int S>
+template <int K, int Stride, int S>
 void launch_shape(const ConvKernelParams& prm, HaloOutput output, int multiprocessors, bool dependent,
                   cudaStream_t stream) {
   const int p = prm.p, q = prm.q;
   if (prm.tn == 128) {
-    if (p == 1) return launch_output<K, S, 1, 1, 128>(prm, output, multiprocessors, dependent, stream);
-    return launch_output<K, S, 2, 1, 128>(prm, output, multiprocessors, dependent, stream);
+    if (p == 1) return launch_output<K, Stride, S, 1, 1, 128>(prm, output, multiprocessors, dependent, stream);
+    return launch_output<K, Stride, S, 2, 1, 128>(prm, output, multiprocessors, dependent, stream);
   }
-  if (q == 2) return launch_output<K, S, 2, 2, 64>(prm, output, multiprocessors, dependent, stream);
-  if (p == 1) return launch_output<K, S, 1, 1, 64>(prm, output, multiprocessors, dependent, stream);
-  launch_output<K, S, 2, 1, 64>(prm, output, multiprocessors, dependent, stream);
+  if (q == 2) return launch_output<K, Stride, S, 2, 2, 64>(prm, output, multiprocessors, dependent, stream);
+  if (p == 1) return launch_output<K, Stride, S, 1, 1, 64>(prm, output, multiprocessors, dependent, stream);
+  launch_output<K, Stride, S, 2, 1, 64>(prm, output, multiprocessors, dependent, stream);
 }
 
 }  // namespace
 
 void launch_halo_conv(const ConvKernelParams& prm, HaloOutput output, int multiprocessors, bool dependent,
                       cudaStream_t stream) {
-  require(prm.tn == halo_conv_tile_n(prm.p, prm.q, prm.O) && prm.KH == prm.KW && halo_conv_shape(prm.KH, prm.C) &&
+  require(prm.tn == halo_conv_tile_n(prm.p, prm.q, prm.O) && prm.KH == prm.KW && prm.stride_h == prm.stride_w &&
+              halo_conv_shape(prm.KH, prm.stride_h, prm.C) && halo_conv_outputs(prm.stride_h, output) &&
               prm.pad_h == prm.KH / 2 && prm.pad_w == prm.KW / 2 && prm.cwords == 8,
-          APNN_STATUS_INTERNAL_ERROR, "no halo convolution kernel for these planes, channels and kernel");
-  if (prm.KH == 5) return launch_shape<5, 1>(prm, output, multiprocessors, dependent, stream);
-  if (prm.C > 128) return launch_shape<3, 2>(prm, output, multiprocessors, dependent, stream);
-  launch_shape<3, 1>(prm, output, multiprocessors, dependent, stream);
+          APNN_STATUS_INTERNAL_ERROR, "no halo convolution kernel for these planes, channels, kernel and stride");
+  const bool wide = prm.C > 128;  // two entries (slices) per pixel
+  if (prm.stride_h == 2) {
+    if (prm.KH == 1)
+      return wide ? launch_shape<1, 2, 2>(prm, output, multiprocessors, dependent, stream)
+                  : launch_shape<1, 2, 1>(prm, output, multiprocessors, dependent, stream);
+    return wide ? launch_shape<3, 2, 2>(prm, output, multiprocessors, dependent, stream)
+                : launch_shape<3, 2, 1>(prm, output, multiprocessors, dependent, stream);
+  }
+  if (prm.KH == 5) return launch_shape<5, 1, 1>(prm, output, multiprocessors, dependent, stream);
+  if (wide) return launch_shape<3, 1, 2>(prm, output, multiprocessors, dependent, stream);
+  launch_shape<3, 1, 1>(prm, output, multiprocessors, dependent, stream);
 }
 
 }  // namespace apnn

@@ -1,7 +1,8 @@
-// The halo convolution of sm_90a (conv_halo.cu): 3x3 kernels over at most 256 channels and 5x5
-// over at most 128, stride 1, "same" padding: networks' wide early layers (VGG's 224x224 to 56x56
-// maps, ResNet's layer1 to layer3, AlexNet's conv2, conv3 and conv5), where the implicit GEMM spends most of its instructions computing one
-// copy address per tap, pixel and stage. Compiled for sm_90a only (cuda/BUILD.bazel:
+// The halo convolution of sm_90a (conv_halo.cu), "same" padding: 3x3 kernels over at most 256
+// channels and 5x5 over at most 128 at stride 1, 1x1 and 3x3 over at most 256 at stride 2:
+// networks' wide early layers (VGG's 224x224 to 56x56 maps, ResNet's layer1 to layer3 and its
+// stride-2 convolutions and downsamples, AlexNet's conv2, conv3 and conv5), where the implicit
+// GEMM spends most of its instructions computing one copy address per tap, pixel and stage. Compiled for sm_90a only (cuda/BUILD.bazel:
 // cuda_sm90a); the dispatcher (conv_dispatch.cu) checks the device and the call first.
 #pragma once
 
@@ -20,9 +21,14 @@ enum class HaloOutput { kInt32, kPacked, kPackedPool, kPackedResidual };
 // 0: no kernel for these plane counts (1 x 1, 2 x 1 and 2 x 2 are built).
 int halo_conv_tile_n(int p, int q, int out_channels);
 
-// Whether the kernel is built for K x K kernels (padding K / 2) over C channels: 3x3 up to 256
-// channels (two 128-channel entries per pixel), 5x5 up to 128.
-bool halo_conv_shape(int kernel, int channels);
+// Whether the kernel is built for K x K kernels (padding K / 2) at this stride over C channels:
+// stride 1, 3x3 up to 256 channels (two 128-channel entries per pixel) and 5x5 up to 128; stride
+// 2, 1x1 and 3x3 up to 256.
+bool halo_conv_shape(int kernel, int stride, int channels);
+
+// Whether the kernel is built for this output at this stride: every output at stride 1, int32
+// and plain packed outputs (no fused pool, no residual) at stride 2.
+bool halo_conv_outputs(int stride, HaloOutput output);
 
 // Output tiles of 8 x 8 pixels of one call.
 int64_t halo_conv_tiles(int batch, int out_h, int out_w);

@@ -4,6 +4,7 @@
 
 conv: w1a2 3x3 conv, 16x16, C=O=1024, batch 8: raw int32 output, then the fused epilogue
       (scale/bias, ReLU, 2-bit packed output).  gemm: w1a2 8192^3.  alexnet: w1a2 AlexNet, batch 8.
+resnet18: w1a2 ResNet-18, batch 256 (every layer's kernel; select with ncu's -k / --launch-skip).
 """
 import sys
 
@@ -41,11 +42,18 @@ def alexnet(ctx, rng, repeats=2):
         net(x)
 
 
+def resnet18(ctx, rng, repeats=1):
+    net = apnn.models.resnet18(context=ctx)
+    x = rng.integers(0, 256, (256, 224, 224, 3)).astype(np.uint8)
+    for _ in range(repeats):
+        net(x)
+
+
 def main():
     ctx = apnn.Context("cuda")
     rng = np.random.default_rng(0)
     for what in sys.argv[1:] or ["conv", "gemm"]:
-        {"conv": conv, "gemm": gemm, "alexnet": alexnet}[what](ctx, rng)
+        {"conv": conv, "gemm": gemm, "alexnet": alexnet, "resnet18": resnet18}[what](ctx, rng)
     print("launched", sys.argv[1:])
 
 
