@@ -49,16 +49,19 @@ __device__ __forceinline__ uint32_t entry_level(int32_t y, int4 t) {
 // channels at and past `channels` cleared; the pixel's row-sum part is
 // plane_coefficient(0) * popc(w0) + plane_coefficient(1) * popc(w1) (common/quant.h).
 struct LevelCodes {
-  uint32_t base, mask;  // a level's code bits, 4 bytes at a time: (base + level) & mask
+  // A level's code bits, 4 bytes at a time: (base + level) & mask. Levels and the base's bytes
+  // are below 4, so the bytes' sums carry into no other byte: one 32-bit add.
+  uint32_t base, mask;
   __device__ explicit LevelCodes(const OutputQuant& q)
-      : base((q.encoding == APNN_ENCODING_BINARY ? 0u : static_cast<uint32_t>(q.lo) & 0xffu) * 0x01010101u),
+      : base((q.encoding == APNN_ENCODING_BINARY ? 0u : static_cast<uint32_t>(q.lo) & ((1u << q.bits) - 1u)) *
+             0x01010101u),
         mask(((1u << q.bits) - 1u) * 0x01010101u) {}
 };
 
 __device__ __forceinline__ void level_plane_words(uint32_t levels0, uint32_t levels1, const LevelCodes& codes,
                                                   int quad, int channels, uint32_t& w0, uint32_t& w1) {
-  const uint32_t bits0 = __vadd4(levels0, codes.base) & codes.mask;
-  const uint32_t bits1 = __vadd4(levels1, codes.base) & codes.mask;
+  const uint32_t bits0 = (levels0 + codes.base) & codes.mask;
+  const uint32_t bits1 = (levels1 + codes.base) & codes.mask;
   // Plane p's bit of channel 8 b + 2 quad + e sits at bit 8 b + 2 quad + e of the word.
   w0 = ((bits0 & 0x01010101u) | ((bits1 & 0x01010101u) << 1)) << (2 * quad);
   w1 = (((bits0 >> 1) & 0x01010101u) | (((bits1 >> 1) & 0x01010101u) << 1)) << (2 * quad);

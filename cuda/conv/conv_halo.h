@@ -16,9 +16,12 @@ namespace apnn {
 // residual, a fused 2x2 / 2 max pool, or a packed residual with one table part per code).
 enum class HaloOutput { kInt32, kPacked, kPackedPool, kPackedResidual };
 
-// Output channels per block for p x q planes and O channels: 128 where the accumulators of
-// every plane pair fit (p * q <= 2) and the last tile is no emptier than with 64, else 64.
-// 0: no kernel for these plane counts (1 x 1, 2 x 1 and 2 x 2 are built).
+// Whether the kernel is built for p x q planes (1 x 1, 2 x 1 and 2 x 2).
+bool halo_conv_planes(int p, int q);
+
+// The widest output-channel group per block for p x q planes and O channels: 128 where the
+// accumulators of every plane pair fit (p * q <= 2) and the last tile is no emptier than with
+// 64, else 64. The kernel is built for 64 with every plane count (the planner may narrow).
 int halo_conv_tile_n(int p, int q, int out_channels);
 
 // Whether the kernel is built for K x K kernels (padding K / 2) at this stride over C channels:

@@ -112,13 +112,15 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
 #pragma unroll
     for (int word = 0; word < kChannelBlocks / 4; ++word) {
       const int o0 = n0 + 32 * word;  // n0 is a multiple of 32 (tn % 32 == 0)
-      // The residual's plane words of this 32-channel word (<= 2 planes), one per held pixel.
-      uint32_t residual[kPixels][2];
+      // The residual's codes of this thread's channels of the 32-channel word, one per held pixel.
+      uint32_t codes[kPixels];
       if constexpr (kResidual) {
 #pragma unroll
         for (int u = 0; u < kPixels; ++u) {
           const int m = m0 + pixel[u];
-          residual_words(prm.res, m, o0, m < prm.M && o0 < prm.O, residual[u]);
+          uint32_t words[2];
+          residual_words(prm.res, m, o0, m < prm.M && o0 < prm.O, words);
+          codes[u] = quad_residual_codes(words[0], words[1], quad);
         }
       }
       uint32_t levels[kPixels][2];  // byte b of [u][e]: the level at channel 32 word + 8 b + 2 quad + e
@@ -134,7 +136,7 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             if constexpr (kResidual)  // the table part of this output's residual code
-              t[e] = s_thresholds[residual_code(residual[u], 8 * b + 2 * quad + e) * BN + nn + e];
+              t[e] = s_thresholds[residual_code(codes[u], b, e) * BN + nn + e];
             levels[u][e] |= entry_level(value(u, jc, e), t[e]) << (8 * b);
           }
       }

@@ -33,9 +33,15 @@ __device__ __forceinline__ void residual_words(const ResidualParams& r, int64_t 
     words[b] = valid && b < r.bits ? __ldg(r.planes + (b * r.rows_padded + m) * r.words + o0 / 32) : 0u;
 }
 
-// The residual code (its plane bits) of channel `bit` of those words: the threshold table part.
-__device__ __forceinline__ int residual_code(const uint32_t (&words)[2], int bit) {
-  return static_cast<int>((words[0] >> bit) & 1u) | static_cast<int>((words[1] >> bit) & 1u) << 1;
+// The residual codes (their plane bits: the threshold table parts) of the 8 channels 8 b + 2 quad
+// + e of a 32-channel word whose planes are r0 and r1, side by side: bits 8 b + 2 e .. + 1.
+__device__ __forceinline__ uint32_t quad_residual_codes(uint32_t r0, uint32_t r1, int quad) {
+  r0 >>= 2 * quad;
+  r1 >>= 2 * quad;
+  return (r0 & 0x01010101u) | ((r1 & 0x01010101u) << 1) | ((r0 & 0x02020202u) << 1) | ((r1 & 0x02020202u) << 2);
+}
+__device__ __forceinline__ int residual_code(uint32_t codes, int b, int e) {
+  return static_cast<int>((codes >> (8 * b + 2 * e)) & 3u);
 }
 
 // A packed output of at most 2 bits as the finishes write it: the level-to-code mapping, each

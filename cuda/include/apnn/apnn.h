@@ -308,10 +308,10 @@ APNN_API apnn_status_t apnn_epilogue_destroy(apnn_epilogue_t epilogue);
 APNN_API apnn_status_t apnn_conv2d_output_shape(apnn_context_t ctx, const apnn_conv_args_t* args,
                                                 int64_t shape[4], int64_t pooled[4]);
 /* Runs the convolution (asynchronous on CUDA; read y with apnn_buffer_read). On CUDA (sm_90) a
- * 3x3 convolution over at most 256 channels or a 5x5 over at most 128, stride 1, padding K / 2,
- * 1 or 2 planes per operand, activations with real offset 0, with an int32 output or a packed
- * one of at most 2 bits (optionally with a 2x2 / 2 max pool or a packed residual of at most 2
- * bits) runs the halo kernel where its blocks' work (8x8 output tiles times groups of 64 or 128
+ * convolution with padding K / 2 (3x3 over at most 256 channels or 5x5 over at most 128 at
+ * stride 1, 1x1 or 3x3 over at most 256 at stride 2), 1 or 2 planes per operand, activations
+ * with real offset 0, with an int32 output or a packed one of at most 2 bits (at stride 1
+ * optionally with a 2x2 / 2 max pool or a packed residual of at most 2 bits) runs the halo kernel where its blocks' work (8x8 output tiles times groups of 64 or 128
  * output channels) numbers at least the SMs: one input window per tile, read in place for every
  * tap (same results; APNN_CONV_HALO=0 never runs it, 1 runs it wherever it applies). */
 APNN_API apnn_status_t apnn_conv2d(apnn_context_t ctx, const apnn_conv_args_t* args);
