@@ -92,6 +92,9 @@ class CudaBackend final : public Backend {
   void conv2d(const ConvCall& call) override { conv_.run(call, gemm_target(), stream_); }
   bool conv_tap_packing() const override { return conv_.tiled(gemm_target()); }
   std::string conv2d_kernel_name(const ConvCall& call) const override { return conv_.kernel_name(call, gemm_target()); }
+  bool conv2d_takes_unpadded_rows(const ConvCall& call) const override {
+    return conv_.takes_unpadded_rows(call, gemm_target());
+  }
   void set_conv_override(const ConvOverride& choice) override { conv_.set_override(choice); }
   // Networks (cuda/nn).
   void pack_input(const InputPackCall& call) override { pack_input_cuda(call, stream_); }

@@ -277,3 +277,44 @@ def test_networks_with_and_without_halo(monkeypatch, rng, bits):
         outputs.append(net(x))
         np.testing.assert_array_equal(outputs[-1], net.reference(x), f"APNN_CONV_HALO={setting}")
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize("bits", [(1, 2), (2, 2)], ids=["w1a2", "w2a2"])
+def test_networks_keep_unpadded_rows_for_halo_layers(monkeypatch, rng, bits):
+    # Tensors of 33..64 and 97..128 channels that only halo convolutions and max pools touch keep
+    # ceil(C / 32) words per row (the layer's row_words); a tensor with any other reader keeps its
+    # 256-bit rows. Same outputs as APNN_NETWORK_UNPADDED=0, both equal to the oracle.
+    w_bit, x_bit = bits
+    x = rng.integers(0, 256, (3, 22, 22, 3)).astype(np.uint8)
+    monkeypatch.setenv("APNN_CONV_HALO", "1")
+    outputs, weights, row_words = [], [], []
+    for setting in ("1", "0"):
+        monkeypatch.setenv("APNN_NETWORK_UNPADDED", setting)
+        net = apnn.Network((22, 22, 3), context=apnn.Context("cuda"))
+        act = dict(w_bit=w_bit, out_bit=x_bit, out_scale=0.5)
+        stem = net.conv(64, 3, padding=1, **act)
+        pool = net.maxpool(3, stride=2, padding=1, input=stem)  # 11 x 11 x 64, read by halo convs
+        a = net.conv(64, 3, padding=1, input=pool, **act)
+        b = net.conv(64, 3, padding=1, residual=pool, **act)
+        down = net.conv(112, 1, stride=2, input=b, activation="none", out_encoding="signed",
+                        w_bit=w_bit, out_bit=x_bit, out_scale=0.5)
+        c = net.conv(112, 3, stride=2, padding=1, input=b, **act)
+        d = net.conv(112, 3, padding=1, residual=down, **act)
+        e = net.conv(48, 3, padding=1, input=d, **act)
+        f = net.conv(48, 1, input=e, **act)  # a 1x1 at stride 1 is not the halo kernel's: e stays padded
+        g = net.conv(96, 3, padding=1, input=f, **act)  # 3 words per row, read by a linear layer: padded
+        fc = net.linear(10, input=g, output="float", w_bit=w_bit)
+        layers = [stem, a, b, down, c, d, e, f, g, fc]
+        for i, layer in enumerate(layers):
+            shape = net.weight_shape(layer)
+            if len(weights) <= i:
+                weights.append(dict(codes=reference.random_codes(rng, shape, w_bit, "binary" if w_bit == 1 else "signed"),
+                                    scale=rng.uniform(0.02, 0.3, shape[0]).astype(np.float32),
+                                    bias=rng.uniform(-2, 2, shape[0]).astype(np.float32)))
+            net.set_weights(layer, **weights[i])
+        outputs.append(net(x))
+        np.testing.assert_array_equal(outputs[-1], net.reference(x), f"APNN_NETWORK_UNPADDED={setting}")
+        row_words.append([net.layer_info(layer)["row_words"] for layer in (pool, a, b, down, c, d, e, f, g)])
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert row_words[0] == [2, 2, 2, 4, 4, 4, 8, 8, 8], row_words[0]
+    assert row_words[1] == [8] * 9, row_words[1]

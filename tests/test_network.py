@@ -147,6 +147,24 @@ def test_fused_and_standalone_max_pool(host_ctx, rng):
         assert net.layer_info(p)["fused"] == (not extra_reader)
 
 
+def test_row_words_of_planned_tensors(host_ctx, rng):
+    # layer_info's row_words: 0 before planning and for a layer without a tensor of its own (a
+    # conv writing into its fused pool); the packed layout's round_up(C, 256) / 32 words on the
+    # host backend, which never drops the padding.
+    net = apnn.Network((8, 8, 4), context=host_ctx)
+    c = net.conv(64, 3, padding=1, out_scale=0.5)
+    p = net.maxpool(2)
+    d = net.conv(300, 3, padding=1, out_scale=0.5)
+    net.linear(5, output="float")
+    for i, s in enumerate(net.specs):
+        if s["type"] in ("conv", "linear"):
+            net.set_weights(i, codes=reference.random_codes(rng, net.weight_shape(i), 1, "binary"))
+    assert [net.layer_info(i)["row_words"] for i in (c, p, d)] == [0, 0, 0]
+    x = images(rng, 2, (8, 8, 4))
+    np.testing.assert_array_equal(net(x), net.reference(x))
+    assert [net.layer_info(i)["row_words"] for i in (c, p, d)] == [0, 8, 16]
+
+
 def test_float_and_code_inputs(host_ctx, rng):
     net = apnn.Network((5, 5, 2), input_bits=4, input_scale=0.25, context=host_ctx)
     net.conv(3, 3, padding=1, w_bit=2, output="int32", activation="none")

@@ -73,6 +73,9 @@ class Backend {
     throw Error(APNN_STATUS_UNSUPPORTED, "this backend has no convolution");
   }
   virtual std::string conv2d_kernel_name(const ConvCall&) const { return "none"; }
+  // Whether conv2d computes this call (with its tensors' words as given) where x, the residual
+  // or the packed output has rows without the 256-bit padding (a network's own tensors).
+  virtual bool conv2d_takes_unpadded_rows(const ConvCall&) const { return false; }
   virtual void set_conv_override(const ConvOverride&) {}
 
   // Median time of one call of `op` in microseconds, after `warmup` calls.

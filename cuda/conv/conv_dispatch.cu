@@ -83,7 +83,9 @@ bool halo_serves(const ConvCall& call, const ConvOverride& pin, bool thresholds,
       !halo_conv_shape(static_cast<int>(g.kh), stride, static_cast<int>(g.channels)) || g.pad_h != g.kh / 2 ||
       g.pad_w != g.kw / 2)
     return false;
-  if (call.x->words != 8 || w.channel_words != 8) return false;  // rows of 256 bits: one or two entries
+  // Weights of 256-bit taps; activation rows of 256 bits (one or two entries) or a network's
+  // unpadded rows of 64 or 128 channels.
+  if (!halo_conv_row_words(call.x->words, g.channels) || w.channel_words != 8) return false;
   if (real_offset(call.x->quant) != 0 || pin.split_k > 1) return false;
   if (!call.has_epilogue) {
     output = HaloOutput::kInt32;
@@ -306,6 +308,13 @@ void launch_conv_any(int p, int q, const ConvKernelParams& prm, dim3 grid, cudaS
 }
 
 
+// Whether a tensor of the call has rows without the packed layout's 256-bit padding (a network's
+// own tensors, planned for the halo kernel only).
+bool unpadded_rows(const ConvCall& call) {
+  return call.x->words % 8 != 0 || (call.residual.planes != nullptr && call.residual.words % 8 != 0) ||
+         (call.y_packed != nullptr && call.y_packed->words % 8 != 0);
+}
+
 bool w_taps_ok(const ConvCall& call, const ConvPlan& plan) {
   return call.w->tap_words == 0 || plan.halo ||
          (plan.config >= 0 && kTileConfigs[plan.config].packed_taps && call.w->tap_words % 2 == 0);
@@ -419,8 +428,11 @@ ConvPlan ConvRunner::plan(const ConvCall& call, const GemmTarget& target) const 
     // from half a block per SM, its layer2 (128 tiles on 132 SMs) ran 0.6-1.4 us faster per layer
     // alone, but the network 3% slower.
     const bool automatic = halo_ < 0 && forced_config_ < 0 && spatial_tiles * plan.col_tiles >= multiprocessors;
+    // A block copies its tn residual channels' words of a pixel at once: whole aligned groups of
+    // the residual's rows (unpadded 64-channel rows hold one group of 64).
+    const bool residual_rows = call.residual.planes == nullptr || call.residual.words % (plan.tn / 32) == 0;
     // The kernel's tile counters are int: kept far from 2^31 (a block steps past the last tile).
-    if ((halo_ == 1 || automatic) && spatial_tiles * plan.col_tiles <= (int64_t{1} << 30)) {
+    if ((halo_ == 1 || automatic) && residual_rows && spatial_tiles * plan.col_tiles <= (int64_t{1} << 30)) {
       plan.row_tiles = static_cast<int>(spatial_tiles);
       plan.halo = true;
       plan.halo_output = halo_output;
@@ -440,6 +452,10 @@ ConvPlan ConvRunner::plan(const ConvCall& call, const GemmTarget& target) const 
                           call.epilogue.thresholds != nullptr && (!residual || table_residual);
   }
   return plan_tiled(call, multiprocessors, override_, forced_config_, registers);
+}
+
+bool ConvRunner::takes_unpadded_rows(const ConvCall& call, const GemmTarget& target) const {
+  return tiled(target) && plan(call, target).halo;
 }
 
 std::string ConvRunner::kernel_name(const ConvCall& call, const GemmTarget& target) const {
@@ -473,6 +489,8 @@ void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_
           "split the batch");
   require(w_taps_ok(call, plan), APNN_STATUS_INTERNAL_ERROR,
           "weights with packed taps need the tiled convolution kernel (sm_90, not APNN_CONV_CONFIG=legacy)");
+  require(plan.halo || !unpadded_rows(call), APNN_STATUS_INTERNAL_ERROR,
+          "a tensor without 256-bit row padding reaches a convolution kernel other than the halo kernel");
 
   ConvKernelParams prm{};
   prm.x_planes = x.planes_mem;

@@ -24,6 +24,9 @@ class ConvRunner {
   // `target`: the context's GPU (the backend reads it once, as for the GEMM planner).
   void run(const ConvCall& call, const GemmTarget& target, cudaStream_t stream);
   std::string kernel_name(const ConvCall& call, const GemmTarget& target) const;
+  // Whether the call runs on the halo kernel, the one kernel that also reads and writes rows
+  // without 256-bit padding (its tensors' words as given in the call).
+  bool takes_unpadded_rows(const ConvCall& call, const GemmTarget& target) const;
   void set_override(const ConvOverride& choice) { override_ = choice; }
   // The tiled kernels (thread-block clusters: sm_90) run this context's convolutions unless
   // pinned to the fallback; only they take weights with packed taps.

@@ -7,7 +7,8 @@
 // block copies the input window of an 8 x 8 output tile once ((8 + K - 1) x (8 + K) pixels, about
 // 1.7 copies per pixel for 3x3), and every tap reads it in place: an entry of the window is 128
 // channel bits of a pixel (16 bytes; rows are padded to 256 bits with zeros, apnn.h, so 256
-// channels are two entries, two "slices"), and a wgmma operand in the no-swizzle layout is 8-row
+// channels are two entries, two "slices"; a network's own tensors of 64 or 128 channels may have
+// rows of 2 or 4 words, halo_conv_row_words), and a wgmma operand in the no-swizzle layout is 8-row
 // core matrices of 16-byte rows, so
 //   - 8 consecutive window entries of one window row are a core matrix: 8 output pixels of one
 //     tile row at one tap;
@@ -141,7 +142,8 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
   // channel bits 128 slice .. + 127 of one tap; tap slot K, channels past C and past O are zero.
   // Two 8-byte copies per entry: packed taps of 64 or 192 channels end mid-entry.
   {
-    const int tap_stride = prm.tap_words ? prm.tap_words : prm.cwords;  // words from tap to tap
+    // Words from tap to tap: the weights keep 256-bit taps even where the activations' rows do not.
+    const int tap_stride = prm.tap_words ? prm.tap_words : prm.w_words / (K * K);
     for (int i = tid; i < Q * S * kKSteps * 2 * TN; i += kThreads) {
       const int n = i % TN, slot = (i / TN) % 2, step = (i / (2 * TN)) % kKSteps;
       const int slice = (i / (2 * TN * kKSteps)) % S, plane = i / (2 * TN * kKSteps * S);
@@ -189,7 +191,13 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
           valid ? prm.x_planes + (static_cast<int64_t>(plane) * prm.x_rows_padded + image0 + iy * prm.W + ix) * prm.cwords +
                       4 * slice
                 : prm.x_planes;
-      cp_async_16(window + ((part * kWindowRows + row) * kWindowCols + L::column_entry(col)) * kEntryBytes, src, valid);
+      const uint32_t dst = window + ((part * kWindowRows + row) * kWindowCols + L::column_entry(col)) * kEntryBytes;
+      // Rows of 2 words (64 channels without padding) are 8-byte aligned: the entry's upper half
+      // keeps stale bits, which meet zero weight bits.
+      if (prm.cwords == 2)
+        cp_async_8(dst, src, valid);
+      else
+        cp_async_16(dst, src, valid);
     }
     if (sums) {
       const uint32_t sum_window = smem_addr(s_sums) + buf * L::kSumBytes;
@@ -444,6 +452,10 @@ bool halo_conv_shape(int kernel, int stride, int channels) {
   return stride == 1 && ((kernel == 3 && channels <= 256) || (kernel == 5 && channels <= 128));
 }
 
+bool halo_conv_row_words(int64_t words, int64_t channels) {
+  return words == 8 || (words == 2 && channels <= 64) || (words == 4 && channels <= 128);
+}
+
 bool halo_conv_outputs(int stride, HaloOutput output) {
   return stride == 1 || output == HaloOutput::kInt32 || output == HaloOutput::kPacked;
 }
@@ -475,7 +487,8 @@ void launch_halo_conv(const ConvKernelParams& prm, HaloOutput output, int multip
   require(halo_conv_planes(prm.p, prm.q) && (prm.tn == 64 || prm.tn == halo_conv_tile_n(prm.p, prm.q, prm.O)) &&
               prm.KH == prm.KW && prm.stride_h == prm.stride_w &&
               halo_conv_shape(prm.KH, prm.stride_h, prm.C) && halo_conv_outputs(prm.stride_h, output) &&
-              prm.pad_h == prm.KH / 2 && prm.pad_w == prm.KW / 2 && prm.cwords == 8,
+              prm.pad_h == prm.KH / 2 && prm.pad_w == prm.KW / 2 && halo_conv_row_words(prm.cwords, prm.C) &&
+              (output != HaloOutput::kPackedResidual || prm.res.words % (prm.tn / 32) == 0),
           APNN_STATUS_INTERNAL_ERROR, "no halo convolution kernel for these planes, channels, kernel and stride");
   const bool wide = prm.C > 128;  // two entries (slices) per pixel
   if (prm.stride_h == 2) {

@@ -29,6 +29,11 @@ int halo_conv_tile_n(int p, int q, int out_channels);
 // 2, 1x1 and 3x3 up to 256.
 bool halo_conv_shape(int kernel, int stride, int channels);
 
+// Whether the kernel reads activation rows of `words` 32-bit words per pixel and plane over
+// `channels` channels: the packed layout's 256-bit rows (8 words), or a network's unpadded rows
+// of 64 channels (2 words, copied 8 bytes at a time) or 128 channels (4 words).
+bool halo_conv_row_words(int64_t words, int64_t channels);
+
 // Whether the kernel is built for this output at this stride: every output at stride 1, int32
 // and plain packed outputs (no fused pool, no residual) at stride 2.
 bool halo_conv_outputs(int stride, HaloOutput output);

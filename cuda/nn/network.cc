@@ -570,6 +570,7 @@ apnn_layer_info_t Network::info(int id) const {
     info.weight_bytes = l.desc.weight_quant.bits * rows_padded * l.kh * l.kw * (round_up(l.in_c, kKAlignBits) / 8);
   }
   info.fused = (l.fused || l.is_virtual()) ? 1 : 0;
+  info.row_words = l.tensors.empty() ? 0 : l.tensors[0].words;
   return info;
 }
 
@@ -600,6 +601,57 @@ void Network::allocate_tensor(PackedMatrix& m, int64_t batch, int64_t h, int64_t
   // Padding rows and columns must be zero bits; kernels only write the real ones.
   zero(m.planes_mem, plane_bytes);
   zero(m.row_sums_mem, sum_bytes);
+}
+
+// Tensors that only the halo convolution and max pools write and read lose their 256-bit row
+// padding (ResNet-18's 56 x 56 x 64 maps are then a quarter of the bytes, its 128-channel maps
+// half): the halo kernel reads a pixel's channels as one entry, padded or not. Decided tensor by
+// tensor in layer order, each with every call that touches it asking the backend under the
+// decisions so far, so the last check of each call sees all of its tensors as they will be.
+// APNN_NETWORK_UNPADDED=0 keeps every row padded (same results).
+void Network::unpad_tensors(int last) {
+  const char* env = std::getenv("APNN_NETWORK_UNPADDED");
+  if (env != nullptr && std::string(env) == "0") return;
+  for (int id = 1; id <= last; ++id) {
+    NetLayer& l = layers_[id];
+    if (l.tensors.empty()) continue;
+    for (size_t k = 0; k < l.tensors.size(); ++k) {
+      PackedMatrix& m = l.tensors[k];
+      const int64_t padded = m.words, unpadded = (m.cols + 31) / 32;
+      if (unpadded == padded) continue;
+      m.words = unpadded;
+      const bool served = unpadded_rows_served(id, static_cast<int>(k));
+      m.words = padded;
+      if (!served) continue;
+      const PackedMatrix old = m;
+      backend_->release(old.planes_mem);
+      backend_->release(old.row_sums_mem);
+      m.planes_mem = nullptr;
+      m.row_sums_mem = nullptr;
+      allocate_tensor(m, old.batch, old.height, old.width, old.cols, old.quant, true);
+    }
+  }
+}
+
+// Whether the kernels writing and reading layer `id`'s tensor of sub-batch `chunk` take it as
+// it now is: convolutions the backend confirms, unfused max pools and from-image first layers
+// (which read or write only the real words), nothing else.
+bool Network::unpadded_rows_served(int id, int chunk) const {
+  const NetLayer& l = layers_[id];
+  auto conv_served = [&](int conv) {
+    const NetLayer& c = layers_[conv];
+    return c.kind == APNN_LAYER_CONV && !c.im2col && !c.from_image &&
+           backend_->conv2d_takes_unpadded_rows(conv_call(conv, chunk));
+  };
+  auto unfused_max_pool = [](const NetLayer& p) {
+    return p.kind == APNN_LAYER_POOL && p.pool == APNN_POOL_MAX && !p.fused;
+  };
+  int writer = id;  // a max pool fused into a convolution's epilogue is written by that convolution
+  if (l.kind == APNN_LAYER_POOL && l.fused) writer = l.input;
+  if (!(unfused_max_pool(layers_[writer]) || layers_[writer].from_image || conv_served(writer))) return false;
+  for (int r : l.readers)
+    if (!(unfused_max_pool(layers_[r]) || conv_served(r))) return false;
+  return true;
 }
 
 void Network::release_plan() noexcept {
@@ -712,6 +764,7 @@ void Network::plan(int64_t batch) {
     const NetLayer& out = layers_[last];
     if (out.output != APNN_LAYER_OUTPUT_PACKED)
       output_mem_ = backend_->allocate(static_cast<size_t>(batch_ * out.h * out.w * out.c) * 4);
+    unpad_tensors(last);
     // One eager pass: surfaces errors now and grows the backend's workspaces before any capture.
     run_steps(APNN_DTYPE_FLOAT32);
     backend_->synchronize();

@@ -106,6 +106,8 @@ class Network {
   void allocate_tensor(PackedMatrix& m, int64_t batch, int64_t h, int64_t w, int64_t c, const apnn_quant_t& q,
                        bool compact = false);
   void zero(void* mem, size_t bytes);
+  void unpad_tensors(int last);
+  bool unpadded_rows_served(int id, int chunk) const;
   void pack_weights(NetLayer& l, const std::vector<int32_t>& codes, bool im2col);
   bool wants_im2col(int id) const;
   bool wants_packed_taps(const NetLayer& l) const;

@@ -433,6 +433,9 @@ typedef struct apnn_layer_info {
   int64_t macs;                 /* multiply-accumulates per image (conv / linear) */
   int64_t weight_bytes;         /* bytes of packed weight planes (conv / linear) */
   int32_t fused;                /* 1: runs inside the layer it reads (fused max pool) or is free */
+  int64_t row_words;            /* planned packed output: 32-bit words per pixel and plane, 0 where
+                                   the layer has no tensor of its own or before planning (see
+                                   apnn_network_plan: unpadded rows) */
 } apnn_layer_info_t;
 
 APNN_API apnn_status_t apnn_network_create(apnn_context_t ctx, const apnn_network_input_desc_t* input,
@@ -459,7 +462,11 @@ APNN_API apnn_status_t apnn_network_layer_info(apnn_network_t net, int32_t id, a
  * with at most 4 channels, at most 64 output channels, kernels up to 16 x 16 and strides up to 4,
  * that layer runs on the warpgroup INT8 MMA (same codes; APNN_FIRST_LAYER_TAPS=0 keeps the
  * mma.sync kernel, =1 makes a layer outside those limits fail with APNN_STATUS_UNSUPPORTED). Its
- * output, when only a max pool reads it, is stored without the 256-bit row padding.
+ * output, when only a max pool reads it, is stored without the 256-bit row padding. Unpadded
+ * rows: on CUDA (sm_90) a layer's packed output of 33..64 or 97..128 channels that only halo
+ * convolutions (apnn_conv2d: 3x3 / 5x5 at stride 1, 1x1 / 3x3 at stride 2) and max pools write and
+ * read keeps ceil(C / 32) words per pixel and plane instead of round_up(C, 256) / 32 (the
+ * layer's row_words; same results, fewer bytes; APNN_NETWORK_UNPADDED=0 keeps every row padded).
  * On CUDA (sm_90) layers over 64, 128 or 192 channels keep their weights' taps packed back to
  * back, K padded to 256 bits once rather than per tap (same results; APNN_NETWORK_PACK_TAPS=0
  * keeps the per-tap layout). On CUDA (sm_90) a 2x2 / 2 max pool fused into a conv layer whose
