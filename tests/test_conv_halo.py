@@ -26,6 +26,28 @@ def served(ctx, x_bit, w_bit, x_enc="unsigned", c=64, k=3, stride=1):
     return ctx.compute_capability == 90 and (x_bit, w_bit) in SERVED_PLANES and x_enc != "binary" and shape
 
 
+def check_raw_outputs(ctx, rng, cases, x_bit, w_bit, k, stride, setting="1"):
+    """Int32 outputs of K x K convolutions (padding K / 2) over each case (n, h, w, c, o), with
+    weights with and without offsets and zero points, against the oracle; the halo kernel (named
+    _s2 at stride 2) runs exactly where it serves the call and APNN_CONV_HALO is 1."""
+    for n, h, w, c, o in cases:
+        for x_enc, w_enc, zw in [("unsigned", "binary" if w_bit == 1 else "signed", 0), ("signed", "unsigned", 1)]:
+            if w_enc == "binary" and zw:
+                continue
+            desc = f"{(n, h, w, c, o)} k{k} s{stride} a{x_bit} {x_enc} w{w_bit} {w_enc} zw={zw}"
+            x = reference.random_codes(rng, (n, h, w, c), x_bit, x_enc)
+            wc = reference.random_codes(rng, (o, k, k, c), w_bit, w_enc)
+            xt = apnn.pack_nhwc(ctx, x, x_bit, x_enc)
+            wt = apnn.pack_conv_weights(ctx, wc, w_bit, w_enc, zw)
+            name = apnn.conv2d_kernel_name(ctx, xt, wt, stride=stride, padding=k // 2)
+            halo = setting == "1" and served(ctx, x_bit, w_bit, x_enc, c, k, stride)
+            assert ("halo" in name) == halo, f"{desc}: {name}"
+            assert ("_s2" in name) == (halo and stride == 2), f"{desc}: {name}"
+            expected = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, x_encoding=x_enc, w_encoding=w_enc,
+                                        w_zero_point=zw, stride=stride, padding=k // 2)
+            np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, stride=stride, padding=k // 2), expected, desc)
+
+
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES + [(3, 1), (1, 3)])
 @pytest.mark.parametrize("setting", ["1", "0"])
 @pytest.mark.parametrize("k", [3, 5])
@@ -36,20 +58,7 @@ def test_raw_outputs(monkeypatch, rng, x_bit, w_bit, setting, k):
     ctx = halo_context(monkeypatch, setting)
     cases = [(2, 9, 11, 64, 70), (1, 8, 8, 128, 128), (3, 5, 13, 100, 64), (1, 17, 7, 40, 200), (2, 16, 16, 1, 33),
              (1, 3, 3, 128, 130), (2, 9, 10, 256, 64), (1, 7, 12, 200, 96), (1, 6, 6, 129, 40)]
-    for n, h, w, c, o in cases:
-        for x_enc, w_enc, zw in [("unsigned", "binary" if w_bit == 1 else "signed", 0), ("signed", "unsigned", 1)]:
-            if w_enc == "binary" and zw:
-                continue
-            desc = f"{(n, h, w, c, o)} k{k} a{x_bit} {x_enc} w{w_bit} {w_enc} zw={zw}"
-            x = reference.random_codes(rng, (n, h, w, c), x_bit, x_enc)
-            wc = reference.random_codes(rng, (o, k, k, c), w_bit, w_enc)
-            xt = apnn.pack_nhwc(ctx, x, x_bit, x_enc)
-            wt = apnn.pack_conv_weights(ctx, wc, w_bit, w_enc, zw)
-            name = apnn.conv2d_kernel_name(ctx, xt, wt, padding=k // 2)
-            assert ("halo" in name) == (setting == "1" and served(ctx, x_bit, w_bit, x_enc, c, k)), f"{desc}: {name}"
-            expected = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, x_encoding=x_enc, w_encoding=w_enc,
-                                        w_zero_point=zw, padding=k // 2)
-            np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, padding=k // 2), expected, desc)
+    check_raw_outputs(ctx, rng, cases, x_bit, w_bit, k, 1, setting)
 
 
 def test_not_served_calls_keep_other_kernels(monkeypatch, rng):
@@ -134,21 +143,7 @@ def test_stride2_raw_outputs(monkeypatch, rng, x_bit, w_bit, k):
     ctx = halo_context(monkeypatch)
     cases = [(2, 9, 11, 64, 70), (1, 16, 16, 128, 128), (3, 5, 13, 100, 64), (1, 17, 7, 40, 200), (2, 16, 16, 1, 33),
              (2, 15, 18, 256, 64), (1, 14, 12, 200, 96), (1, 6, 6, 129, 40), (1, 2, 2, 64, 64), (2, 1, 1, 8, 8)]
-    for n, h, w, c, o in cases:
-        for x_enc, w_enc, zw in [("unsigned", "binary" if w_bit == 1 else "signed", 0), ("signed", "unsigned", 1)]:
-            if w_enc == "binary" and zw:
-                continue
-            desc = f"{(n, h, w, c, o)} k{k} s2 a{x_bit} {x_enc} w{w_bit} {w_enc} zw={zw}"
-            x = reference.random_codes(rng, (n, h, w, c), x_bit, x_enc)
-            wc = reference.random_codes(rng, (o, k, k, c), w_bit, w_enc)
-            xt = apnn.pack_nhwc(ctx, x, x_bit, x_enc)
-            wt = apnn.pack_conv_weights(ctx, wc, w_bit, w_enc, zw)
-            name = apnn.conv2d_kernel_name(ctx, xt, wt, stride=2, padding=k // 2)
-            assert ("halo" in name) == served(ctx, x_bit, w_bit, x_enc, c, k, stride=2), f"{desc}: {name}"
-            assert ("_s2" in name) == ("halo" in name), name
-            expected = reference.conv2d(x, wc, x_bit=x_bit, w_bit=w_bit, x_encoding=x_enc, w_encoding=w_enc,
-                                        w_zero_point=zw, stride=2, padding=k // 2)
-            np.testing.assert_array_equal(apnn.conv2d_packed(ctx, xt, wt, stride=2, padding=k // 2), expected, desc)
+    check_raw_outputs(ctx, rng, cases, x_bit, w_bit, k, 2)
 
 
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES)
@@ -241,6 +236,18 @@ def test_persistent_blocks_walk_many_tiles(monkeypatch, rng):
     check_rows_by_chaining(ctx, rng, out, expected, 2, "unsigned", 0, "pooled")
 
 
+def set_same_random_weights(net, layers, weights, rng, w_bit):
+    """Random weights for `layers`, drawn into `weights` on the first call and reused after (the
+    same network built again under another setting)."""
+    for i, layer in enumerate(layers):
+        shape = net.weight_shape(layer)
+        if len(weights) <= i:
+            weights.append(dict(codes=reference.random_codes(rng, shape, w_bit, "binary" if w_bit == 1 else "signed"),
+                                scale=rng.uniform(0.02, 0.3, shape[0]).astype(np.float32),
+                                bias=rng.uniform(-2, 2, shape[0]).astype(np.float32)))
+        net.set_weights(layer, **weights[i])
+
+
 @pytest.mark.parametrize("bits", [(1, 2), (2, 2), (1, 1)], ids=["w1a2", "w2a2", "w1a1"])
 def test_networks_with_and_without_halo(monkeypatch, rng, bits):
     # Networks keep 64- and 128-channel taps packed (8 and 16 bytes per tap): a VGG-like block
@@ -267,13 +274,7 @@ def test_networks_with_and_without_halo(monkeypatch, rng, bits):
         layers.append(net.conv(128, 3, padding=1, **act))
         layers.append(net.conv(64, 5, padding=2, pool="max", pool_size=2, **act))
         layers.append(net.linear(10, output="float", w_bit=w_bit))
-        for i, layer in enumerate(layers):
-            shape = net.weight_shape(layer)
-            if len(weights) <= i:
-                weights.append(dict(codes=reference.random_codes(rng, shape, w_bit, "binary" if w_bit == 1 else "signed"),
-                                    scale=rng.uniform(0.02, 0.3, shape[0]).astype(np.float32),
-                                    bias=rng.uniform(-2, 2, shape[0]).astype(np.float32)))
-            net.set_weights(layer, **weights[i])
+        set_same_random_weights(net, layers, weights, rng, w_bit)
         outputs.append(net(x))
         np.testing.assert_array_equal(outputs[-1], net.reference(x), f"APNN_CONV_HALO={setting}")
     np.testing.assert_array_equal(outputs[0], outputs[1])
@@ -305,13 +306,7 @@ def test_networks_keep_unpadded_rows_for_halo_layers(monkeypatch, rng, bits):
         g = net.conv(96, 3, padding=1, input=f, **act)  # 3 words per row, read by a linear layer: padded
         fc = net.linear(10, input=g, output="float", w_bit=w_bit)
         layers = [stem, a, b, down, c, d, e, f, g, fc]
-        for i, layer in enumerate(layers):
-            shape = net.weight_shape(layer)
-            if len(weights) <= i:
-                weights.append(dict(codes=reference.random_codes(rng, shape, w_bit, "binary" if w_bit == 1 else "signed"),
-                                    scale=rng.uniform(0.02, 0.3, shape[0]).astype(np.float32),
-                                    bias=rng.uniform(-2, 2, shape[0]).astype(np.float32)))
-            net.set_weights(layer, **weights[i])
+        set_same_random_weights(net, layers, weights, rng, w_bit)
         outputs.append(net(x))
         np.testing.assert_array_equal(outputs[-1], net.reference(x), f"APNN_NETWORK_UNPADDED={setting}")
         row_words.append([net.layer_info(layer)["row_words"] for layer in (pool, a, b, down, c, d, e, f, g)])

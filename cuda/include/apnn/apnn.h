@@ -464,9 +464,10 @@ APNN_API apnn_status_t apnn_network_layer_info(apnn_network_t net, int32_t id, a
  * mma.sync kernel, =1 makes a layer outside those limits fail with APNN_STATUS_UNSUPPORTED). Its
  * output, when only a max pool reads it, is stored without the 256-bit row padding. Unpadded
  * rows: on CUDA (sm_90) a layer's packed output of 33..64 or 97..128 channels that only halo
- * convolutions (apnn_conv2d: 3x3 / 5x5 at stride 1, 1x1 / 3x3 at stride 2) and max pools write and
- * read keeps ceil(C / 32) words per pixel and plane instead of round_up(C, 256) / 32 (the
- * layer's row_words; same results, fewer bytes; APNN_NETWORK_UNPADDED=0 keeps every row padded).
+ * convolutions (apnn_conv2d: 3x3 / 5x5 at stride 1, 1x1 / 3x3 at stride 2), max pools and
+ * from-image first layers write and read keeps ceil(C / 32) words per pixel and plane instead of
+ * round_up(C, 256) / 32 (the layer's row_words; same results, fewer bytes;
+ * APNN_NETWORK_UNPADDED=0 keeps every row padded).
  * On CUDA (sm_90) layers over 64, 128 or 192 channels keep their weights' taps packed back to
  * back, K padded to 256 bits once rather than per tap (same results; APNN_NETWORK_PACK_TAPS=0
  * keeps the per-tap layout). On CUDA (sm_90) a 2x2 / 2 max pool fused into a conv layer whose
