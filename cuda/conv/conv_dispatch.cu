@@ -461,20 +461,20 @@ bool ConvRunner::takes_unpadded_rows(const ConvCall& call, const GemmTarget& tar
 std::string ConvRunner::kernel_name(const ConvCall& call, const GemmTarget& target) const {
   const ConvPlan plan = this->plan(call, target);
   const int p = call.x->quant.bits, q = call.w->quant.bits;
+  std::string name;
   if (plan.halo) {
-    std::string name = "conv_w" + std::to_string(q) + "a" + std::to_string(p) + "_halo8x8" +
-                       (call.geometry.stride_h == 2 ? "_s2" : "") + "_n" + std::to_string(plan.tn);
+    name = "conv_w" + std::to_string(q) + "a" + std::to_string(p) + "_halo8x8" +
+           (call.geometry.stride_h == 2 ? "_s2" : "") + "_n" + std::to_string(plan.tn);
     if (call.has_epilogue) name += plan.halo_output == HaloOutput::kPackedPool ? "_fused_epilogue_pool" : "_fused_epilogue";
-    if (call.w->tap_words) name += "_packed_taps";
-    return name;
+  } else {
+    const bool fast = fast_planes(p, q) || (plan.config == 2 && p == 8 && q == 1);
+    name = std::string(fast ? "" : "generic_") + "conv_w" + std::to_string(q) + "a" + std::to_string(p) + "_" +
+           (plan.config >= 0 ? kTileConfigs[plan.config].name : "b64x64_k256") + "_split" + std::to_string(plan.split) +
+           (plan.config >= 0 && plan.split > 1 ? "c" : "") + (plan.register_finish ? "_register_finish" : "");
+    if (call.has_epilogue)
+      name += plan.fused ? (plan.pool_fused ? "_fused_epilogue_pool" : "_fused_epilogue") : "_separate_epilogue";
   }
-  const bool fast = fast_planes(p, q) || (plan.config == 2 && p == 8 && q == 1);
-  std::string name = std::string(fast ? "" : "generic_") + "conv_w" + std::to_string(q) + "a" + std::to_string(p) +
-                     "_" + (plan.config >= 0 ? kTileConfigs[plan.config].name : "b64x64_k256") + "_split" +
-                     std::to_string(plan.split) + (plan.config >= 0 && plan.split > 1 ? "c" : "") +
-                     (plan.register_finish ? "_register_finish" : "");
-  if (call.has_epilogue) name += plan.fused ? (plan.pool_fused ? "_fused_epilogue_pool" : "_fused_epilogue") : "_separate_epilogue";
-  if (call.w->tap_words) name += "_packed_taps";
+  if (call.w->tap_words) name += "_packed_taps";  // the same kernels, reading weights of packed taps
   return name;
 }
 

@@ -50,7 +50,7 @@ constexpr int kFillBatch = 3;  // window entries a thread loads before it stores
 struct TapGeometry {
   int kh, kw, stride_h, stride_w, pad_h, pad_w;
   int in_h, in_w, in_c, out_h, out_w;
-  int groups, steps, window_rows, window_bytes, weight_bytes;
+  int steps, window_rows, window_bytes, weight_bytes;
   int entries;      // per window row
   int group_pitch;  // entries from group g to g + 1 of an output column: 8, or 1 at stride 4
   FastDivisor entries_div;
@@ -381,7 +381,6 @@ void first_layer_taps_cuda(const FirstLayerCall& call, bool signed_x, int multip
   geo.in_c = static_cast<int>(g.in_c);
   geo.out_h = static_cast<int>(g.out_h);
   geo.out_w = static_cast<int>(g.out_w);
-  geo.groups = first_layer_tap_groups(g.kw);
   geo.steps = first_layer_tap_steps(g.kh, g.kw);
   geo.window_rows = first_layer_tap_window_rows(g.kh, g.stride_h);
   geo.entries = first_layer_tap_window_entries(g.kw, g.stride_w);
