@@ -222,12 +222,7 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
     }
   };
 
-  uint32_t pair_coefficient[P][Q];  // activation plane ip's times weight plane jq's
-#pragma unroll
-  for (int ip = 0; ip < P; ++ip)
-#pragma unroll
-    for (int jq = 0; jq < Q; ++jq)
-      pair_coefficient[ip][jq] = static_cast<uint32_t>(prm.cx[ip]) * static_cast<uint32_t>(prm.cw[jq]);
+  const conv_detail::PairCoefficients<P, Q> pair(prm.cx, prm.cw);
 
   int tile = static_cast<int>(blockIdx.x) / prm.col_tiles;
   if (tile < tiles) load_window(tile, 0);
@@ -296,14 +291,13 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
     }
     wgmma_wait<0>();
 
-    // The convolution value of row h at channel 8 j + 2 quad + e (exact once reduced to int32):
-    // one multiply-add per plane pair, with the pair's coefficient.
+    // The convolution value of row h at channel 8 j + 2 quad + e (exact once reduced to int32).
     auto value = [&](int h, int j, int e) -> int32_t {
       uint32_t sum = corr[h];
 #pragma unroll
       for (int jq = 0; jq < Q; ++jq)
 #pragma unroll
-        for (int ip = 0; ip < P; ++ip) sum += pair_coefficient[ip][jq] * static_cast<uint32_t>(acc[ip][jq][4 * j + 2 * h + e]);
+        for (int ip = 0; ip < P; ++ip) sum += pair.c[ip][jq] * static_cast<uint32_t>(acc[ip][jq][4 * j + 2 * h + e]);
       return static_cast<int32_t>(sum);
     };
 

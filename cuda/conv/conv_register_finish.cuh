@@ -73,13 +73,7 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
   }
   // The convolution value of held pixel u at channel 8 jc + 2 quad + e (two's complement sums,
   // exact once reduced to int32, as in the shared-memory finish).
-  // One multiply-add per plane pair, with the pair's coefficient.
-  uint32_t pair_coefficient[P][Q];
-#pragma unroll
-  for (int ip = 0; ip < P; ++ip)
-#pragma unroll
-    for (int jq = 0; jq < Q; ++jq)
-      pair_coefficient[ip][jq] = static_cast<uint32_t>(prm.cx[ip]) * static_cast<uint32_t>(prm.cw[jq]);
+  const PairCoefficients<P, Q> pair(prm.cx, prm.cw);
   auto value = [&](int u, int jc, int e) -> int32_t {
     const int tile = P == 1 ? u >> 1 : u;
     uint32_t sum = corr[u];
@@ -89,7 +83,7 @@ __device__ __forceinline__ void register_finish(const ConvKernelParams& prm, con
 #pragma unroll
       for (int ip = 0; ip < P; ++ip) {
         const int h = P == 1 ? (u & 1) : ip;  // row half: the other pixel, or the other plane
-        sum += pair_coefficient[ip][jq] * static_cast<uint32_t>(acc[tile][4 * j + 2 * h + e]);
+        sum += pair.c[ip][jq] * static_cast<uint32_t>(acc[tile][4 * j + 2 * h + e]);
       }
     }
     return static_cast<int32_t>(sum);

@@ -44,6 +44,19 @@ __device__ __forceinline__ int residual_code(uint32_t codes, int b, int e) {
   return static_cast<int>((codes >> (8 * b + 2 * e)) & 3u);
 }
 
+// The coefficient of each (activation plane ip, weight plane jq) product, cx[ip] * cw[jq]: a
+// finish combines an output's plane products with one multiply-add each.
+template <int P, int Q>
+struct PairCoefficients {
+  uint32_t c[P][Q];
+  __device__ PairCoefficients(const int32_t (&cx)[8], const int32_t (&cw)[8]) {
+#pragma unroll
+    for (int ip = 0; ip < P; ++ip)
+#pragma unroll
+      for (int jq = 0; jq < Q; ++jq) c[ip][jq] = static_cast<uint32_t>(cx[ip]) * static_cast<uint32_t>(cw[jq]);
+  }
+};
+
 // A packed output of at most 2 bits as the finishes write it: the level-to-code mapping, each
 // plane's row-sum coefficient (common/quant.h), and where plane p of word w of row m goes.
 struct PackedOutput {
