@@ -31,6 +31,9 @@ struct EpilogueParams {
   // > 0: the table is that many tables stacked, one per code of a packed residual of <= 2 bits
   // (epilogue_thresholds.h); 0: a table without residual.
   int threshold_residual_codes = 0;
+  // The table is the caller's (apnn.h, "Threshold epilogues"): there are no float steps to fall
+  // back on, and it may be wider than the fused kernels hold (threshold_table_fits_kernels).
+  bool thresholds_only = false;
 };
 
 // Where the residual comes from: nothing, int32 values, or a packed tensor's planes. Both

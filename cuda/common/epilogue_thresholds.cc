@@ -3,6 +3,9 @@
 #include "common/epilogue_thresholds.h"
 
 #include <limits>
+#include <string>
+
+#include "common/status.h"
 
 namespace apnn {
 
@@ -79,6 +82,37 @@ void fill_threshold_table(const float* scale, const float* bias, int64_t channel
       table[(k + 1) * channels + o] = threshold;
     }
   }
+}
+
+std::vector<int32_t> import_threshold_table(const int32_t* given, const uint8_t* descending, int64_t channels,
+                                            const OutputQuant& q, const apnn_quant_t* residual) {
+  const int levels = threshold_levels(q);
+  const int codes = residual ? 1 << residual->bits : 1;
+  const size_t table_size = static_cast<size_t>((levels + 2) * channels);
+  std::vector<int32_t> table(static_cast<size_t>(codes) * table_size);
+  for (int r = 0; r < codes; ++r) {
+    // The caller orders tables by the residual's level; the kernels by its plane bits.
+    int32_t slot = 0;
+    if (residual) {
+      const OutputQuant rq = output_quant(*residual);
+      slot = static_cast<int32_t>(code_bits(code_of_level(rq, r), rq.bits, rq.encoding));
+    }
+    int32_t* out = table.data() + static_cast<size_t>(slot) * table_size;
+    for (int64_t o = 0; o < channels; ++o) {
+      const int32_t* row = given + (static_cast<int64_t>(r) * channels + o) * levels;
+      const bool down = descending != nullptr && descending[o] != 0;
+      out[o] = down ? levels : 0;
+      out[channels + o] = down ? -1 : 1;
+      for (int k = 0; k < levels; ++k) {
+        require_arg(k == 0 || row[k - 1] <= row[k],
+                    "thresholds: table " + std::to_string(r) + ", channel " + std::to_string(o) + " decreases at entry " +
+                        std::to_string(k) + " (" + std::to_string(row[k - 1]) + " > " + std::to_string(row[k]) +
+                        "); each row must be non-decreasing");
+        out[(k + 2) * channels + o] = row[k];
+      }
+    }
+  }
+  return table;
 }
 
 }  // namespace apnn

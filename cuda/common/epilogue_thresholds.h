@@ -48,6 +48,34 @@ std::vector<int32_t> build_threshold_table(const float* scale, const float* bias
                                            const EpilogueParams& e, const OutputQuant& q,
                                            const apnn_quant_t* residual = nullptr);
 
+// The internal table of a caller's thresholds (apnn.h, "Threshold epilogues"): `given` is
+// R x channels x levels, non-decreasing along levels, `descending` NULL or channels flags; R = 1
+// without a residual, else 2^residual->bits tables ordered by the residual's level, which are
+// reordered here into the plane-bit order above. Throws INVALID_ARGUMENT for a decreasing row.
+std::vector<int32_t> import_threshold_table(const int32_t* given, const uint8_t* descending, int64_t channels,
+                                            const OutputQuant& q, const apnn_quant_t* residual);
+
+// Whether the fused convolution kernels can hold a table: they keep kThresholdRows rows per
+// channel and kMaxResidualCodes tables in shared memory. Wider tables run the separate epilogue.
+inline bool threshold_table_fits_kernels(int levels, int residual_codes) {
+  return levels <= kMaxThresholdLevels && residual_codes <= kMaxResidualCodes;
+}
+
+// The level of result y in channel o of one table ((levels + 2) x channels, layout above).
+APNN_HD int32_t threshold_level(const int32_t* table, int64_t channels, int levels, int64_t o, int32_t y) {
+  int32_t count = 0;
+  for (int k = 0; k < levels; ++k) count += y >= table[(k + 2) * channels + o] ? 1 : 0;
+  return table[o] + table[channels + o] * count;
+}
+
+// The table of a stacked residual table set that serves pixel m, channel o: the residual code's
+// plane bits (the plane-bit order above).
+APNN_HD int32_t residual_table_index(const ResidualParams& r, int64_t m, int64_t o) {
+  int32_t c = 0;
+  for (int i = 0; i < r.bits; ++i) c |= static_cast<int32_t>((r.planes[(i * r.rows_padded + m) * r.words + o / 32] >> (o % 32)) & 1u) << i;
+  return c;
+}
+
 // The output code of a level (inverse of the level definition above).
 APNN_HD int32_t code_of_level(const OutputQuant& q, int32_t level) {
   return q.encoding == APNN_ENCODING_BINARY ? 2 * level - 1 : q.lo + level;

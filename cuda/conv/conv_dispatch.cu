@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/cuda_check.h"
+#include "common/epilogue_thresholds.h"
 #include "common/quant.h"
 #include "conv/conv_halo.h"
 #include "conv/conv_kernel.cuh"
@@ -406,11 +407,27 @@ int32_t* ConvRunner::workspace(size_t bytes) {
   return workspace_;
 }
 
+bool ConvRunner::uses_table(const ConvCall& call) const {
+  const EpilogueParams& ep = call.epilogue;
+  return call.has_epilogue && call.y_packed != nullptr && ep.thresholds != nullptr &&
+         (thresholds_ || ep.thresholds_only);
+}
+
+ConvOverride ConvRunner::effective_override(const ConvCall& call, const GemmTarget& target) const {
+  ConvOverride pin = override_;
+  const EpilogueParams& ep = call.epilogue;
+  if (call.has_epilogue && ep.thresholds_only &&
+      (!tiled(target) || !threshold_table_fits_kernels(ep.threshold_levels, ep.threshold_residual_codes)))
+    pin.fuse = false;
+  return pin;
+}
+
 ConvPlan ConvRunner::plan(const ConvCall& call, const GemmTarget& target) const {
   const int multiprocessors = target.multiprocessors;
-  if (!tiled(target)) return plan_conv(call, multiprocessors, override_);
+  if (!tiled(target)) return plan_conv(call, multiprocessors, effective_override(call, target));
   HaloOutput halo_output;
-  if (halo_ != 0 && target.wgmma && halo_serves(call, override_, thresholds_, halo_output)) {
+  const ConvOverride pin = effective_override(call, target);
+  if (halo_ != 0 && target.wgmma && halo_serves(call, pin, uses_table(call), halo_output)) {
     const auto& g = call.geometry;
     ConvPlan plan;
     plan.tn = halo_conv_tile_n(call.x->quant.bits, call.w->quant.bits, static_cast<int>(g.out_channels));
@@ -448,10 +465,9 @@ ConvPlan ConvRunner::plan(const ConvCall& call, const GemmTarget& target) const 
     const bool table_residual = call.residual.planes != nullptr && call.epilogue.threshold_residual_codes > 0;
     const bool residual = call.residual.int32_values != nullptr || call.residual.planes != nullptr;
     registers.int32_out = true;
-    registers.fused_out = call.has_epilogue && call.y_packed != nullptr && thresholds_ &&
-                          call.epilogue.thresholds != nullptr && (!residual || table_residual);
+    registers.fused_out = call.has_epilogue && uses_table(call) && (!residual || table_residual);
   }
-  return plan_tiled(call, multiprocessors, override_, forced_config_, registers);
+  return plan_tiled(call, multiprocessors, pin, forced_config_, registers);
 }
 
 bool ConvRunner::takes_unpadded_rows(const ConvCall& call, const GemmTarget& target) const {
@@ -535,7 +551,7 @@ void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_
   if (call.has_epilogue) {
     prm.ep = call.epilogue;
     prm.res = call.residual;
-    if (!thresholds_ || !call.y_packed) prm.ep.thresholds = nullptr;
+    if (!uses_table(call)) prm.ep.thresholds = nullptr;
   }
   if (call.y_packed) {
     prm.oq = output_quant(call.y_packed->quant);

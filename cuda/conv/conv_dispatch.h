@@ -34,6 +34,11 @@ class ConvRunner {
 
  private:
   ConvPlan plan(const ConvCall& call, const GemmTarget& target) const;
+  // Whether the call's packed output comes from its threshold table (a caller's table always).
+  bool uses_table(const ConvCall& call) const;
+  // The pinned choices, with fusion off where only the separate epilogue kernel can apply the
+  // call's table: a caller's table wider than the fused kernels hold, or on the fallback kernel.
+  ConvOverride effective_override(const ConvCall& call, const GemmTarget& target) const;
   int32_t* workspace(size_t bytes);
   unsigned long long* row_workspace(size_t entries, cudaStream_t stream);
 

@@ -279,21 +279,24 @@ __global__ void conv_epilogue_kernel(const EpilogueKernelParams prm) {
   const int m0 = (n * prm.OH + py * s) * prm.OW + px * s;  // top-left pixel of the window
   int32_t part = 0;
   // The threshold form (epilogue_thresholds.h): no float math; a max pool keeps the top level.
+  // A packed residual picks the table of its code; any other residual keeps the float steps.
   const bool residual = prm.res.int32_values != nullptr || prm.res.planes != nullptr;
-  const int32_t* thresholds = prm.y_float || residual || prm.ep.pool == APNN_POOL_AVG ? nullptr : prm.ep.thresholds;
+  const bool residual_tables = prm.res.planes != nullptr && prm.ep.threshold_residual_codes > 0;
+  const int32_t* thresholds =
+      prm.y_float || (residual && !residual_tables) || prm.ep.pool == APNN_POOL_AVG ? nullptr : prm.ep.thresholds;
+  const int64_t table_size = static_cast<int64_t>(prm.ep.threshold_levels + 2) * prm.O;
   for (int o0 = 0; o0 < prm.O; o0 += 32) {
     const int o = o0 + lane;
     const bool valid = o < prm.O;
     if (thresholds) {
       uint32_t bits = 0;
       if (valid) {
-        const int32_t base = __ldg(thresholds + o), direction = __ldg(thresholds + prm.O + o);
         int32_t level = 0;
         for (int i = 0; i < k * k; ++i) {
-          const int32_t y = prm.y[static_cast<int64_t>(m0 + (i / k) * prm.OW + i % k) * prm.O + o];
-          int count = 0;
-          for (int t = 0; t < prm.ep.threshold_levels; ++t) count += y >= __ldg(thresholds + (t + 2) * prm.O + o) ? 1 : 0;
-          const int32_t l = base + direction * count;
+          const int m = m0 + (i / k) * prm.OW + i % k;
+          const int32_t y = prm.y[static_cast<int64_t>(m) * prm.O + o];
+          const int32_t* table = thresholds + (residual_tables ? residual_table_index(prm.res, m, o) * table_size : 0);
+          const int32_t l = threshold_level(table, prm.O, prm.ep.threshold_levels, o, y);
           level = i == 0 || l > level ? l : level;
         }
         const int32_t code = code_of_level(prm.oq, level);

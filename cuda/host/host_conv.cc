@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/epilogue.h"
+#include "common/epilogue_thresholds.h"
 #include "common/quant.h"
 
 namespace apnn {
@@ -86,6 +87,48 @@ void conv_raw(const ConvCall& call, int32_t* y, int threads) {
   });
 }
 
+// Writes the packed codes of `y` into the call's output tensor, one pixel row at a time.
+template <typename CodeOf>
+void write_packed(PackedMatrix& out, int64_t pixels, int64_t channels, CodeOf code_of) {
+  const OutputQuant oq = output_quant(out.quant);
+  std::memset(out.planes_mem, 0, out.total_words() * sizeof(uint32_t));
+  std::memset(out.row_sums_mem, 0, out.rows_padded * sizeof(int32_t));
+  for (int64_t pm = 0; pm < pixels; ++pm) {
+    int64_t sum = 0;
+    for (int64_t o = 0; o < channels; ++o) {
+      const int32_t code = code_of(pm, o);
+      const uint32_t bits = code_bits(code, oq.bits, oq.encoding);
+      for (int i = 0; i < oq.bits; ++i)
+        if ((bits >> i) & 1u) out.planes_mem[(i * out.rows_padded + pm) * out.words + o / 32] |= 1u << (o % 32);
+      sum += plane_part(code, oq.encoding);
+    }
+    out.row_sums_mem[pm] = static_cast<int32_t>(sum);
+  }
+}
+
+// The caller's threshold table as the whole epilogue (apnn.h, "Threshold epilogues"): a level
+// per result from the table of the residual's code, a fused max pool keeping the top level.
+void threshold_epilogue(const ConvCall& call, const std::vector<int32_t>& raw) {
+  const ConvGeometry& g = call.geometry;
+  const EpilogueParams& e = call.epilogue;
+  const int64_t O = g.out_channels;
+  const int64_t table_size = (e.threshold_levels + 2) * O;
+  const OutputQuant oq = output_quant(call.y_packed->quant);
+  const int k = e.pool == APNN_POOL_MAX ? e.pool_size : 1, s = e.pool == APNN_POOL_MAX ? e.pool_stride : 1;
+  write_packed(*call.y_packed, g.pooled_pixels(), O, [&](int64_t pm, int64_t o) {
+    const int64_t n = pm / (g.pooled_h * g.pooled_w), py = pm / g.pooled_w % g.pooled_h, px = pm % g.pooled_w;
+    int32_t level = 0;
+    for (int i = 0; i < k * k; ++i) {
+      const int64_t m = (n * g.out_h + py * s + i / k) * g.out_w + px * s + i % k;
+      const int32_t* table =
+          e.thresholds + (call.residual.planes ? residual_table_index(call.residual, m, o) * table_size : 0);
+      const int32_t l = threshold_level(table, O, e.threshold_levels, o, raw[m * O + o]);
+      level = i == 0 || l > level ? l : level;
+    }
+    return code_of_level(oq, level);
+  });
+}
+
 }  // namespace
 
 void host_conv2d(const ConvCall& call, int threads) {
@@ -98,6 +141,10 @@ void host_conv2d(const ConvCall& call, int threads) {
   std::vector<int32_t> raw(static_cast<size_t>(g.out_pixels() * O));
   conv_raw(call, raw.data(), threads);
   const EpilogueParams& e = call.epilogue;
+  if (e.thresholds_only) {
+    threshold_epilogue(call, raw);
+    return;
+  }
   std::vector<float> pre(raw.size());
   for (int64_t m = 0; m < g.out_pixels(); ++m)
     for (int64_t o = 0; o < O; ++o)
@@ -121,21 +168,9 @@ void host_conv2d(const ConvCall& call, int threads) {
     std::memcpy(call.y_mem, out.data(), out.size() * sizeof(float));
     return;
   }
-  PackedMatrix& y = *call.y_packed;
-  const OutputQuant oq = output_quant(y.quant);
-  std::memset(y.planes_mem, 0, y.total_words() * sizeof(uint32_t));
-  std::memset(y.row_sums_mem, 0, y.rows_padded * sizeof(int32_t));
-  for (int64_t pm = 0; pm < g.pooled_pixels(); ++pm) {
-    int64_t sum = 0;
-    for (int64_t o = 0; o < O; ++o) {
-      const int32_t code = requantize(oq, e.out_scale, out[pm * O + o]);
-      const uint32_t bits = code_bits(code, oq.bits, oq.encoding);
-      for (int i = 0; i < oq.bits; ++i)
-        if ((bits >> i) & 1u) y.planes_mem[(i * y.rows_padded + pm) * y.words + o / 32] |= 1u << (o % 32);
-      sum += plane_part(code, oq.encoding);
-    }
-    y.row_sums_mem[pm] = static_cast<int32_t>(sum);
-  }
+  const OutputQuant oq = output_quant(call.y_packed->quant);
+  write_packed(*call.y_packed, g.pooled_pixels(), O,
+               [&](int64_t pm, int64_t o) { return requantize(oq, e.out_scale, out[pm * O + o]); });
 }
 
 }  // namespace apnn

@@ -317,6 +317,7 @@ void Network::release_weights(NetLayer& l) noexcept {
   l.threshold_mem = nullptr;
   l.threshold_levels = 0;
   l.threshold_residual_codes = 0;
+  l.thresholds_given = false;
   l.has_weights = false;
 }
 
@@ -328,6 +329,17 @@ void Network::set_weights(int id, const apnn_layer_weights_t& wt) {
   NetLayer& l = layers_[id];
   const int64_t o = l.desc.out_channels;
   const apnn_quant_t& q = l.desc.weight_quant;
+  if (wt.thresholds != nullptr) {
+    require_arg(l.output == APNN_LAYER_OUTPUT_PACKED,
+                name(id) + ": thresholds give packed codes; the layer's output is not PACKED");
+    require_arg(l.desc.pool != APNN_POOL_AVG, name(id) + ": thresholds cannot be combined with an AVG pool");
+    require_arg(l.y_bound < std::numeric_limits<int32_t>::max(),
+                name(id) + ": its results may reach the int32 limit, where thresholds cannot be compared");
+    require_arg(l.desc.residual == 0 || layers_[l.desc.residual].out_quant.bits <= 8,
+                name(id) + ": the residual has more than 8 bits");
+  } else {
+    require_arg(wt.descending == nullptr, name(id) + ": descending is given without thresholds");
+  }
   // Given: O x KH x KW x C, except O x C for a linear layer over a global average pool.
   const int64_t taps = l.over_avg_pool ? 1 : l.kh * l.kw;
   const int64_t given = taps * l.in_c;
@@ -374,17 +386,24 @@ void Network::set_weights(int id, const apnn_layer_weights_t& wt) {
     l.bias_mem = static_cast<float*>(backend_->allocate(bias.size() * sizeof(float)));
     backend_->write(l.scale_mem, scale.data(), scale.size() * sizeof(float));
     backend_->write(l.bias_mem, bias.data(), bias.size() * sizeof(float));
-    // The CUDA kernels compare against a threshold table instead of running the float steps.
+    // The caller's thresholds are the epilogue; otherwise the CUDA kernels compare against a
+    // table of the float steps instead of running them.
     const EpilogueParams e = layer_epilogue(l);
     const OutputQuant oq = output_quant(l.out_quant);
     const apnn_quant_t* residual = l.desc.residual != 0 ? &layers_[l.desc.residual].out_quant : nullptr;
-    if (kind_ == APNN_BACKEND_CUDA && l.output == APNN_LAYER_OUTPUT_PACKED &&
-        thresholds_apply(e, oq, residual ? residual->bits : 0, l.y_bound)) {
-      const std::vector<int32_t> table = build_threshold_table(scale.data(), bias.data(), o, e, oq, residual);
+    std::vector<int32_t> table;
+    if (wt.thresholds != nullptr) {
+      table = import_threshold_table(wt.thresholds, wt.descending, o, oq, residual);
+    } else if (kind_ == APNN_BACKEND_CUDA && l.output == APNN_LAYER_OUTPUT_PACKED &&
+               thresholds_apply(e, oq, residual ? residual->bits : 0, l.y_bound)) {
+      table = build_threshold_table(scale.data(), bias.data(), o, e, oq, residual);
+    }
+    if (!table.empty()) {
       l.threshold_mem = static_cast<int32_t*>(backend_->allocate(table.size() * sizeof(int32_t)));
       backend_->write(l.threshold_mem, table.data(), table.size() * sizeof(int32_t));
       l.threshold_levels = threshold_levels(oq);
       l.threshold_residual_codes = residual ? 1 << residual->bits : 0;
+      l.thresholds_given = wt.thresholds != nullptr;
     }
   } catch (...) {
     release_weights(l);
@@ -844,6 +863,7 @@ ConvCall Network::conv_call(int id, int chunk) const {
     e.thresholds = l.threshold_mem;
     e.threshold_levels = l.threshold_levels;
     e.threshold_residual_codes = l.threshold_residual_codes;
+    e.thresholds_only = l.thresholds_given;
   }
   return call;
 }

@@ -53,6 +53,7 @@ struct NetLayer {
   int32_t* threshold_mem = nullptr;
   int threshold_levels = 0;
   int threshold_residual_codes = 0;
+  bool thresholds_given = false;  // the caller's table (apnn.h, "Threshold epilogues"), not derived
   int64_t y_bound = 0;  // largest |int32 result| the layer's convolution can produce
 
   // plan

@@ -212,10 +212,17 @@ class Network:
             return (s["out_channels"], h * w * c)
         raise InvalidArgumentError(f"layer {s['name']!r} ({s['type']}) has no weights")
 
-    def set_weights(self, layer, weights=None, *, codes=None, weight_scale=None, scale=None, bias=None):
+    def set_weights(self, layer, weights=None, *, codes=None, weight_scale=None, scale=None, bias=None,
+                    thresholds=None, descending=None):
         """Weights of a conv / linear layer: integer `codes` of its (w_bit, w_encoding), or float
         `weights` quantized with `weight_scale` (binary: sign). scale / bias: the epilogue's
-        per-channel affine (folded batch-norm), default 1 / 0. Packed once, right here."""
+        per-channel affine (folded batch-norm), default 1 / 0. Packed once, right here.
+
+        thresholds (packed outputs): the output codes as integer thresholds on the layer's exact
+        result instead of the float epilogue (apnn.h, "Threshold epilogues"): an O x L array, or
+        R x O x L with a residual of b bits (R = 2^b, table r for the residual's code lowest + r);
+        L = 2^out_bit - 1 (1 for binary), rows non-decreasing. descending: O flags, True where
+        the channel counts the thresholds above y (a decreasing step function)."""
         i = self._id(layer)
         if (weights is None) == (codes is None):
             raise InvalidArgumentError("give exactly one of weights (floats) or codes (integers)")
@@ -254,9 +261,51 @@ class Network:
                 keep.append(arr)
                 setattr(desc, field, ffi.cast("float*", arr.ctypes.data))
                 vecs[field] = arr.copy()
+        table, down = self._threshold_arrays(i, thresholds, descending)
+        if table is not None:
+            keep.append(table)
+            desc.thresholds = ffi.cast("int32_t*", table.ctypes.data)
+        if down is not None:
+            keep.append(down)
+            desc.descending = ffi.cast("uint8_t*", down.ctypes.data)
         _check(self._lib.apnn_network_set_weights(self._handle, i, desc))
         self.params[i] = dict(kind=kind, values=w.reshape(shape).copy(), weight_scale=weight_scale,
-                              scale=vecs.get("scale"), bias=vecs.get("bias"))
+                              scale=vecs.get("scale"), bias=vecs.get("bias"),
+                              thresholds=None if table is None else table.copy(),
+                              descending=None if down is None else down.astype(bool))
+
+    def _threshold_arrays(self, i, thresholds, descending):
+        """The R x O x L int32 table and O uint8 flags of set_weights, checked for shape and range."""
+        s = self.specs[i]
+        if thresholds is None:
+            if descending is not None:
+                raise InvalidArgumentError("descending is given without thresholds")
+            return None, None
+        if s["output"] != "packed":
+            raise InvalidArgumentError(f"layer {s['name']!r}: thresholds need a packed output, it has {s['output']!r}")
+        levels = 1 if s["out_encoding"] == "binary" else 2 ** s["out_bit"] - 1
+        tables = 1
+        if s["residual"]:
+            tables = 2 ** self.specs[s["residual"]]["out_bit"]
+        o = s["out_channels"]
+        t = np.asarray(thresholds)
+        if t.dtype == np.bool_ or not np.issubdtype(t.dtype, np.integer):
+            raise InvalidTypeError(f"thresholds must be integers, got dtype {t.dtype}")
+        if t.ndim == 2:
+            t = t[None]
+        if t.shape != (tables, o, levels):
+            raise InvalidArgumentError(f"layer {s['name']!r} needs thresholds of shape {(tables, o, levels)}"
+                                       f"{'' if tables > 1 else f' or {(o, levels)}'}, got {np.shape(thresholds)}")
+        if t.size and (t.min() < -2**31 or t.max() > 2**31 - 1):
+            raise InvalidArgumentError("thresholds must fit int32")
+        table = np.ascontiguousarray(t, dtype=np.int32)
+        down = None
+        if descending is not None:
+            d = np.asarray(descending).reshape(-1)
+            if d.size != o:
+                raise InvalidArgumentError(f"descending has {d.size} entries, expected {o}")
+            down = np.ascontiguousarray(d.astype(bool), dtype=np.uint8)
+        return table, down
 
     def load(self, source):
         """Weights from a dict or an .npz: for a layer named L, 'L.codes' (integers) or 'L.weight'

@@ -160,6 +160,29 @@ def quantize(values, scale, bits, encoding, zero_point=0):
     return t.astype(np.int32) + np.int32(zero_point)
 
 
+def threshold_codes(y, thresholds, *, bits, encoding, descending=None, residual_levels=None):
+    """Codes from integer thresholds on y (apnn.h, "Threshold epilogues"), in int64.
+
+    y: N x OH x OW x O integers; thresholds: R x O x L (L = 2^bits - 1, 1 for binary), rows
+    non-decreasing; descending: None or O flags; residual_levels: None (R = 1) or the residual's
+    level (code - lowest code) per element, which picks the table.
+    level = #{k : y >= T[k]} (ascending) or #{k : y < T[k]} (descending); code = lowest + level.
+    """
+    y = np.asarray(y).astype(np.int64)
+    t = np.asarray(thresholds).astype(np.int64)
+    if residual_levels is None:
+        table = np.broadcast_to(t[0], y.shape + t.shape[-1:])
+    else:  # per element, the table of its residual level: (..., O, L)
+        table = t[np.asarray(residual_levels), np.arange(t.shape[1])]
+    count = (y[..., None] >= table).sum(axis=-1)
+    if descending is not None:
+        down = np.asarray(descending).astype(bool)
+        count = np.where(down, table.shape[-1] - count, count)
+    if encoding == "binary":
+        return (2 * count - 1).astype(np.int64)
+    return count + code_range(bits, encoding)[0]
+
+
 def max_pool_codes(codes, kernel, stride, padding):
     """k x k max pooling of NHWC codes with padding pixels ignored (codes order like values)."""
     c = np.asarray(codes).astype(np.int64)
@@ -239,6 +262,18 @@ def network(specs, params, x, *, input_scale=1.0):
         if s.get("residual"):
             rc, (rb, re, rz) = acts[s["residual"]]
             residual = decode(rc, rb, re, rz)
+        if p.get("thresholds") is not None:
+            levels = None
+            if s.get("residual"):
+                levels = (rc - code_range(rb, re)[0]) if re != "binary" else (rc + 1) // 2
+            out = threshold_codes(y, p["thresholds"], bits=s["out_bit"], encoding=s["out_encoding"],
+                                  descending=p.get("descending"), residual_levels=levels)
+            if s["pool"] == "max":
+                k = s["pool_size"]
+                st = k if s["pool_stride"] is None else s["pool_stride"]
+                out = max_pool_codes(out, k, st, 0)
+            acts[i] = (out, (s["out_bit"], s["out_encoding"], s["out_zero_point"]))
+            continue
         quant = (s["out_bit"], s["out_encoding"], s["out_zero_point"], s["out_scale"]) \
             if s["output"] == "packed" else None
         out = conv_epilogue(y, scale=scale, bias=bias, residual=residual, residual_scale=s["residual_scale"],

@@ -13,4 +13,12 @@ if ! ls .stage/whl/cffi-*.whl >/dev/null 2>&1; then
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .stage/whl cffi==2.0.0 pycparser==2.23
 fi
+# The model importer's packages the GPU image lacks (it has onnx, onnxruntime, onnxscript, torch):
+# qonnx and what it imports, Brevitas and its exporter's onnxoptimizer.
+if ! ls .stage/whl/qonnx-*.whl >/dev/null 2>&1; then
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d .stage/whl qonnx clize sigtools od docutils bitstring tibs toposort importlib-metadata \
+    brevitas dependencies unfoldNd onnxoptimizer
+fi
 ls -la .stage

@@ -356,6 +356,24 @@ APNN_API apnn_status_t apnn_context_set_conv_override(apnn_context_t ctx, int32_
  *   Residual add: a conv / linear layer's `residual` names a layer of the same (pre-pooling)
  *   output shape whose (code - zero_point) times residual_scale is added in epilogue step 2.
  *
+ * Threshold epilogues (as FINN's MultiThreshold; what apnn.from_qonnx uses to reproduce an
+ * exporter's arithmetic exactly). A conv / linear layer with a PACKED output may take its codes
+ * straight from integer thresholds on its exact result y (the int32 of apnn_conv2d; over a
+ * global average pool, the sum over the window), given to apnn_network_set_weights. With
+ * L = 2^bits - 1 levels of the output quant (1 for BINARY) and T[r][o][0..L-1] non-decreasing,
+ *     level = #{k : y >= T[r][o][k]}       channel o ascending (descending NULL or 0)
+ *     level = #{k : y <  T[r][o][k]}       channel o descending
+ *     code  = lowest code + level          (BINARY: -1 + 2 * level)
+ * Epilogue steps 1, 2, 3 and 5 are replaced (scale, bias, activation, clip, residual_scale and
+ * out_scale are ignored); a fused MAX pool keeps the largest code; an AVG pool is refused. Without
+ * a residual R = 1. With a residual of b-bit codes R = 2^b (at most 256): table r serves the
+ * pixels whose residual code is (lowest code + r) (BINARY: r = 0 for -1, 1 for +1).
+ * Any step function of y that is monotone per channel has this form, so the importer computes
+ * the tables in whatever arithmetic the model was defined in. Thresholds are checked at
+ * apnn_network_set_weights (INVALID_ARGUMENT for a decreasing row or a layer that cannot take
+ * them). On CUDA, tables of at most 3 levels with at most 4 residual tables run in every fused
+ * kernel as the library's own do; wider ones run the separate epilogue kernel.
+ *
  * Outputs. Every layer read by another must produce packed codes (APNN_LAYER_OUTPUT_PACKED,
  * of out_quant and out_scale). The network's output layer may instead produce FLOAT32 (the
  * epilogue's float values, e.g. logits) or INT32 (raw accumulations; no epilogue at all).
@@ -420,6 +438,10 @@ typedef struct apnn_layer_weights {
                           epilogue step 5 (BINARY: w >= 0 ? +1 : -1); > 0 */
   const float* scale;  /* O epilogue scales (step 1), or NULL for all 1 */
   const float* bias;   /* O epilogue biases, or NULL for all 0 */
+  /* Optional threshold epilogue (see "Threshold epilogues" above): R x O x L int32, each row of
+     L non-decreasing; NULL keeps the float epilogue. */
+  const int32_t* thresholds;
+  const uint8_t* descending; /* NULL (every channel ascending) or O flags: 1 counts y < T */
 } apnn_layer_weights_t;
 
 /* What a layer is, after it was added; shape is per image. */

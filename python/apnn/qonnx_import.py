@@ -1,0 +1,646 @@
+"""QONNX models (Brevitas' export, FINN's and hls4ml's input format) as APNN networks.
+
+    net = apnn.from_qonnx("model.onnx")       # a path, bytes or an onnx.ModelProto
+    logits = net(images)                       # N x C x H x W float32, as the model takes them
+
+The graph is cleaned up by qonnx (shape inference, constant folding, unique names), then walked
+in order. Weight quantizers become packed weight codes; every activation quantizer ends a layer
+whose epilogue is the quantizer's integer thresholds on the layer's exact result (apnn.h,
+"Threshold epilogues"), computed from the model's own steps (thresholds.py). What cannot run in
+integers raises apnn.UnsupportedError naming the node before anything runs.
+"""
+import numpy as np
+
+from .errors import InvalidArgumentError, UnsupportedError
+from .network import Network
+from .thresholds import Chain, Quantizer, thresholds
+
+
+def _fail(node, reason):
+    raise UnsupportedError(f"node {node.name!r} ({node.op_type}): {reason}")
+
+
+# ---- what a tensor of the graph is, as the walk sees it ------------------------------------
+
+class _Const:
+    def __init__(self, value):
+        self.value = np.asarray(value)
+
+
+class _FloatInput:
+    """The float graph input, through elementwise float steps run on the host before quantizing."""
+
+    def __init__(self, name, shape, steps=()):
+        self.name, self.shape, self.steps = name, shape, list(steps)
+
+
+class _Weight:
+    def __init__(self, codes, quantizer):
+        self.codes, self.quantizer = codes, quantizer
+
+
+class _Tensor:
+    """A quantized activation tensor: layer id in the network (None while it is still a pending
+    chain), its quantizer and C, H, W."""
+
+    def __init__(self, quantizer, shape, layer=None, pending=None):
+        self.quantizer, self.shape, self.layer, self.pending = quantizer, tuple(shape), layer, pending
+
+
+class _Acc:
+    """A layer's integer result on its way to a quantizer: the conv / linear it comes from and
+    the chain of elementwise steps so far."""
+
+    def __init__(self, make_layer, chain, shape, y_bound, residual=None):
+        self.make_layer, self.chain, self.shape, self.y_bound, self.residual = make_layer, chain, shape, y_bound, residual
+
+    def extended(self):
+        import copy
+        return _Acc(self.make_layer, copy.deepcopy(self.chain), self.shape, self.y_bound, self.residual)
+
+
+class _Flat:
+    """A quantized tensor flattened (C, H, W order), or its global average pool (avg=True)."""
+
+    def __init__(self, tensor, avg=False):
+        self.tensor, self.avg = tensor, avg
+
+
+# ---- the importer --------------------------------------------------------------------------
+
+class ImportedNetwork(Network):
+    """A Network built from a QONNX graph; called like the model: N x C x H x W float32 in, the
+    graph's output out (float32), with the graph's own input quantization and output scaling."""
+
+    def __call__(self, x):
+        return self._finish(super().__call__(self.quantize_input(x)))
+
+    def quantize_input(self, x):
+        """The model's input steps and input quantizer in its own float32 arithmetic -> NHWC codes."""
+        x = np.asarray(x, dtype=np.float32)
+        c, h, w = self._input_shape
+        if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
+            raise InvalidArgumentError(f"input must be N x {c} x {h} x {w}, got shape {x.shape}")
+        for op, const in self._input_steps:
+            x = op(x, const)
+        return np.ascontiguousarray(self._input_quantizer.codes(x).transpose(0, 2, 3, 1))
+
+    def codes(self, x):
+        """The output's integer codes (a quantized output), in the graph's output layout."""
+        if self._output_quantizer is None:
+            raise InvalidArgumentError("the network's output is float values, not codes")
+        return self._finish(super().__call__(self.quantize_input(x)), dequantize=False)
+
+    def _finish(self, y, dequantize=True):
+        """APNN's N x H x W x C output in the graph's output layout and values."""
+        if self._output_quantizer is not None and dequantize:
+            y = self._output_quantizer.values(y)
+        y = np.asarray(y, dtype=np.float32 if dequantize else np.int64)
+        if self._output_rank == 2:
+            return y.reshape(y.shape[0], -1)
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+
+
+_FLOAT_OPS = {"Mul": np.multiply, "Div": np.divide, "Add": np.add, "Sub": np.subtract}
+
+
+class _Importer:
+    def __init__(self, model, output, backend, context):
+        self.model = model
+        self.backend, self.context = backend, context
+        self.values = {}
+        self.net = None
+        self.output = output or model.graph.output[0].name
+
+    # helpers
+    def const(self, node, name, what):
+        v = self.values.get(name)
+        if not isinstance(v, _Const):
+            _fail(node, f"{what} ({name!r}) must be a constant")
+        return v.value
+
+    def scalar_int(self, node, name, what):
+        v = self.const(node, name, what)
+        if v.size != 1 or float(v.reshape(-1)[0]) != int(v.reshape(-1)[0]):
+            _fail(node, f"{what} must be one integer, got {v.reshape(-1)[:4]}")
+        return int(v.reshape(-1)[0])
+
+    def attrs(self, node):
+        from onnx import helper
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def shape(self, name):
+        return tuple(self.model.get_tensor_shape(name))
+
+    def run(self):
+        graph = self.model.graph
+        for init in graph.initializer:
+            from onnx import numpy_helper
+            self.values[init.name] = _Const(numpy_helper.to_array(init))
+        if len(graph.input) != 1:
+            raise UnsupportedError(f"the graph has {len(graph.input)} inputs; one float input is supported")
+        inp = graph.input[0]
+        shape = self.shape(inp.name)
+        if len(shape) != 4:
+            raise UnsupportedError(f"the graph input {inp.name!r} has shape {shape}; N x C x H x W is supported")
+        self.values[inp.name] = _FloatInput(inp.name, shape[1:])
+        needed = self._ancestors(self.output)
+        for node in graph.node:
+            if node.output[0] in needed:
+                self.visit(node)
+        return self.finish()
+
+    def _ancestors(self, name):
+        producers = {o: n for n in self.model.graph.node for o in n.output}
+        if name not in producers:
+            raise InvalidArgumentError(f"no node computes {name!r}")
+        seen, stack = set(), [name]
+        while stack:
+            t = stack.pop()
+            if t in seen:
+                continue
+            seen.add(t)
+            if t in producers:
+                stack.extend(i for i in producers[t].input if i)
+        return seen
+
+    def visit(self, node):
+        handler = getattr(self, "op_" + node.op_type, None)
+        if handler is None:
+            _fail(node, "this operator is not supported")
+        result = handler(node)
+        self.values[node.output[0]] = result
+
+    # ---- quantizers ----
+    def quantizer_of(self, node):
+        a = self.attrs(node)
+        if node.op_type == "BipolarQuant":
+            scale = self.const(node, node.input[1], "the scale")
+            return Quantizer(scale, 0.0, 1, True, False, bipolar=True)
+        scale = self.const(node, node.input[1], "the scale")
+        zp = self.const(node, node.input[2], "the zero point")
+        bits = self.const(node, node.input[3], "the bit width")
+        if bits.size != 1 or float(bits.reshape(-1)[0]) != int(bits.reshape(-1)[0]):
+            _fail(node, f"the bit width must be one integer, got {bits.reshape(-1)[:4]}")
+        bits = int(bits.reshape(-1)[0])
+        if not 1 <= bits <= 8:
+            _fail(node, f"{bits}-bit quantization; APNN runs 1..8 bits")
+        if (np.asarray(scale) <= 0).any():
+            _fail(node, "the scale must be positive")
+        if (np.round(zp) != zp).any():
+            _fail(node, f"the zero point {zp.reshape(-1)[:4]} is not an integer")
+        rounding = a.get("rounding_mode", b"ROUND")
+        rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+        return Quantizer(scale, zp, bits, bool(a.get("signed", 1)), bool(a.get("narrow", 0)), rounding)
+
+    def op_Quant(self, node):
+        q = self.quantizer_of(node)
+        src = self.values.get(node.input[0])
+        if isinstance(src, _Const):
+            return _Weight(q.codes(src.value.astype(np.float32)), q)
+        if q.scale.size != 1 or q.zero_point.size != 1:
+            _fail(node, "an activation quantizer needs one scale and one zero point per tensor")
+        if q.bipolar and float(q.zero_point) != 0:
+            _fail(node, "a bipolar (1-bit signed) quantizer with a zero point")
+        if isinstance(src, _FloatInput):
+            if self.net is not None:
+                _fail(node, "the float input is quantized twice")
+            c, h, w = src.shape
+            self.net = ImportedNetwork((h, w, c), input_bits=q.bits, input_encoding=q.encoding,
+                                       input_zero_point=int(q.zero_point), input_scale=float(q.scale),
+                                       backend=self.backend, context=self.context)
+            self.net._input_shape = (c, h, w)
+            self.net._input_steps = src.steps
+            self.net._input_quantizer = q
+            return _Tensor(q, (c, h, w), layer=0)
+        if isinstance(src, _Acc):
+            acc = src.extended()
+            acc.chain.quantizer = q
+            return _Tensor(q, acc.shape, pending=acc)
+        if isinstance(src, _Tensor):
+            same = (src.quantizer.bits == q.bits and src.quantizer.encoding == q.encoding and
+                    np.array_equal(src.quantizer.scale, q.scale) and np.array_equal(src.quantizer.zero_point, q.zero_point)
+                    and src.quantizer.lo >= q.lo and src.quantizer.hi <= q.hi)
+            if same:
+                return src
+            if src.pending is not None:  # a requantization of a layer's quantized result: one more step
+                acc = src.pending.extended()
+                acc.chain.add("quant", acc.chain.quantizer)
+                acc.chain.quantizer = q
+                return _Tensor(q, acc.shape, pending=acc)
+            _fail(node, "requantizes a tensor that no layer of its own produces (a max pool or the input)")
+        _fail(node, f"quantizes {self._kind(src)}")
+
+    op_BipolarQuant = op_Quant
+
+    def _kind(self, v):
+        return {_Const: "a constant", _FloatInput: "the float input", _Weight: "quantized weights",
+                _Tensor: "a quantized tensor", _Acc: "an unquantized float tensor", _Flat: "a flattened tensor"}.get(
+                    type(v), "an unknown value")
+
+    def materialize(self, node, t):
+        """The network layer of a quantized tensor, added on first use."""
+        if t.layer is not None:
+            return t.layer
+        acc = t.pending
+        residual_codes = None
+        if acc.residual is not None:
+            rq = acc.residual.quantizer
+            lowest = -1 if rq.bipolar else (-(2 ** (rq.bits - 1)) if rq.signed else 0)
+            residual_codes = [-1, 1] if rq.bipolar else [lowest + r for r in range(2 ** rq.bits)]
+        table, down = thresholds(acc.chain, acc.y_bound, residual_codes)
+        q = t.quantizer
+        layer = acc.make_layer(dict(output="packed", out_bit=q.bits, out_encoding=q.encoding,
+                                    out_zero_point=int(q.zero_point), out_scale=1.0,
+                                    residual=None if acc.residual is None else self.materialize(node, acc.residual)),
+                               dict(thresholds=table, descending=down if down.any() else None))
+        t.layer = layer
+        return layer
+
+    # ---- layers ----
+    def _input_tensor(self, node, name):
+        v = self.values.get(name)
+        if isinstance(v, _Tensor):
+            if v.quantizer.scale.size != 1:
+                _fail(node, "reads a tensor with per-channel scales")
+            return v
+        _fail(node, f"reads {self._kind(v)} ({name!r}); APNN layers read quantized tensors")
+
+    @staticmethod
+    def _y_bound(k, xq, wq):
+        def most(q):
+            return max(abs(q.lo - int(np.max(q.zero_point))), abs(q.hi - int(np.min(q.zero_point))))
+        return int(k) * most(xq) * most(wq)
+
+    def _weight_quant(self, node, w):
+        q = w.quantizer
+        zp = np.unique(np.asarray(q.zero_point).reshape(-1))
+        if zp.size != 1:
+            _fail(node, "weights with per-channel zero points")
+        return dict(w_bit=q.bits, w_encoding=q.encoding, w_zero_point=int(zp[0]))
+
+    def op_Conv(self, node):
+        a = self.attrs(node)
+        x = self._input_tensor(node, node.input[0])
+        w = self.values.get(node.input[1])
+        if not isinstance(w, _Weight):
+            _fail(node, "the weights must come from a Quant or BipolarQuant of a constant")
+        if a.get("group", 1) != 1:
+            _fail(node, f"group={a['group']}: grouped and depthwise convolutions are not supported yet")
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            _fail(node, "dilated convolution")
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            _fail(node, "auto_pad; give explicit pads")
+        o, c, kh, kw = w.codes.shape
+        pads = list(a.get("pads", [0, 0, 0, 0]))
+        if pads[0] != pads[2] or pads[1] != pads[3]:
+            _fail(node, f"asymmetric padding {pads}")
+        stride = tuple(a.get("strides", [1, 1]))
+        sw = self._per_channel(node, w.quantizer.scale, o, axis=0)
+        mult = np.float64(x.quantizer.scale.reshape(-1)[0]) * sw
+        chain = Chain(o, mult)
+        if len(node.input) > 2 and node.input[2]:
+            chain.add("add", self.const(node, node.input[2], "the bias"))
+        codes = w.codes.transpose(0, 2, 3, 1)  # OIHW -> OHWC
+        shape = self.shape(node.output[0])[1:]
+        wq = self._weight_quant(node, w)
+
+        def make_layer(out, params, x=x):
+            net = self.net
+            layer = net.conv(o, (kh, kw), stride=stride, padding=(pads[0], pads[1]),
+                             input=self.materialize(node, x), activation="none", **wq, **out, name=node.name)
+            net.set_weights(layer, codes=codes.astype(np.int32), **params)
+            return layer
+        return _Acc(make_layer, chain, shape, self._y_bound(c * kh * kw, x.quantizer, w.quantizer))
+
+    def _per_channel(self, node, scale, channels, axis):
+        s = np.asarray(scale, dtype=np.float64)
+        if s.size == 1:
+            return np.repeat(s.reshape(-1), channels)
+        if s.size != channels:
+            _fail(node, f"a weight scale of shape {s.shape}; per-tensor or per-output-channel scales are supported")
+        return s.reshape(-1)
+
+    def op_Gemm(self, node):
+        a = self.attrs(node)
+        if a.get("transA", 0):
+            _fail(node, "transA=1")
+        w = self.values.get(node.input[1])
+        if not isinstance(w, _Weight):
+            _fail(node, "the weights must come from a Quant or BipolarQuant of a constant")
+        codes = w.codes if a.get("transB", 0) else w.codes.T
+        scale = np.asarray(w.quantizer.scale)
+        o = codes.shape[0]
+        scale = scale.T if not a.get("transB", 0) and scale.ndim == 2 else scale
+        chain = self._linear_chain(node, node.input[0], codes, scale, w)
+        chain[0].chain.steps[0] = ("mul", chain[0].chain.steps[0][1] * float(a.get("alpha", 1.0)))
+        if len(node.input) > 2 and node.input[2]:
+            chain[0].chain.add("add", float(a.get("beta", 1.0)) * self.const(node, node.input[2], "the bias").reshape(-1))
+        return chain[0]
+
+    def op_MatMul(self, node):
+        w = self.values.get(node.input[1])
+        if not isinstance(w, _Weight):
+            _fail(node, "the weights must come from a Quant or BipolarQuant of a constant")
+        scale = np.asarray(w.quantizer.scale)
+        return self._linear_chain(node, node.input[0], w.codes.T, scale.T if scale.ndim == 2 else scale, w)[0]
+
+    def _linear_chain(self, node, src_name, codes, scale, w):
+        o, k = codes.shape
+        src = self.values.get(src_name)
+        avg = False
+        if isinstance(src, _Flat):
+            x, avg = src.tensor, src.avg
+        elif isinstance(src, _Tensor):
+            x = src
+        else:
+            _fail(node, f"reads {self._kind(src)} ({src_name!r}); APNN layers read quantized tensors")
+        c, h, wd = x.shape
+        if avg:
+            if k != c:
+                _fail(node, f"{k} inputs over a global average pool of {c} channels")
+        elif k != c * h * wd:
+            _fail(node, f"{k} inputs over a tensor of {c} x {h} x {wd}")
+        if not avg:  # C, H, W order (ONNX flatten) -> the network's H, W, C
+            codes = codes.reshape(o, c, h, wd).transpose(0, 2, 3, 1).reshape(o, -1)
+        sw = self._per_channel(node, scale, o, axis=0)
+        mult = np.float64(x.quantizer.scale.reshape(-1)[0]) * sw
+        if avg:
+            mult = mult / (h * wd)
+        chain = Chain(o, mult)
+        wq = self._weight_quant(node, w)
+        net_src = x
+
+        def make_layer(out, params):
+            net = self.net
+            layer_in = self.materialize(node, net_src)
+            if avg:
+                layer_in = net.avgpool(input=layer_in)
+            elif h * wd > 1:
+                layer_in = net.flatten(input=layer_in)
+            layer = net.linear(o, input=layer_in, activation="none", **wq, **out, name=node.name)
+            if avg and params.get("scale") is not None:
+                # The network divides a float epilogue's scale by H*W itself (apnn.h, "Layers").
+                params = dict(params, scale=(params["scale"].astype(np.float64) * (h * wd)).astype(np.float32))
+            net.set_weights(layer, codes=np.ascontiguousarray(codes).astype(np.int32), **params)
+            return layer
+        bound_k = c * h * wd if avg else k
+        return (_Acc(make_layer, chain, (o, 1, 1), self._y_bound(bound_k, x.quantizer, w.quantizer)),)
+
+    # ---- elementwise ----
+    def _elementwise(self, node, kind):
+        a, b = (self.values.get(i) for i in node.input[:2])
+        if isinstance(a, _FloatInput) and isinstance(b, _Const):
+            return _FloatInput(a.name, a.shape, a.steps + [(_FLOAT_OPS[node.op_type], b.value.astype(np.float32))])
+        if kind == "add" and isinstance(a, (_Acc, _Tensor)) and isinstance(b, (_Acc, _Tensor)):
+            return self._residual_add(node, a, b)
+        if isinstance(b, _Acc) and isinstance(a, _Const) and kind in ("add", "mul"):
+            a, b = b, a
+        if not isinstance(a, _Acc):
+            if isinstance(a, _Tensor) and a.pending is not None:
+                a = self._continue(a)
+            else:
+                _fail(node, f"{node.op_type} of {self._kind(a)}; only a layer's result takes elementwise steps")
+        if not isinstance(b, _Const):
+            _fail(node, f"{node.op_type} by {self._kind(b)}; a constant is needed")
+        acc = a.extended()
+        acc.chain.add(kind, self._channel_const(node, b.value, acc.chain.channels))
+        return acc
+
+    def _continue(self, t):
+        """A pending quantized tensor's chain, continued past its quantizer."""
+        acc = t.pending.extended()
+        acc.chain.add("quant", acc.chain.quantizer)
+        acc.chain.quantizer = None
+        return acc
+
+    def _channel_const(self, node, v, channels):
+        v = np.asarray(v, dtype=np.float64)
+        if v.size == 1:
+            return v.reshape(-1)
+        squeezed = v.reshape(-1)
+        if squeezed.size == channels and (v.ndim <= 1 or v.shape[-1] == channels or
+                                          (v.ndim >= 2 and v.shape[-3 if v.ndim >= 3 else -1] == channels)):
+            return squeezed
+        _fail(node, f"a constant of shape {v.shape}; scalars and per-channel constants are supported")
+
+    def op_Mul(self, node):
+        return self._elementwise(node, "mul")
+
+    def op_Div(self, node):
+        return self._elementwise(node, "div")
+
+    def op_Add(self, node):
+        return self._elementwise(node, "add")
+
+    def op_Sub(self, node):
+        return self._elementwise(node, "sub")
+
+    def _residual_add(self, node, a, b):
+        # One side continues a layer's chain; the other is a quantized tensor read as the residual.
+        def chain_side(v):
+            if isinstance(v, _Acc):
+                return v
+            if v.pending is not None:
+                return self._continue(v)
+            return None
+        for main, res in ((a, b), (b, a)):
+            acc = chain_side(main)
+            if acc is not None and isinstance(res, _Tensor) and acc.residual is None:
+                if res.quantizer.scale.size != 1:
+                    _fail(node, "a residual with per-channel scales")
+                acc = acc.extended()
+                acc.chain.add_residual(res.quantizer)
+                acc.residual = res
+                return acc
+        _fail(node, "adds two tensors that are not a layer's result and a quantized tensor")
+
+    def op_BatchNormalization(self, node):
+        acc = self.values.get(node.input[0])
+        if isinstance(acc, _Tensor) and acc.pending is not None:
+            acc = self._continue(acc)
+        if not isinstance(acc, _Acc):
+            _fail(node, f"batch norm of {self._kind(acc)}; it must follow a conv / linear layer")
+        acc = acc.extended()
+        gamma, beta, mean, var = (self.const(node, i, "a batch-norm parameter") for i in node.input[1:5])
+        acc.chain.add("bn", gamma, beta, mean, var, self.attrs(node).get("epsilon", 1e-5))
+        return acc
+
+    def op_Relu(self, node):
+        return self._activation(node, ("relu",))
+
+    def op_Clip(self, node):
+        a = self.attrs(node)
+        lo = a.get("min", -np.inf)
+        hi = a.get("max", np.inf)
+        if len(node.input) > 1 and node.input[1]:
+            lo = float(self.const(node, node.input[1], "min"))
+        if len(node.input) > 2 and node.input[2]:
+            hi = float(self.const(node, node.input[2], "max"))
+        return self._activation(node, ("clip", lo, hi))
+
+    def _activation(self, node, step):
+        v = self.values.get(node.input[0])
+        if isinstance(v, _Tensor) and v.pending is None:
+            # On a tensor already quantized: a no-op where every value is already in range.
+            lo = float(v.quantizer.values(v.quantizer.lo))
+            hi = float(v.quantizer.values(v.quantizer.hi))
+            if step[0] == "relu" and lo >= 0 or step[0] == "clip" and lo >= step[1] and hi <= step[2]:
+                return v
+            _fail(node, "changes a quantized tensor that no layer of its own produces")
+        if isinstance(v, _Tensor):
+            v = self._continue(v)
+        if not isinstance(v, _Acc):
+            _fail(node, f"{node.op_type} of {self._kind(v)}")
+        acc = v.extended()
+        acc.chain.add(*step)
+        return acc
+
+    # ---- pooling and shapes ----
+    def op_MaxPool(self, node):
+        a = self.attrs(node)
+        x = self._input_tensor(node, node.input[0])
+        k = list(a["kernel_shape"])
+        s = list(a.get("strides", k))
+        pads = list(a.get("pads", [0, 0, 0, 0]))
+        if k[0] != k[1] or s[0] != s[1] or len(set(pads)) > 1:
+            _fail(node, f"kernel {k}, strides {s}, pads {pads}: square windows, strides and padding are supported")
+        if a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])):
+            _fail(node, "ceil_mode or dilations")
+        if (x.quantizer.scale <= 0).any():
+            _fail(node, "a max pool over a negative scale")
+        c = x.shape[0]
+        shape = self.shape(node.output[0])[1:]
+        layer = self.net.maxpool(int(k[0]), stride=int(s[0]), padding=int(pads[0]), input=self.materialize(node, x),
+                                 name=node.name)
+        return _Tensor(x.quantizer, (c, *shape[1:]), layer=layer)
+
+    def op_GlobalAveragePool(self, node):
+        return _Flat(self._input_tensor(node, node.input[0]), avg=True)
+
+    def op_AveragePool(self, node):
+        a = self.attrs(node)
+        x = self._input_tensor(node, node.input[0])
+        if list(a["kernel_shape"]) == list(x.shape[1:]) and not any(a.get("pads", [0])):
+            return _Flat(x, avg=True)
+        _fail(node, "an average pool that is not global (only linear layers read an average pool)")
+
+    def op_ReduceMean(self, node):
+        a = self.attrs(node)
+        axes = a.get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = self.const(node, node.input[1], "the axes").reshape(-1).tolist()
+        if sorted(int(v) % 4 for v in (axes or [])) != [2, 3]:
+            _fail(node, f"a mean over axes {axes}; only the spatial mean (a global average pool) is supported")
+        return _Flat(self._input_tensor(node, node.input[0]), avg=True)
+
+    def _flatten(self, node):
+        v = self.values.get(node.input[0])
+        if isinstance(v, _Flat):
+            return v
+        if isinstance(v, _Tensor):
+            return _Flat(v)
+        _fail(node, f"flattens {self._kind(v)}")
+
+    def op_Flatten(self, node):
+        if self.attrs(node).get("axis", 1) != 1:
+            _fail(node, "flatten at an axis other than 1")
+        return self._flatten(node)
+
+    def op_Reshape(self, node):
+        out = self.shape(node.output[0])
+        if len(out) != 2:
+            _fail(node, f"a reshape to {out}; only flattening to N x features is supported")
+        return self._flatten(node)
+
+    def op_Identity(self, node):
+        return self.values.get(node.input[0])
+
+    # ---- the end ----
+    def finish(self):
+        out = self.values.get(self.output)
+        net = self.net
+        if net is None:
+            raise UnsupportedError("the graph input is never quantized (no Quant node reads it)")
+        rank = len(self.shape(self.output))
+        net._output_rank = rank
+        net._output_quantizer = None
+        if isinstance(out, _Tensor):
+            if out.layer == 0:
+                raise UnsupportedError("the output is the quantized input; there is no layer to run")
+            self.materialize(None, out)
+            net._output_quantizer = out.quantizer
+            if net.specs[-1]["name"] != net.specs[out.layer]["name"]:
+                raise UnsupportedError(f"the output {self.output!r} is not the last layer of the network")
+            return net
+        if isinstance(out, _Acc):
+            affine = out.chain.affine()
+            if affine is None or affine[2] is not None or out.residual is not None:
+                raise UnsupportedError(f"the float output {self.output!r} comes through steps other than one affine "
+                                       "map (scale, bias, batch norm); quantize it or drop them")
+            scale, bias, _ = affine
+            out.make_layer(dict(output="float"), dict(scale=scale.astype(np.float32), bias=bias.astype(np.float32)))
+            return net
+        raise UnsupportedError(f"the output {self.output!r} is {self._kind(out)}")
+
+
+def from_qonnx(model, *, output=None, backend="auto", context=None):
+    """An ImportedNetwork from a QONNX model: a path, bytes or an onnx.ModelProto (or qonnx
+    ModelWrapper). output: a tensor name to stop at (default: the graph's output), e.g. to read
+    an intermediate quantized tensor. Raises apnn.UnsupportedError naming the first node APNN
+    cannot run exactly."""
+    try:
+        import onnx
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.util.cleanup import cleanup_model
+    except ImportError as e:  # pragma: no cover - a packaging problem
+        raise UnsupportedError(f"from_qonnx needs the onnx and qonnx packages ({e})") from e
+    if isinstance(model, (bytes, bytearray)):
+        model = onnx.load_from_string(bytes(model))
+    wrapper = model if isinstance(model, ModelWrapper) else ModelWrapper(model)
+    wrapper = cleanup_model(wrapper)
+    if output is not None:
+        # cleanup renames tensors; a name of the given graph is found by its producer's position.
+        output = _renamed(model, wrapper, output)
+    return _Importer(wrapper, output, backend, context).run()
+
+
+def _renamed(original, cleaned, name):
+    """The cleaned graph's name of a tensor named `name` before cleanup (same node order)."""
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    if isinstance(original, str):
+        original = onnx.load(original)
+    if isinstance(original, ModelWrapper):
+        original = original.model
+    names = [o for n in cleaned.graph.node for o in n.output]
+    if name in names:
+        return name
+    before = [o for n in original.graph.node for o in n.output]
+    if name in before and len(before) == len(names):
+        return names[before.index(name)]
+    raise InvalidArgumentError(f"no tensor named {name!r} in the model")
+
+
+def from_torch(module, example_input, **kwargs):
+    """An ImportedNetwork from a Brevitas module: exported to QONNX in memory by Brevitas' own
+    exporter (brevitas.export.export_qonnx), then from_qonnx. example_input: one N x C x H x W
+    float tensor the module takes. Plain PyTorch layers (nn.Conv2d, nn.Linear without Brevitas
+    quantizers) have float weights and are refused by the importer, naming the node."""
+    try:
+        import onnx
+        from brevitas.export import export_qonnx
+    except ImportError as e:
+        raise UnsupportedError(f"from_torch needs brevitas (and torch, onnx): {e}") from e
+    import os
+    import tempfile
+    was_training = module.training
+    module.eval()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            export_qonnx(module, example_input, export_path=path)
+            proto = onnx.load(path)  # external data, if any, is read in here
+    finally:
+        module.train(was_training)
+    return from_qonnx(proto, **kwargs)
