@@ -116,7 +116,14 @@ apnn::ConvCall make_call(apnn_context_t ctx, const apnn_conv_args_t* args, bool 
   require_arg(args->w->ctx == ctx, "w belongs to another context");
   const auto& x = args->x->matrix;
   const auto& w = args->w->weights;
-  require_arg(x.cols == w.channels, "x has C = " + str(x.cols) + " channels but w has C = " + str(w.channels));
+  const int64_t groups = args->groups == 0 ? 1 : args->groups;
+  require_arg(groups >= 1 && groups <= x.cols, "groups must be in 1..C = " + str(x.cols) + ", got " + str(groups));
+  require_arg(x.cols % groups == 0 && w.out_channels % groups == 0,
+              "groups = " + str(groups) + " must divide C = " + str(x.cols) + " and O = " + str(w.out_channels));
+  require_arg(x.cols == w.channels * groups,
+              groups == 1 ? "x has C = " + str(x.cols) + " channels but w has C = " + str(w.channels)
+                          : "w has " + str(w.channels) + " channels per group, but x's C = " + str(x.cols) + " in " +
+                                str(groups) + " groups needs " + str(x.cols / groups));
 
   apnn::ConvCall call;
   call.x = &x;
@@ -126,6 +133,7 @@ apnn::ConvCall make_call(apnn_context_t ctx, const apnn_conv_args_t* args, bool 
   g.height = x.height;
   g.width = x.width;
   g.channels = x.cols;
+  g.groups = groups;
   g.out_channels = w.out_channels;
   g.kh = w.kh;
   g.kw = w.kw;
@@ -146,7 +154,7 @@ apnn::ConvCall make_call(apnn_context_t ctx, const apnn_conv_args_t* args, bool 
   g.pooled_h = g.out_h;
   g.pooled_w = g.out_w;
 
-  const double bound = static_cast<double>(w.kh * w.kw * x.cols) * apnn::max_abs_real(x.quant) *
+  const double bound = static_cast<double>(w.kh * w.kw * w.channels) * apnn::max_abs_real(x.quant) *
                        apnn::max_abs_real(w.quant);
   require(bound <= std::numeric_limits<int32_t>::max(), APNN_STATUS_UNSUPPORTED,
           "KH*KW*C * max|x| * max|w| = " + str(static_cast<int64_t>(bound)) + " could overflow the int32 output");

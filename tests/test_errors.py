@@ -103,3 +103,14 @@ def test_cuda_without_gpu_is_a_clear_error():
 def test_auto_picks_cuda_on_a_gpu():
     ctx = apnn.Context("auto")
     assert ctx.backend == "cuda" and ctx.compute_capability >= 80
+
+
+def test_library_functions_are_bound_at_load():
+    # A destructor run by the garbage collector inside cffi's type parser (which holds the FFI's
+    # lock) must not resolve its destroy function then: it would wait on that lock forever (seen
+    # as a hang while importing models). Every declared name is looked up when the library loads.
+    from apnn._ffi import load
+    ffi, lib = load()
+    names = dir(lib)
+    assert "apnn_network_destroy" in names
+    assert [n for n in names if n not in vars(lib)] == []

@@ -26,11 +26,24 @@ QONNX_DOMAIN = "qonnx.custom_op.general"
 # ---- comparing with the executor -----------------------------------------------------------
 
 def activation_quants(mw):
-    """The Quant / BipolarQuant nodes of activations (not of weights, not of the graph input)."""
+    """The Quant / BipolarQuant nodes of activations: not of weights, and not the input's
+    quantizer (no layer above it)."""
     inits = {i.name for i in mw.graph.initializer}
-    graph_in = mw.graph.input[0].name
+    producers = {o: n for n in mw.graph.node for o in n.output}
+
+    def after_a_layer(name):
+        stack, seen = [name], set()
+        while stack:
+            node = producers.get(stack.pop())
+            if node is None or node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.op_type in ("Conv", "Gemm", "MatMul"):
+                return True
+            stack.extend(node.input)
+        return False
     return [n for n in mw.graph.node if n.op_type in ("Quant", "BipolarQuant")
-            and n.input[0] not in inits and n.input[0] != graph_in]
+            and n.input[0] not in inits and after_a_layer(n.input[0])]
 
 
 def executor_codes(mw, node, value):
@@ -189,19 +202,68 @@ def test_linear_over_flattened_nchw(backend, rng):
     assert_equal_to_executor(mw, integer_input(rng, 4, 6, 5), backend)
 
 
+def pooled_trunc_model(rng, version, *, rounding="FLOOR", signed=False, out_bits=6):
+    """x -> Quant -> Conv 3x3 -> Relu -> Quant (4-bit) -> GlobalAveragePool -> Mul (H*W) -> Trunc
+    (version 1 or 2, as Brevitas' TruncAvgPool2d exports) -> y."""
+    inits, nodes = [], []
+    nodes.append(quant(inits, "x", "xq", 1.0, 0, 4, False, False))
+    inits.append(numpy_helper.from_array(rng.integers(-1, 2, (6, 3, 3, 3)).astype(np.float32), "w"))
+    nodes.append(quant(inits, "w", "wq", 1.0, 0, 2, True, False))
+    nodes.append(helper.make_node("Conv", ["xq", "wq"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("Relu", ["c"], ["r"]))
+    nodes.append(quant(inits, "r", "a", 0.5, 0, 4, signed, False))
+    nodes.append(helper.make_node("GlobalAveragePool", ["a"], ["p"]))
+    inits.append(numpy_helper.from_array(np.asarray(25.0, np.float32), "k2"))
+    nodes.append(helper.make_node("Mul", ["p", "k2"], ["s"]))
+    names = ["t_scale", "t_zp", "t_in_bits"]
+    vals = [0.5, 0.0, 9.0]
+    if version == 2:
+        names += ["t_out_scale"]
+        vals += [0.5 * 2 ** (9 - out_bits)]
+    names += ["t_out_bits"]
+    vals += [float(out_bits)]
+    for n, v in zip(names, vals):
+        inits.append(numpy_helper.from_array(np.asarray(v, np.float32), n))
+    attrs = dict(rounding_mode=rounding)
+    if version == 2:
+        attrs.update(signed=int(signed), narrow=0)
+    nodes.append(helper.make_node("Trunc", ["s", *names], ["y"], domain=QONNX_DOMAIN, **attrs))
+    graph = helper.make_graph(nodes, "trunc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 1, 1])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid(QONNX_DOMAIN, version)])
+    return cleanup_model(ModelWrapper(model))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("rounding", ["FLOOR", "ROUND"])
+def test_trunc_after_average_pool(version, rounding, rng):
+    mw = pooled_trunc_model(rng, version, rounding=rounding)
+    x = integer_input(rng, 4, 3, 5)
+    ctx = execute_onnx(cleanup_model(mw, override_inpsize=len(x)), {mw.graph.input[0].name: x}, return_full_exec_context=True)
+    net = apnn.from_qonnx(mw.model, backend="host")
+    want = ctx[mw.graph.output[0].name]
+    assert np.unique(want).size > 2, "the test needs varied outputs"
+    np.testing.assert_array_equal(net(x), want)
+
+
 def test_unsupported_nodes_are_named(rng):
     mw = one_layer_model(rng, steps=[("Mul", 0.5), ("Sigmoid",)])
     with pytest.raises(apnn.UnsupportedError, match="Sigmoid_0.*Sigmoid.*not supported"):
         apnn.from_qonnx(mw.model, backend="host")
 
 
-def test_bit_widths_over_8_and_grouped_convolution_are_refused(rng):
+def test_bit_widths_over_8_are_refused(rng):
     mw = one_layer_model(rng, out_q=(1.0, 0, 9, False, False))
     with pytest.raises(apnn.UnsupportedError, match="9-bit"):
         apnn.from_qonnx(mw.model, backend="host")
-    mw = one_layer_model(rng, c=4, o=4, group=2)
-    with pytest.raises(apnn.UnsupportedError, match="group=2"):
-        apnn.from_qonnx(mw.model, backend="host")
+
+
+@pytest.mark.parametrize("c,o,group", [(4, 6, 2), (6, 6, 6), (5, 10, 5)])
+def test_grouped_and_depthwise_convolution(c, o, group, rng):
+    mw = one_layer_model(rng, c=c, o=o, group=group, steps=[("Mul", 0.25)], out_q=(1.0, 1, 4, True, False),
+                         w_scale_per_channel=True)
+    assert_equal_to_executor(mw, integer_input(rng, 3, c, 5), "host")
 
 
 def test_a_float_tensor_reaching_a_layer_is_refused(rng):
@@ -226,14 +288,20 @@ def test_a_float_tensor_reaching_a_layer_is_refused(rng):
 MODELS = sorted(glob.glob(os.path.join(DATA, "*.onnx")))
 
 
+def digits():
+    d = np.load(os.path.join(DATA, "digits_test.npz"))
+    return d["x"], d["y"]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("path", MODELS, ids=[os.path.basename(p)[:-5] for p in MODELS])
 def test_brevitas_models_equal_the_executor(backend, path):
     mw = cleanup_model(ModelWrapper(path))
-    x = np.load(path[:-5] + "_inputs.npy")[:16]
+    x = digits()[0][:16]
     ctx, report = compare_with_executor(mw, x, backend)
     mismatches = sum(w for _, w in report.values())
     assert mismatches == 0, report
+    assert len(report) >= 3, report  # every model has several quantized activation tensors
     net = apnn.from_qonnx(path, backend=backend)
     out = net(x)
     want = ctx[mw.graph.output[0].name]
@@ -243,9 +311,20 @@ def test_brevitas_models_equal_the_executor(backend, path):
     np.testing.assert_array_equal(out.argmax(1), want.argmax(1))
 
 
+@pytest.mark.parametrize("path", MODELS, ids=[os.path.basename(p)[:-5] for p in MODELS])
+def test_brevitas_models_keep_their_accuracy(path):
+    """On every held-out digit, apnn's accuracy is the one Brevitas measured when it trained the model."""
+    with open(path[:-5] + ".json") as f:
+        meta = json.load(f)
+    x, y = digits()
+    net = apnn.from_qonnx(path, backend="host")
+    accuracy = float((net(x).argmax(1) == y).mean())
+    assert abs(accuracy - meta["brevitas_test_accuracy"]) < 0.5 / len(y), (accuracy, meta)
+
+
 def test_committed_models_say_how_they_were_made():
-    assert MODELS, f"no QONNX models in {DATA}"
+    assert len(MODELS) >= 9, f"expected the 9 trained models in {DATA}"
     for path in MODELS:
         with open(path[:-5] + ".json") as f:
             meta = json.load(f)
-        assert meta["brevitas"] and meta["brevitas_test_accuracy"] > 0.8, meta
+        assert meta["brevitas"] and meta["brevitas_test_accuracy"] > 0.9, meta

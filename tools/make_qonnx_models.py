@@ -5,8 +5,9 @@ executor without PyTorch.
     python3 tools/make_qonnx_models.py --out_dir=tests/data/qonnx [--epochs=30]
 
 Needs torch, brevitas, onnx, onnxoptimizer and scikit-learn. Each model is written as
-<name>.onnx with <name>.json: the Brevitas and torch versions, the bit widths, the training
-accuracy on the held-out digits, and the seed. Inputs: 16 x 16 upscaled digits in [0, 1].
+<name>.onnx with <name>.json: the Brevitas and torch versions, the bit widths, the accuracy on the
+held-out digits (in Brevitas), and the seed; digits_test.npz holds those digits (x: N x 1 x 16 x
+16 in [0, 1], y: labels).
 """
 import argparse
 import json
@@ -93,12 +94,36 @@ def resnet(w_bit, a_bit):
     )
 
 
+def mobilenet(w_bit, a_bit):
+    """A stem convolution, then depthwise-separable blocks (a depthwise 3x3, a pointwise 1x1), a
+    global average pool and a linear classifier."""
+    import brevitas.nn as qnn
+
+    def block(cin, cout, stride):
+        return [qnn.QuantConv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, **weight_quant(w_bit), bias=False),
+                nn.BatchNorm2d(cin), qnn.QuantReLU(bit_width=a_bit),
+                qnn.QuantConv2d(cin, cout, 1, **weight_quant(w_bit), bias=False),
+                nn.BatchNorm2d(cout), qnn.QuantReLU(bit_width=a_bit)]
+    return nn.Sequential(
+        qnn.QuantIdentity(bit_width=8),
+        qnn.QuantConv2d(1, 32, 3, padding=1, weight_bit_width=8, bias=False),
+        nn.BatchNorm2d(32), qnn.QuantReLU(bit_width=a_bit),
+        *block(32, 64, 1), *block(64, 96, 2), *block(96, 128, 2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        qnn.QuantLinear(128, 10, weight_bit_width=8, bias=True),
+    )
+
+
 MODELS = {
     "cnn_w1a2": (plain_cnn, 1, 2),
     "cnn_w2a2": (plain_cnn, 2, 2),
     "cnn_w4a4": (plain_cnn, 4, 4),
     "resnet_w1a2": (resnet, 1, 2),
     "resnet_w2a2": (resnet, 2, 2),
+    "resnet_w4a4": (resnet, 4, 4),
+    "mobilenet_w1a2": (mobilenet, 1, 2),
+    "mobilenet_w2a2": (mobilenet, 2, 2),
+    "mobilenet_w4a4": (mobilenet, 4, 4),
 }
 
 
@@ -140,6 +165,8 @@ def main():
     import brevitas
     os.makedirs(args.out_dir, exist_ok=True)
     data = digits(args.seed)
+    # The held-out digits every model is checked on (the tests read them without torch).
+    np.savez_compressed(os.path.join(args.out_dir, "digits_test.npz"), x=data[2].numpy(), y=data[3].numpy())
     for name in args.models.split(","):
         make, w_bit, a_bit = MODELS[name]
         torch.manual_seed(args.seed)
@@ -147,7 +174,6 @@ def main():
         acc = train(model, data, args.epochs, args.seed)
         path = os.path.join(args.out_dir, name + ".onnx")
         export(model, path, data[2][:1])
-        np.save(os.path.join(args.out_dir, name + "_inputs.npy"), data[2][:64].numpy())
         meta = dict(model=name, w_bit=w_bit, a_bit=a_bit, epochs=args.epochs, seed=args.seed,
                     brevitas_test_accuracy=acc, test_images=int(len(data[3])), brevitas=brevitas.__version__,
                     torch=torch.__version__)

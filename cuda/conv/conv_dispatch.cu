@@ -9,6 +9,7 @@
 #include "common/cuda_check.h"
 #include "common/epilogue_thresholds.h"
 #include "common/quant.h"
+#include "conv/conv_grouped.h"
 #include "conv/conv_halo.h"
 #include "conv/conv_kernel.cuh"
 
@@ -471,10 +472,11 @@ ConvPlan ConvRunner::plan(const ConvCall& call, const GemmTarget& target) const 
 }
 
 bool ConvRunner::takes_unpadded_rows(const ConvCall& call, const GemmTarget& target) const {
-  return tiled(target) && plan(call, target).halo;
+  return call.geometry.groups == 1 && tiled(target) && plan(call, target).halo;
 }
 
 std::string ConvRunner::kernel_name(const ConvCall& call, const GemmTarget& target) const {
+  if (call.geometry.groups > 1) return call.has_epilogue ? "conv_grouped_direct_separate_epilogue" : "conv_grouped_direct";
   const ConvPlan plan = this->plan(call, target);
   const int p = call.x->quant.bits, q = call.w->quant.bits;
   std::string name;
@@ -494,7 +496,34 @@ std::string ConvRunner::kernel_name(const ConvCall& call, const GemmTarget& targ
   return name;
 }
 
+void ConvRunner::run_grouped(const ConvCall& call, cudaStream_t stream) {
+  const auto& g = call.geometry;
+  require(!unpadded_rows(call), APNN_STATUS_INTERNAL_ERROR,
+          "a tensor without 256-bit row padding reaches the grouped convolution");
+  const size_t y_bytes = static_cast<size_t>(g.out_pixels() * g.out_channels) * sizeof(int32_t);
+  if (!call.has_epilogue) return launch_grouped_conv(call, static_cast<int32_t*>(call.y_mem), stream);
+  // The int32 results into the workspace, then the separate epilogue kernel.
+  ConvKernelParams prm{};
+  prm.y = workspace(y_bytes);
+  prm.O = static_cast<int>(g.out_channels);
+  prm.OH = static_cast<int>(g.out_h);
+  prm.OW = static_cast<int>(g.out_w);
+  prm.ep = call.epilogue;
+  prm.res = call.residual;
+  if (!uses_table(call)) prm.ep.thresholds = nullptr;
+  if (call.y_packed) {
+    prm.oq = output_quant(call.y_packed->quant);
+    prm.out_planes = call.y_packed->planes_mem;
+    prm.out_row_sums = call.y_packed->row_sums_mem;
+    prm.out_rows_padded = call.y_packed->rows_padded;
+    prm.out_words = call.y_packed->words;
+  }
+  launch_grouped_conv(call, prm.y, stream);
+  launch_epilogue(call, prm, stream);
+}
+
 void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_t stream) {
+  if (call.geometry.groups > 1) return run_grouped(call, stream);
   const auto& g = call.geometry;
   const auto& x = *call.x;
   const auto& w = *call.w;

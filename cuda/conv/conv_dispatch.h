@@ -34,6 +34,8 @@ class ConvRunner {
 
  private:
   ConvPlan plan(const ConvCall& call, const GemmTarget& target) const;
+  // A grouped convolution (conv_grouped.h), then the separate epilogue where it has one.
+  void run_grouped(const ConvCall& call, cudaStream_t stream);
   // Whether the call's packed output comes from its threshold table (a caller's table always).
   bool uses_table(const ConvCall& call) const;
   // The pinned choices, with fusion off where only the separate epilogue kernel can apply the

@@ -279,9 +279,11 @@ __global__ void conv_epilogue_kernel(const EpilogueKernelParams prm) {
   const int m0 = (n * prm.OH + py * s) * prm.OW + px * s;  // top-left pixel of the window
   int32_t part = 0;
   // The threshold form (epilogue_thresholds.h): no float math; a max pool keeps the top level.
-  // A packed residual picks the table of its code; any other residual keeps the float steps.
+  // A caller's table with a packed residual picks the table of its code; the library's own tables
+  // keep the float steps with a residual here (their fused kernels use the tables).
   const bool residual = prm.res.int32_values != nullptr || prm.res.planes != nullptr;
-  const bool residual_tables = prm.res.planes != nullptr && prm.ep.threshold_residual_codes > 0;
+  const bool residual_tables =
+      prm.ep.thresholds_only && prm.res.planes != nullptr && prm.ep.threshold_residual_codes > 0;
   const int32_t* thresholds =
       prm.y_float || (residual && !residual_tables) || prm.ep.pool == APNN_POOL_AVG ? nullptr : prm.ep.thresholds;
   const int64_t table_size = static_cast<int64_t>(prm.ep.threshold_levels + 2) * prm.O;

@@ -37,6 +37,9 @@ struct ConvGeometry {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
   int64_t out_h = 0, out_w = 0;        // before pooling
   int64_t pooled_h = 0, pooled_w = 0;  // after pooling (= out_h, out_w without)
+  int64_t groups = 1;                  // > 1: grouped (apnn.h, "Grouped convolution")
+
+  int64_t group_channels() const { return channels / groups; }  // C/G: the weights' C
 
   int64_t out_pixels() const { return batch * out_h * out_w; }
   int64_t pooled_pixels() const { return batch * pooled_h * pooled_w; }

@@ -35,8 +35,51 @@ void valid_taps(int64_t out, int64_t stride, int64_t pad, int64_t kernel, int64_
   *last = std::min<int64_t>(kernel, size - in0);
 }
 
+// The real value (code - zero point) of element (row, col) of packed planes.
+int64_t element_value(const uint32_t* planes, int64_t rows_padded, int64_t row_words, const apnn_quant_t& q,
+                      int64_t row, int64_t col) {
+  int64_t v = real_offset(q);
+  for (int i = 0; i < q.bits; ++i)
+    if ((planes[(i * rows_padded + row) * row_words + col / 32] >> (col % 32)) & 1u)
+      v += plane_coefficient(i, q.bits, q.encoding);
+  return v;
+}
+
+// Y of a grouped convolution (apnn.h, "Grouped convolution"), element by element: output o reads
+// the C/G input channels of its group, the weights' columns 0..C/G-1 of each tap.
+void conv_raw_grouped(const ConvCall& call, int32_t* y, int threads) {
+  const PackedMatrix& x = *call.x;
+  const ConvWeights& w = *call.w;
+  const ConvGeometry& g = call.geometry;
+  const int64_t cg = g.group_channels(), og = g.out_channels / g.groups;
+  parallel_for(g.out_pixels(), threads, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      const int64_t n = m / (g.out_h * g.out_w), oh = m / g.out_w % g.out_h, owp = m % g.out_w;
+      for (int64_t o = 0; o < g.out_channels; ++o) {
+        const int64_t first = (o / og) * cg;
+        int64_t acc = 0;
+        for (int64_t a = 0; a < g.kh; ++a) {
+          const int64_t ih = oh * g.stride_h - g.pad_h + a;
+          if (ih < 0 || ih >= g.height) continue;  // padding: the real value 0
+          for (int64_t b = 0; b < g.kw; ++b) {
+            const int64_t iw = owp * g.stride_w - g.pad_w + b;
+            if (iw < 0 || iw >= g.width) continue;
+            const int64_t pixel = (n * g.height + ih) * g.width + iw;
+            const int64_t tap = (a * g.kw + b) * w.channel_words * 32;
+            for (int64_t c = 0; c < cg; ++c)
+              acc += element_value(x.planes_mem, x.rows_padded, x.words, x.quant, pixel, first + c) *
+                     element_value(w.planes_mem, w.rows_padded, w.words, w.quant, o, tap + c);
+          }
+        }
+        y[m * g.out_channels + o] = static_cast<int32_t>(acc);
+      }
+    }
+  });
+}
+
 // Y (out_pixels x O int32) of the convolution.
 void conv_raw(const ConvCall& call, int32_t* y, int threads) {
+  if (call.geometry.groups > 1) return conv_raw_grouped(call, y, threads);
   const PackedMatrix& x = *call.x;
   const ConvWeights& w = *call.w;
   const ConvGeometry& g = call.geometry;

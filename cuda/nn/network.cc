@@ -158,6 +158,8 @@ int Network::add_weighted(const apnn_layer_desc_t& d, bool linear) {
                 " tensor; it runs as a convolution with a kernel over the whole input, so H and W must be at "
                 "most 15: pool first");
     require_arg(desc.pool == APNN_POOL_NONE, "a linear layer cannot pool (its output is 1 x 1)");
+    require_arg(desc.groups <= 1, "a linear layer has no groups");
+    desc.groups = 1;
     l.kh = h;
     l.kw = w;
     l.in_c = c;
@@ -179,7 +181,12 @@ int Network::add_weighted(const apnn_layer_desc_t& d, bool linear) {
                 "padding must be in 0..kernel-1, got " + str(desc.pad_h) + " x " + str(desc.pad_w));
     l.kh = desc.kernel_h;
     l.kw = desc.kernel_w;
-    l.in_c = in.c;
+    if (desc.groups == 0) desc.groups = 1;
+    require_arg(desc.groups >= 1 && in.c % desc.groups == 0 && desc.out_channels % desc.groups == 0,
+                "layer " + str(id) + ": groups = " + str(desc.groups) + " must divide the " + str(in.c) +
+                    " input and " + str(desc.out_channels) + " output channels");
+    require_verified_on_cuda(desc.groups == 1, "grouped convolution");
+    l.in_c = in.c / desc.groups;  // the weights' channels: one group's
   }
   const NetLayer& src = layers_[l.source];
   require_arg(src.h + 2 * desc.pad_h >= l.kh && src.w + 2 * desc.pad_w >= l.kw,
@@ -330,6 +337,7 @@ void Network::set_weights(int id, const apnn_layer_weights_t& wt) {
   const int64_t o = l.desc.out_channels;
   const apnn_quant_t& q = l.desc.weight_quant;
   if (wt.thresholds != nullptr) {
+    require_verified_on_cuda(false, "threshold epilogues (apnn.from_qonnx)");
     require_arg(l.output == APNN_LAYER_OUTPUT_PACKED,
                 name(id) + ": thresholds give packed codes; the layer's output is not PACKED");
     require_arg(l.desc.pool != APNN_POOL_AVG, name(id) + ": thresholds cannot be combined with an AVG pool");
@@ -454,7 +462,7 @@ void Network::pack_weights(NetLayer& l, const std::vector<int32_t>& codes, bool 
 // its taps packed back to back where the backend's convolution takes that (CUDA, tiled
 // kernels): 4x / 2x / 1.33x fewer K bits. APNN_NETWORK_PACK_TAPS=0 turns it off (tests).
 bool Network::wants_packed_taps(const NetLayer& l) const {
-  if (!l.is_weighted() || l.source == 0 || l.in_c % 64 != 0 || l.in_c >= kKAlignBits || l.kh * l.kw < 2) return false;
+  if (!l.is_weighted() || l.source == 0 || l.desc.groups > 1 || l.in_c % 64 != 0 || l.in_c >= kKAlignBits || l.kh * l.kw < 2) return false;
   const char* env = std::getenv("APNN_NETWORK_PACK_TAPS");
   if (env && std::string(env) == "0") return false;
   return backend_->conv_tap_packing();
@@ -467,7 +475,7 @@ bool Network::wants_packed_taps(const NetLayer& l) const {
 bool Network::wants_im2col(int id) const {
   const NetLayer& l = layers_[id];
   const NetLayer& in = layers_[0];
-  if (l.kind != APNN_LAYER_CONV || l.source != 0 || in.readers.size() != 1) return false;
+  if (l.kind != APNN_LAYER_CONV || l.source != 0 || in.readers.size() != 1 || l.desc.groups > 1) return false;
   if (real_offset(in.out_quant) != 0) return false;
   const char* env = std::getenv("APNN_NETWORK_IM2COL");
   if (env && std::string(env) == "0") return false;
@@ -793,6 +801,15 @@ void Network::plan(int64_t batch) {
   }
 }
 
+// Caller's threshold tables and grouped convolutions have CUDA code paths (conv_dispatch.cu's
+// effective_override, the separate epilogue's residual tables, conv_grouped.cu) that no GPU has
+// run yet. Until one has, the CUDA backend refuses them rather than risk a wrong answer; the host
+// backend runs them.
+void Network::require_verified_on_cuda(bool plain, const std::string& what) const {
+  require(plain || kind_ != APNN_BACKEND_CUDA, APNN_STATUS_UNSUPPORTED,
+          what + " run on the host backend for now: the CUDA path is built but not yet verified on a GPU");
+}
+
 ConvCall Network::conv_call(int id, int chunk) const {
   const NetLayer& l = layers_[id];
   const NetLayer& src = layers_[l.source];
@@ -804,6 +821,7 @@ ConvCall Network::conv_call(int id, int chunk) const {
   g.height = src.h;
   g.width = src.w;
   g.channels = src.c;
+  g.groups = l.desc.groups;
   g.out_channels = l.desc.out_channels;
   g.kh = l.kh;
   g.kw = l.kw;

@@ -99,6 +99,7 @@ class Network {
   };
 
   std::string name(int id) const;
+  void require_verified_on_cuda(bool plain, const std::string& what) const;
   const NetLayer& layer(int id, const char* role) const;
   void check_readable(int id, int reader, const char* role) const;
   void release_plan() noexcept;

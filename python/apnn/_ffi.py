@@ -57,6 +57,16 @@ def cdef_from_header(text, prefix="APNN"):
     return "\n".join(lines)
 
 
+def bind_all(lib):
+    """Looks up every function the cdef declares once, now. cffi resolves a library attribute on
+    first use under the FFI's (non-reentrant) lock; a destructor (__del__) run by the garbage
+    collector while that lock is held, e.g. inside an ffi.cast, would otherwise resolve its destroy
+    function there and wait on the lock forever."""
+    for name in dir(lib):
+        getattr(lib, name)
+    return lib
+
+
 def load():
     """Returns (ffi, lib), loading the library once per process."""
     with _lock:
@@ -65,6 +75,7 @@ def load():
             header = _find_header()
             with open(header) as f:
                 ffi.cdef(cdef_from_header(f.read()))
-            lib = ffi.dlopen(_find("libapnn.so", "APNN_LIBRARY", "build it with `tools/bazel build //:libapnn.so`"))
+            lib = bind_all(ffi.dlopen(_find("libapnn.so", "APNN_LIBRARY",
+                                            "build it with `tools/bazel build //:libapnn.so`")))
             _state["ffi"], _state["lib"] = ffi, lib
         return _state["ffi"], _state["lib"]

@@ -170,7 +170,7 @@ class Epilogue:
             self._handle = None
 
 
-def _args(ctx, x, w, stride, padding, epilogue, residual, out):
+def _args(ctx, x, w, stride, padding, epilogue, residual, out, groups=1):
     """The apnn_conv_args_t of a call plus Python objects it refers to (kept alive by the caller)."""
     ffi = ctx._ffi
     if not isinstance(x, PackedTensor):
@@ -184,6 +184,9 @@ def _args(ctx, x, w, stride, padding, epilogue, residual, out):
     args.x, args.w = x._handle, w._handle
     args.stride_h, args.stride_w = _pair(stride, "stride")
     args.pad_h, args.pad_w = _pair(padding, "padding")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or not 1 <= groups <= 2**31 - 1:
+        raise InvalidArgumentError(f"groups must be a positive integer, got {groups!r}")
+    args.groups = int(groups)
     keep = []
     if epilogue is not None:
         if not isinstance(epilogue, Epilogue):
@@ -203,7 +206,7 @@ def _args(ctx, x, w, stride, padding, epilogue, residual, out):
     return args, keep
 
 
-def _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out):
+def _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out, groups=1):
     """Points args at `out` (a PackedTensor) or at a new buffer of the pooled int32 / float32
     output, kept alive in `keep`; returns that buffer and its shape (None, None for `out`)."""
     if out is not None:
@@ -211,30 +214,31 @@ def _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out):
             raise InvalidTypeError(f"out must be a PackedTensor, got {type(out).__name__}")
         args.y_packed = out._handle
         return None, None
-    _, pooled = output_shape(ctx, x, w, stride=stride, padding=padding, epilogue=epilogue)
+    _, pooled = output_shape(ctx, x, w, stride=stride, padding=padding, epilogue=epilogue, groups=groups)
     y = ctx.buffer(4 * int(np.prod(pooled)))
     keep.append(y)
     args.y = y._handle
     return y, pooled
 
 
-def output_shape(ctx, x, w, *, stride=1, padding=0, epilogue=None):
+def output_shape(ctx, x, w, *, stride=1, padding=0, epilogue=None, groups=1):
     """((N, OH, OW, O) before pooling, (N, OHp, OWp, O) after it)."""
-    args, _ = _args(ctx, x, w, stride, padding, epilogue, None, None)
+    args, _ = _args(ctx, x, w, stride, padding, epilogue, None, None, groups)
     shape, pooled = ctx._ffi.new("int64_t[4]"), ctx._ffi.new("int64_t[4]")
     _check(ctx._lib.apnn_conv2d_output_shape(ctx._handle, args, shape, pooled))
     return tuple(int(s) for s in shape), tuple(int(s) for s in pooled)
 
 
-def conv2d_packed(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=None, out=None):
+def conv2d_packed(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=None, out=None, groups=1):
     """Convolution of packed x with packed w on context ctx.
 
     No epilogue: returns int32 (N, OH, OW, O). With an epilogue: returns float32 (N, OHp, OWp, O),
     or, when `out` is a PackedTensor, writes the re-quantized codes into it and returns it.
-    residual: a PackedTensor or an integer array of shape (N, OH, OW, O).
+    residual: a PackedTensor or an integer array of shape (N, OH, OW, O). groups > 1: a grouped
+    convolution (w has C / groups channels; apnn.h, "Grouped convolution").
     """
-    args, keep = _args(ctx, x, w, stride, padding, epilogue, residual, out)
-    y, pooled = _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out)
+    args, keep = _args(ctx, x, w, stride, padding, epilogue, residual, out, groups)
+    y, pooled = _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out, groups)
     _check(ctx._lib.apnn_conv2d(ctx._handle, args))
     if out is not None:
         return out
@@ -242,18 +246,18 @@ def conv2d_packed(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=Non
 
 
 def conv2d_benchmark(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=None, out=None, warmup=10,
-                     iters=100):
+                     iters=100, groups=1):
     """Median microseconds of one conv2d_packed call (CUDA graph replays on a GPU)."""
-    args, keep = _args(ctx, x, w, stride, padding, epilogue, residual, out)
-    _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out)
+    args, keep = _args(ctx, x, w, stride, padding, epilogue, residual, out, groups)
+    _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out, groups)
     us = ctx._ffi.new("double*")
     _check(ctx._lib.apnn_conv2d_benchmark(ctx._handle, args, int(warmup), int(iters), us))
     return float(us[0])
 
 
-def conv2d_kernel_name(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=None, out=None):
-    args, keep = _args(ctx, x, w, stride, padding, epilogue, residual, out)
-    _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out)
+def conv2d_kernel_name(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=None, out=None, groups=1):
+    args, keep = _args(ctx, x, w, stride, padding, epilogue, residual, out, groups)
+    _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out, groups)
     buf = ctx._ffi.new("char[]", 128)
     _check(ctx._lib.apnn_conv2d_kernel_name(ctx._handle, args, buf, 128))
     return ctx._ffi.string(buf).decode()
@@ -265,12 +269,12 @@ def set_conv_override(ctx, split_k=0, fuse=True):
 
 
 def conv2d(x_codes, w_codes, *, x_bit, w_bit, x_encoding="unsigned", w_encoding="unsigned", x_zero_point=0,
-           w_zero_point=0, stride=1, padding=0, backend="auto", context=None):
-    """Exact int32 convolution of NHWC codes x (N,H,W,C) with OHWC codes w (O,KH,KW,C).
+           w_zero_point=0, stride=1, padding=0, groups=1, backend="auto", context=None):
+    """Exact int32 convolution of NHWC codes x (N,H,W,C) with OHWC codes w (O,KH,KW,C/groups).
 
     Padding pixels are the real value 0 for every encoding and zero point.
     """
     ctx = context or default_context(backend)
     x = pack_nhwc(ctx, x_codes, x_bit, x_encoding, x_zero_point)
     w = pack_conv_weights(ctx, w_codes, w_bit, w_encoding, w_zero_point)
-    return conv2d_packed(ctx, x, w, stride=stride, padding=padding)
+    return conv2d_packed(ctx, x, w, stride=stride, padding=padding, groups=groups)

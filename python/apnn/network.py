@@ -86,7 +86,7 @@ class Network:
     def _weighted(self, linear, out_channels, *, kernel=1, stride=1, padding=0, input=None, w_bit=1,
                   w_encoding=None, w_zero_point=0, activation=None, clip=(0.0, 0.0), pool="none", pool_size=2,
                   pool_stride=None, residual=None, residual_scale=None, output="packed", out_bit=2,
-                  out_encoding="unsigned", out_zero_point=0, out_scale=1.0, name=None):
+                  out_encoding="unsigned", out_zero_point=0, out_scale=1.0, groups=1, name=None):
         ffi, ctx = self._ffi, self.context
         src = self._id(input, "input")
         w_encoding = w_encoding or ("binary" if w_bit == 1 else "signed")
@@ -101,6 +101,9 @@ class Network:
         if not linear:
             d.kernel_h, d.kernel_w, d.stride_h, d.stride_w, d.pad_h, d.pad_w = kh, kw, sh, sw, ph, pw
         d.weight_quant = ctx._quant(w_bit, w_encoding, w_zero_point)[0]
+        if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or not 1 <= groups <= 2**31 - 1:
+            raise InvalidArgumentError(f"groups must be a positive integer, got {groups!r}")
+        d.groups = int(groups)
         d.activation = _choice(activation, ACTIVATIONS, "activation")
         d.clip_lo, d.clip_hi = float(clip[0]), float(clip[1])
         d.pool = _choice(pool, POOLS, "pool")
@@ -126,7 +129,7 @@ class Network:
                     pool=pool, pool_size=int(pool_size), pool_stride=None if pool_stride is None else int(pool_stride),
                     residual=res, residual_scale=float(residual_scale), output=output, out_bit=int(out_bit),
                     out_encoding=out_encoding, out_zero_point=int(out_zero_point),
-                    out_scale=float(out_scale) if output == "packed" else None)
+                    out_scale=float(out_scale) if output == "packed" else None, groups=int(groups))
         if linear:
             spec.update(kernel=1, stride=1, padding=0)
         return self._added(spec, int(new_id[0]))
@@ -137,7 +140,8 @@ class Network:
         int32 output), clip, pool
         ('none' | 'max' | 'avg', no padding), pool_size, pool_stride, residual (layer id / name),
         residual_scale (default: the residual's out_scale), output ('packed' | 'float' | 'int32'),
-        out_bit (2), out_encoding ('unsigned'), out_zero_point, out_scale, name."""
+        out_bit (2), out_encoding ('unsigned'), out_zero_point, out_scale, groups (1; C and O multiples
+        of it, weights O x KH x KW x C/groups; groups = C = O is depthwise), name."""
         return self._weighted(False, out_channels, kernel=kernel, **kw)
 
     def linear(self, out_features, **kw):
@@ -206,7 +210,7 @@ class Network:
         i = self._id(layer)
         s = self.specs[i]
         if s["type"] == "conv":
-            return (s["out_channels"], *s["kernel"], self.layer_info(s["input"])["shape"][2])
+            return (s["out_channels"], *s["kernel"], self.layer_info(s["input"])["shape"][2] // s.get("groups", 1))
         if s["type"] == "linear":
             h, w, c = self.layer_info(s["input"])["shape"]
             return (s["out_channels"], h * w * c)

@@ -13,11 +13,17 @@ import numpy as np
 
 from .errors import InvalidArgumentError, UnsupportedError
 from .network import Network
-from .thresholds import Chain, Quantizer, thresholds
+from .thresholds import Chain, Quantizer, TruncQuantizer, thresholds
+
+
+def _scalar(v):
+    """The one value of a size-1 array (per-tensor scales and zero points come in any rank)."""
+    return float(np.asarray(v).reshape(-1)[0])
 
 
 def _fail(node, reason):
-    raise UnsupportedError(f"node {node.name!r} ({node.op_type}): {reason}")
+    where = f"node {node.name!r} ({node.op_type})" if node is not None else "the graph output"
+    raise UnsupportedError(f"{where}: {reason}")
 
 
 # ---- what a tensor of the graph is, as the walk sees it ------------------------------------
@@ -28,10 +34,17 @@ class _Const:
 
 
 class _FloatInput:
-    """The float graph input, through elementwise float steps run on the host before quantizing."""
+    """The float graph input, through elementwise float steps (and a flattening) run on the host
+    before quantizing. graph_shape: C, H, W as the graph takes it; shape: C, H, W now (a flattened
+    input is F, 1, 1)."""
 
-    def __init__(self, name, shape, steps=()):
-        self.name, self.shape, self.steps = name, shape, list(steps)
+    def __init__(self, name, graph_shape, shape=None, steps=()):
+        self.name, self.graph_shape, self.steps = name, tuple(graph_shape), list(steps)
+        self.shape = tuple(shape or graph_shape)
+
+
+def _flatten_nchw(x, _):
+    return x.reshape(x.shape[0], -1, 1, 1)
 
 
 class _Weight:
@@ -51,12 +64,12 @@ class _Acc:
     """A layer's integer result on its way to a quantizer: the conv / linear it comes from and
     the chain of elementwise steps so far."""
 
-    def __init__(self, make_layer, chain, shape, y_bound, residual=None):
-        self.make_layer, self.chain, self.shape, self.y_bound, self.residual = make_layer, chain, shape, y_bound, residual
+    def __init__(self, make_layer, chain, shape, y_range, residual=None):
+        self.make_layer, self.chain, self.shape, self.y_range, self.residual = make_layer, chain, shape, y_range, residual
 
     def extended(self):
         import copy
-        return _Acc(self.make_layer, copy.deepcopy(self.chain), self.shape, self.y_bound, self.residual)
+        return _Acc(self.make_layer, copy.deepcopy(self.chain), self.shape, self.y_range, self.residual)
 
 
 class _Flat:
@@ -81,6 +94,7 @@ class ImportedNetwork(Network):
         c, h, w = self._input_shape
         if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
             raise InvalidArgumentError(f"input must be N x {c} x {h} x {w}, got shape {x.shape}")
+        x = x.copy()
         for op, const in self._input_steps:
             x = op(x, const)
         return np.ascontiguousarray(self._input_quantizer.codes(x).transpose(0, 2, 3, 1))
@@ -174,19 +188,19 @@ class _Importer:
     # ---- quantizers ----
     def quantizer_of(self, node):
         a = self.attrs(node)
-        if node.op_type == "BipolarQuant":
-            scale = self.const(node, node.input[1], "the scale")
-            return Quantizer(scale, 0.0, 1, True, False, bipolar=True)
         scale = self.const(node, node.input[1], "the scale")
+        if not (np.isfinite(scale).all() and (np.asarray(scale) > 0).all()):
+            _fail(node, f"the scale must be finite and positive, got {np.asarray(scale).reshape(-1)[:4]}")
+        if node.op_type == "BipolarQuant":
+            return Quantizer(scale, 0.0, 1, True, False, bipolar=True)
         zp = self.const(node, node.input[2], "the zero point")
         bits = self.const(node, node.input[3], "the bit width")
         if bits.size != 1 or float(bits.reshape(-1)[0]) != int(bits.reshape(-1)[0]):
             _fail(node, f"the bit width must be one integer, got {bits.reshape(-1)[:4]}")
         bits = int(bits.reshape(-1)[0])
-        if not 1 <= bits <= 8:
+        # A constant may have more bits (Brevitas quantizes biases to 32): it stays a float constant.
+        if not 1 <= bits <= (32 if isinstance(self.values.get(node.input[0]), _Const) else 8):
             _fail(node, f"{bits}-bit quantization; APNN runs 1..8 bits")
-        if (np.asarray(scale) <= 0).any():
-            _fail(node, "the scale must be positive")
         if (np.round(zp) != zp).any():
             _fail(node, f"the zero point {zp.reshape(-1)[:4]} is not an integer")
         rounding = a.get("rounding_mode", b"ROUND")
@@ -197,22 +211,26 @@ class _Importer:
         q = self.quantizer_of(node)
         src = self.values.get(node.input[0])
         if isinstance(src, _Const):
+            if q.bits > 8:  # a bias: its quantized float values, as the executor computes them
+                return _Const(q.values(q.codes(src.value.astype(np.float32))))
             return _Weight(q.codes(src.value.astype(np.float32)), q)
         if q.scale.size != 1 or q.zero_point.size != 1:
             _fail(node, "an activation quantizer needs one scale and one zero point per tensor")
-        if q.bipolar and float(q.zero_point) != 0:
+        if q.bipolar and _scalar(q.zero_point) != 0:
             _fail(node, "a bipolar (1-bit signed) quantizer with a zero point")
         if isinstance(src, _FloatInput):
             if self.net is not None:
                 _fail(node, "the float input is quantized twice")
             c, h, w = src.shape
             self.net = ImportedNetwork((h, w, c), input_bits=q.bits, input_encoding=q.encoding,
-                                       input_zero_point=int(q.zero_point), input_scale=float(q.scale),
+                                       input_zero_point=int(_scalar(q.zero_point)), input_scale=_scalar(q.scale),
                                        backend=self.backend, context=self.context)
-            self.net._input_shape = (c, h, w)
+            self.net._input_shape = src.graph_shape
             self.net._input_steps = src.steps
             self.net._input_quantizer = q
             return _Tensor(q, (c, h, w), layer=0)
+        if isinstance(src, _Flat) and src.avg:
+            src = self._as_acc(node, src)
         if isinstance(src, _Acc):
             acc = src.extended()
             acc.chain.quantizer = q
@@ -248,10 +266,19 @@ class _Importer:
             rq = acc.residual.quantizer
             lowest = -1 if rq.bipolar else (-(2 ** (rq.bits - 1)) if rq.signed else 0)
             residual_codes = [-1, 1] if rq.bipolar else [lowest + r for r in range(2 ** rq.bits)]
-        table, down = thresholds(acc.chain, acc.y_bound, residual_codes)
+        q = t.quantizer
+        if isinstance(q, TruncQuantizer) and q.version == 1:
+            # No sign attribute: signed where the layer can produce negative codes.
+            ends = np.broadcast_to(np.array(acc.y_range, np.int64), (acc.chain.channels, 2))
+            low = min(int(acc.chain.codes(ends, code).min()) for code in (residual_codes or [None]))
+            q.set_signed(low < 0)
+        try:
+            table, down = thresholds(acc.chain, acc.y_range, residual_codes)
+        except ValueError as e:
+            _fail(node, f"the quantized tensor it reads cannot be stored: {e}")
         q = t.quantizer
         layer = acc.make_layer(dict(output="packed", out_bit=q.bits, out_encoding=q.encoding,
-                                    out_zero_point=int(q.zero_point), out_scale=1.0,
+                                    out_zero_point=int(_scalar(q.zero_point)), out_scale=1.0,
                                     residual=None if acc.residual is None else self.materialize(node, acc.residual)),
                                dict(thresholds=table, descending=down if down.any() else None))
         t.layer = layer
@@ -267,10 +294,14 @@ class _Importer:
         _fail(node, f"reads {self._kind(v)} ({name!r}); APNN layers read quantized tensors")
 
     @staticmethod
-    def _y_bound(k, xq, wq):
-        def most(q):
-            return max(abs(q.lo - int(np.max(q.zero_point))), abs(q.hi - int(np.min(q.zero_point))))
-        return int(k) * most(xq) * most(wq)
+    def _y_range(k, xq, wq):
+        """The lowest and highest sum of up to k products of real codes (code - zero point); fewer
+        where padding taps add nothing."""
+        def ends(q):
+            zp = np.asarray(q.zero_point).reshape(-1)
+            return [q.lo - int(zp.max()), q.hi - int(zp.min())]
+        products = [a * b for a in ends(xq) for b in ends(wq)]
+        return int(k) * min(0, min(products)), int(k) * max(0, max(products))
 
     def _weight_quant(self, node, w):
         q = w.quantizer
@@ -285,13 +316,12 @@ class _Importer:
         w = self.values.get(node.input[1])
         if not isinstance(w, _Weight):
             _fail(node, "the weights must come from a Quant or BipolarQuant of a constant")
-        if a.get("group", 1) != 1:
-            _fail(node, f"group={a['group']}: grouped and depthwise convolutions are not supported yet")
+        groups = int(a.get("group", 1))
         if any(d != 1 for d in a.get("dilations", [1, 1])):
             _fail(node, "dilated convolution")
         if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             _fail(node, "auto_pad; give explicit pads")
-        o, c, kh, kw = w.codes.shape
+        o, c, kh, kw = w.codes.shape  # c: one group's input channels
         pads = list(a.get("pads", [0, 0, 0, 0]))
         if pads[0] != pads[2] or pads[1] != pads[3]:
             _fail(node, f"asymmetric padding {pads}")
@@ -307,11 +337,11 @@ class _Importer:
 
         def make_layer(out, params, x=x):
             net = self.net
-            layer = net.conv(o, (kh, kw), stride=stride, padding=(pads[0], pads[1]),
+            layer = net.conv(o, (kh, kw), stride=stride, padding=(pads[0], pads[1]), groups=groups,
                              input=self.materialize(node, x), activation="none", **wq, **out, name=node.name)
             net.set_weights(layer, codes=codes.astype(np.int32), **params)
             return layer
-        return _Acc(make_layer, chain, shape, self._y_bound(c * kh * kw, x.quantizer, w.quantizer))
+        return _Acc(make_layer, chain, shape, self._y_range(c * kh * kw, x.quantizer, w.quantizer))
 
     def _per_channel(self, node, scale, channels, axis):
         s = np.asarray(scale, dtype=np.float64)
@@ -385,22 +415,21 @@ class _Importer:
             net.set_weights(layer, codes=np.ascontiguousarray(codes).astype(np.int32), **params)
             return layer
         bound_k = c * h * wd if avg else k
-        return (_Acc(make_layer, chain, (o, 1, 1), self._y_bound(bound_k, x.quantizer, w.quantizer)),)
+        return (_Acc(make_layer, chain, (o, 1, 1), self._y_range(bound_k, x.quantizer, w.quantizer)),)
 
     # ---- elementwise ----
     def _elementwise(self, node, kind):
         a, b = (self.values.get(i) for i in node.input[:2])
         if isinstance(a, _FloatInput) and isinstance(b, _Const):
-            return _FloatInput(a.name, a.shape, a.steps + [(_FLOAT_OPS[node.op_type], b.value.astype(np.float32))])
+            return _FloatInput(a.name, a.graph_shape, a.shape,
+                               a.steps + [(_FLOAT_OPS[node.op_type], b.value.astype(np.float32))])
         if kind == "add" and isinstance(a, (_Acc, _Tensor)) and isinstance(b, (_Acc, _Tensor)):
             return self._residual_add(node, a, b)
-        if isinstance(b, _Acc) and isinstance(a, _Const) and kind in ("add", "mul"):
+        if isinstance(a, _Const) and kind in ("add", "mul"):
             a, b = b, a
-        if not isinstance(a, _Acc):
-            if isinstance(a, _Tensor) and a.pending is not None:
-                a = self._continue(a)
-            else:
-                _fail(node, f"{node.op_type} of {self._kind(a)}; only a layer's result takes elementwise steps")
+        if self._as_acc(node, a) is None:
+            _fail(node, f"{node.op_type} of {self._kind(a)}; only a layer's result takes elementwise steps")
+        a = self._as_acc(node, a)
         if not isinstance(b, _Const):
             _fail(node, f"{node.op_type} by {self._kind(b)}; a constant is needed")
         acc = a.extended()
@@ -483,8 +512,8 @@ class _Importer:
         v = self.values.get(node.input[0])
         if isinstance(v, _Tensor) and v.pending is None:
             # On a tensor already quantized: a no-op where every value is already in range.
-            lo = float(v.quantizer.values(v.quantizer.lo))
-            hi = float(v.quantizer.values(v.quantizer.hi))
+            lo = _scalar(v.quantizer.values(v.quantizer.lo))
+            hi = _scalar(v.quantizer.values(v.quantizer.hi))
             if step[0] == "relu" and lo >= 0 or step[0] == "clip" and lo >= step[1] and hi <= step[2]:
                 return v
             _fail(node, "changes a quantized tensor that no layer of its own produces")
@@ -521,9 +550,68 @@ class _Importer:
     def op_AveragePool(self, node):
         a = self.attrs(node)
         x = self._input_tensor(node, node.input[0])
-        if list(a["kernel_shape"]) == list(x.shape[1:]) and not any(a.get("pads", [0])):
+        if any(a.get("pads", [0])) or a.get("ceil_mode", 0):
+            _fail(node, "an average pool with padding or ceil_mode")
+        k = list(a["kernel_shape"])
+        if k == list(x.shape[1:]):
             return _Flat(x, avg=True)
-        _fail(node, "an average pool that is not global (only linear layers read an average pool)")
+        return self._window_sum(node, x, tuple(k), tuple(a.get("strides", [1, 1])))
+
+    def _window_sum(self, node, x, kernel, stride):
+        """A window mean of a quantized tensor as a layer: a depthwise convolution with all-one 1-bit
+        unsigned weights (y = the window's sum of real codes), its chain starting at y * scale / k."""
+        c, h, w = x.shape
+        kh, kw = kernel
+        if kh > 15 or kw > 15:
+            _fail(node, f"a {kh} x {kw} average pool that is not read by a linear layer; windows up to 15 x 15 run")
+        chain = Chain(c, np.repeat(np.float64(x.quantizer.scale.reshape(-1)[0]) / (kh * kw), c))
+        shape = (c, (h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1)
+        ones = np.ones((c, kh, kw, 1), np.int32)
+
+        def make_layer(out, params):
+            layer = self.net.conv(c, (kh, kw), stride=stride, groups=c, input=self.materialize(node, x),
+                                  activation="none", w_bit=1, w_encoding="unsigned", w_zero_point=0, **out,
+                                  name=node.name)
+            self.net.set_weights(layer, codes=ones, **params)
+            return layer
+        return _Acc(make_layer, chain, shape, self._y_range(kh * kw, x.quantizer, Quantizer(1.0, 0, 1, False, False)))
+
+    def _as_acc(self, node, v):
+        """A value that takes elementwise steps: a layer's chain (a pending quantized tensor's,
+        continued past its quantizer), or a global average pool as a window-sum layer."""
+        if isinstance(v, _Acc):
+            return v
+        if isinstance(v, _Tensor) and v.pending is not None:
+            return self._continue(v)
+        if isinstance(v, _Flat) and v.avg:
+            return self._window_sum(node, v.tensor, v.tensor.shape[1:], (1, 1))
+        return None
+
+    def op_Trunc(self, node):
+        a = self.attrs(node)
+        rounding = a.get("rounding_mode", b"FLOOR")
+        rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+        scale = self.const(node, node.input[1], "the scale")
+        zp = self.const(node, node.input[2], "the zero point")
+        in_bits = self.scalar_int(node, node.input[3], "the input bit width")
+        if len(node.input) >= 6:  # version 2: an output scale, then the output bit width
+            out_scale = self.const(node, node.input[4], "the output scale")
+            out_bits = self.scalar_int(node, node.input[5], "the output bit width")
+            q = TruncQuantizer(scale, zp, in_bits, out_bits, rounding, output_scale=out_scale,
+                               signed=bool(a.get("signed", 1)), narrow=bool(a.get("narrow", 0)))
+        else:
+            out_bits = self.scalar_int(node, node.input[4], "the output bit width")
+            q = TruncQuantizer(scale, zp, in_bits, out_bits, rounding, signed=True)
+        if not 1 <= out_bits <= 8:
+            _fail(node, f"{out_bits}-bit truncation; APNN runs 1..8 bits")
+        if q.scale.size != 1 or np.asarray(q.zero_point).size != 1 or np.round(q.zero_point) != q.zero_point:
+            _fail(node, "truncation needs one scale and an integer zero point per tensor")
+        acc = self._as_acc(node, self.values.get(node.input[0]))
+        if acc is None:
+            _fail(node, f"truncates {self._kind(self.values.get(node.input[0]))}")
+        acc = acc.extended()
+        acc.chain.quantizer = q
+        return _Tensor(q, acc.shape, pending=acc)
 
     def op_ReduceMean(self, node):
         a = self.attrs(node)
@@ -536,6 +624,8 @@ class _Importer:
 
     def _flatten(self, node):
         v = self.values.get(node.input[0])
+        if isinstance(v, _FloatInput):  # on the host, before the input quantizer: F x 1 x 1
+            return _FloatInput(v.name, v.graph_shape, (int(np.prod(v.shape)), 1, 1), v.steps + [(_flatten_nchw, None)])
         if isinstance(v, _Flat):
             return v
         if isinstance(v, _Tensor):
@@ -622,11 +712,13 @@ def _renamed(original, cleaned, name):
     raise InvalidArgumentError(f"no tensor named {name!r} in the model")
 
 
-def from_torch(module, example_input, **kwargs):
+def from_torch(module, example_input, *, dynamo=None, **kwargs):
     """An ImportedNetwork from a Brevitas module: exported to QONNX in memory by Brevitas' own
-    exporter (brevitas.export.export_qonnx), then from_qonnx. example_input: one N x C x H x W
-    float tensor the module takes. Plain PyTorch layers (nn.Conv2d, nn.Linear without Brevitas
-    quantizers) have float weights and are refused by the importer, naming the node."""
+    exporter (brevitas.export.export_qonnx), then from_qonnx (kwargs: output, backend, context).
+    example_input: one N x C x H x W float tensor the module takes. dynamo: Brevitas' choice of
+    PyTorch exporter (None: its default; False: the TorchScript one, which some models, e.g.
+    brevitas_examples' ResNet-18, need). Plain PyTorch layers (nn.Conv2d, nn.Linear without
+    Brevitas quantizers) have float weights and are refused by the importer, naming the node."""
     try:
         import onnx
         from brevitas.export import export_qonnx
@@ -639,7 +731,8 @@ def from_torch(module, example_input, **kwargs):
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.onnx")
-            export_qonnx(module, example_input, export_path=path)
+            options = {} if dynamo is None else dict(dynamo=dynamo)
+            export_qonnx(module, example_input, export_path=path, **options)
             proto = onnx.load(path)  # external data, if any, is read in here
     finally:
         module.train(was_training)

@@ -56,13 +56,22 @@ def _pair(v):
 
 
 def conv2d(x_codes, w_codes, *, x_bit, w_bit, x_encoding="unsigned", w_encoding="unsigned", x_zero_point=0,
-           w_zero_point=0, stride=1, padding=0):
-    """Direct convolution of NHWC codes x (N,H,W,C) with OHWC codes w (O,KH,KW,C), as int64.
+           w_zero_point=0, stride=1, padding=0, groups=1):
+    """Direct convolution of NHWC codes x (N,H,W,C) with OHWC codes w (O,KH,KW,C/groups), as int64.
 
     Padding pixels are the real value 0 (added after decoding, so no code or zero point leaks
     into them). Sums run in float64 BLAS: every partial sum is an integer of magnitude below
-    KH*KW*C*max|x|*max|w| < 2^53, so the result is exact; it is returned as int64.
+    KH*KW*C*max|x|*max|w| < 2^53, so the result is exact; it is returned as int64. groups > 1:
+    output o reads input channels g*C/G .. (g+1)*C/G - 1 of its group g = o // (O/G).
     """
+    if groups > 1:
+        c, o = np.shape(x_codes)[-1], np.shape(w_codes)[0]
+        cg, og = c // groups, o // groups
+        parts = [conv2d(np.asarray(x_codes)[..., g * cg:(g + 1) * cg], np.asarray(w_codes)[g * og:(g + 1) * og],
+                        x_bit=x_bit, w_bit=w_bit, x_encoding=x_encoding, w_encoding=w_encoding,
+                        x_zero_point=x_zero_point, w_zero_point=w_zero_point, stride=stride, padding=padding)
+                 for g in range(groups)]
+        return np.concatenate(parts, axis=-1)
     x = decode(x_codes, x_bit, x_encoding, x_zero_point)
     w = decode(w_codes, w_bit, w_encoding, w_zero_point)
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
@@ -253,7 +262,7 @@ def network(specs, params, x, *, input_scale=1.0):
             stride, padding = s["stride"], s["padding"]
         xc, (xb, xe, xz) = acts[src]
         y = conv2d(xc, w, x_bit=xb, w_bit=s["w_bit"], x_encoding=xe, w_encoding=s["w_encoding"], x_zero_point=xz,
-                   w_zero_point=s["w_zero_point"], stride=stride, padding=padding)
+                   w_zero_point=s["w_zero_point"], stride=stride, padding=padding, groups=s.get("groups", 1))
         if s["output"] == "int32":
             out = y.astype(np.int32)
             acts[i] = (out, None)

@@ -60,6 +60,62 @@ class Quantizer:
         return ((np.asarray(codes).astype(dtype) - self.zero_point.astype(dtype)) * self.scale.astype(dtype))
 
 
+class TruncQuantizer:
+    """A QONNX Trunc: requantizes an already quantized value v (of scale and zero_point) to fewer
+    bits: t = round(v / scale + zero_point) / trunc_scale, clamped (version 2), then the node's
+    rounding (FLOOR by default). Version 1 (no output_scale) shifts by 2^(in_bits - out_bits) and
+    keeps scale and zero point; version 2 shifts by the power of two nearest output_scale / scale
+    and its values are (t - zero_point / trunc_scale) * output_scale. `scale` and `zero_point` are
+    the output codes' (what readers of the tensor see), in_scale and in_zero_point the input's."""
+
+    bipolar = False
+
+    def __init__(self, scale, zero_point, in_bits, out_bits, rounding="FLOOR", output_scale=None, signed=True,
+                 narrow=False):
+        from qonnx.custom_op.general.quant import max_int, min_int, resolve_rounding_mode
+        self.in_scale = np.asarray(scale, dtype=np.float32)
+        self.in_zero_point = np.asarray(zero_point, dtype=np.float32)
+        self.bits = int(out_bits)
+        self.signed, self.narrow = bool(signed), bool(narrow)
+        self.version = 1 if output_scale is None else 2
+        self._round = resolve_rounding_mode(rounding)
+        if self.version == 1:
+            self.trunc_scale = np.float32(2.0 ** (int(in_bits) - int(out_bits)))
+            self.scale, self.zero_point = self.in_scale, self.in_zero_point
+        else:
+            self.scale = np.asarray(output_scale, dtype=np.float32)
+            self.trunc_scale = (2 ** np.round(np.log2(self.scale / self.in_scale))).astype(np.float32)
+            self.zero_point = (self.in_zero_point / self.trunc_scale).astype(np.float32)
+        self.clamp = (int(min_int(self.signed, self.narrow, self.bits)), int(max_int(self.signed, self.narrow, self.bits))) \
+            if self.version == 2 else None
+        self.set_signed(self.signed)
+
+    def set_signed(self, signed):
+        """Version 1 carries no sign: the importer sets it from the codes the layer can produce."""
+        self.signed = bool(signed)
+        self.lo = -(2 ** (self.bits - 1)) if self.signed else 0
+        self.hi = 2 ** (self.bits - 1) - 1 if self.signed else 2 ** self.bits - 1
+        if self.clamp:
+            self.lo, self.hi = self.clamp
+
+    @property
+    def encoding(self):
+        return "signed" if self.signed else "unsigned"
+
+    def codes(self, v):
+        v = np.asarray(v)
+        dtype = v.dtype if np.issubdtype(v.dtype, np.floating) else np.dtype(np.float64)
+        t = np.round(v.astype(dtype) / self.in_scale.astype(dtype) + self.in_zero_point.astype(dtype))
+        t = t / self.trunc_scale.astype(dtype)
+        if self.clamp:
+            t = np.where(t > self.clamp[1], dtype.type(self.clamp[1]), t)
+            t = np.where(t < self.clamp[0], dtype.type(self.clamp[0]), t)
+        return self._round(t).astype(np.int64)
+
+    def values(self, codes, dtype=np.float32):
+        return (np.asarray(codes).astype(dtype) - self.zero_point.astype(dtype)) * self.scale.astype(dtype)
+
+
 class Chain:
     """The steps from a layer's integer result y to its output code, per output channel."""
 
@@ -155,17 +211,18 @@ class Chain:
                 v = q.values(q.codes(v), dtype=np.float64)
             elif kind == "residual":
                 q = self.residual[0]
-                v = v + float(q.values(residual_code, dtype=np.float64))
+                v = v + np.asarray(q.values(residual_code, dtype=np.float64)).reshape(-1)[0]
         return v
 
     def codes(self, y, residual_code=None):
         return self.quantizer.codes(self.evaluate(y, residual_code))
 
 
-def thresholds(chain, y_bound, residual_codes=None):
+def thresholds(chain, y_range, residual_codes=None):
     """The R x O x L int32 thresholds and O descending flags of the chain's output codes for every
-    y in [-y_bound, y_bound] (apnn.h, "Threshold epilogues"). residual_codes: the residual's codes
-    lowest first (one table each), or None."""
+    y in y_range = (lowest, highest) (apnn.h, "Threshold epilogues"). residual_codes: the
+    residual's codes lowest first (one table each), or None."""
+    y_lo, y_hi = (int(v) for v in y_range)
     q = chain.quantizer
     levels = 1 if q.bipolar else (2 ** q.bits - 1)
     # The level of a code: code - the lowest code of its encoding (bipolar: -1 -> 0, +1 -> 1).
@@ -175,11 +232,14 @@ def thresholds(chain, y_bound, residual_codes=None):
     tables = [None] if residual_codes is None else list(residual_codes)
     out = np.empty((len(tables), channels, levels), dtype=np.int64)
     down = np.zeros(channels, dtype=bool)
-    ends = np.array([-y_bound, y_bound], dtype=np.int64)
+    ends = np.array([y_lo, y_hi], dtype=np.int64)
     for r, code in enumerate(tables):
         def level(y, code=code):
             return (chain.codes(y, code) - lowest) // step
         at_ends = level(np.broadcast_to(ends, (channels, 2)))
+        if (at_ends < 0).any() or (at_ends > levels).any():
+            raise ValueError(f"codes outside the {q.bits}-bit {q.encoding} range (levels {at_ends.min()}.."
+                             f"{at_ends.max()} of 0..{levels})")
         table_down = at_ends[:, 1] < at_ends[:, 0]
         if r == 0:
             down = table_down
@@ -194,15 +254,15 @@ def thresholds(chain, y_bound, residual_codes=None):
         def reached(y):
             lv = level(y)
             return np.where(sign > 0, lv >= k, lv < k)
-        lo = np.full((channels, levels), -y_bound, dtype=np.int64)
-        hi = np.full((channels, levels), y_bound + 1, dtype=np.int64)  # y_bound + 1: never within range
+        lo = np.full((channels, levels), y_lo, dtype=np.int64)
+        hi = np.full((channels, levels), y_hi + 1, dtype=np.int64)  # y_hi + 1: never within range
         while (lo < hi).any():
             mid = (lo + hi) // 2
-            ok = reached(np.minimum(mid, y_bound))
-            ok = np.where(mid > y_bound, True, ok)
+            ok = reached(np.minimum(mid, y_hi))
+            ok = np.where(mid > y_hi, True, ok)
             hi = np.where(ok, mid, hi)
             lo = np.where(ok, lo, mid + 1)
         # Past the range: never; at its bottom: already there for every y.
-        t = np.where(lo > y_bound, INT32_MAX, np.where(lo == -y_bound, INT32_MIN, lo))
+        t = np.where(lo > y_hi, INT32_MAX, np.where(lo == y_lo, INT32_MIN, lo))
         out[r] = np.sort(t, axis=1)
     return out.astype(np.int32), down

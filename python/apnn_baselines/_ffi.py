@@ -9,7 +9,7 @@ import threading
 
 import cffi
 
-from apnn._ffi import cdef_from_header  # the same header dialect as apnn.h
+from apnn._ffi import bind_all, cdef_from_header  # the same header dialect as apnn.h
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _LIB = os.path.join("baselines", "libapnn_baselines.so")
@@ -39,7 +39,7 @@ def load():
             ffi = cffi.FFI()
             with open(_find(_HEADER, "APNN_BASELINES_HEADER", "ship baselines.h with the package")) as f:
                 ffi.cdef(cdef_from_header(f.read(), prefix="APNNB"))
-            lib = ffi.dlopen(_find(_LIB, "APNN_BASELINES_LIBRARY",
-                                   "build it with `tools/bazel build //baselines:libapnn_baselines.so`"))
+            lib = bind_all(ffi.dlopen(_find(_LIB, "APNN_BASELINES_LIBRARY",
+                                            "build it with `tools/bazel build //baselines:libapnn_baselines.so`")))
             _state["ffi"], _state["lib"] = ffi, lib
         return _state["ffi"], _state["lib"]

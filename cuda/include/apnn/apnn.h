@@ -217,6 +217,15 @@ APNN_API apnn_status_t apnn_gemm_kernel_name(apnn_context_t ctx, apnn_packed_t x
  *   BINARY). The library refuses (UNSUPPORTED) shapes where KH*KW*C*max|x|*max|w| could
  *   overflow int32.
  *
+ * Grouped convolution (groups = G > 1; G = C = O is depthwise, MobileNet's layers)
+ *   The C input and O output channels form G equal groups (C and O multiples of G); weights are
+ *   O x KH x KW x (C/G) and output o, of group g = o / (O/G), reads only input channels
+ *   g*C/G .. (g+1)*C/G - 1:
+ *       Y[n][oh][ow][o] = sum_{kh,kw,c < C/G} xr[n][..][..][g*C/G + c] * (W[o][kh][kw][c] - zw)
+ *   with padding as above. On CUDA it runs a direct kernel (one thread per output, integer
+ *   products of the unpacked codes: a depthwise output has only KH*KW of them, too few for tensor
+ *   cores) and the separate epilogue kernel; results are exact like every other path.
+ *
  * The fused epilogue (apnn_epilogue_t), per output element y = Y[n][oh][ow][o], in float32 with
  * every operation rounded to nearest even on its own (no fused multiply-add), "fl(.)":
  *   1. affine:    a = fl(fl(float(y) * scale[o]) + bias[o])      float(y): int32 -> float32, RNE
@@ -280,6 +289,7 @@ typedef struct apnn_conv_args {
   apnn_buffer_t residual_int32; /* NULL, or N*OH*OW*O int32 values */
   apnn_buffer_t y;
   apnn_packed_t y_packed;
+  int32_t groups;               /* 0 or 1: dense; G > 1: grouped (see "Grouped convolution") */
 } apnn_conv_args_t;
 
 /* Packs n x h x w x c codes (NHWC, host memory, INT8 / UINT8 / INT32) as a packed tensor. */
@@ -428,6 +438,8 @@ typedef struct apnn_layer_desc {
   apnn_layer_output_t output;
   apnn_quant_t out_quant;      /* PACKED output: the codes' quantization */
   float out_scale;             /* PACKED output: > 0 */
+  int32_t groups;              /* conv: 0 or 1 dense, G > 1 grouped (C and O multiples of G;
+                                  weights O x KH x KW x C/G; G = C = O: depthwise) */
 } apnn_layer_desc_t;
 
 /* Weights of a conv (O x KH x KW x C, OHWC) or linear (O x K) layer, copied and packed at once. */
