@@ -10,6 +10,7 @@
 #include "apnn/apnn.h"
 #include "common/api_util.h"
 #include "common/backend.h"
+#include "common/epilogue.h"
 #include "common/objects.h"
 #include "common/quant.h"
 #include "common/status.h"
@@ -271,18 +272,13 @@ apnn_status_t apnn_quantize_pack(apnn_context_t ctx, const float* values, int64_
                 "scale must be a finite number > 0");
     const int64_t n = rows * cols;
     std::vector<int32_t> codes(static_cast<size_t>(n));
-    const double lo = apnn::code_min(quant->bits, quant->encoding);
-    const double hi = apnn::code_max(quant->bits, quant->encoding);
+    // The library's one rounding rule (apnn.h, epilogue step 5): the float32 quotient, rounded half
+    // to even, clamped, plus the zero point; the same as network inputs and float weights.
+    const apnn::OutputQuant oq = apnn::output_quant(*quant);
     for (int64_t i = 0; i < n; ++i) {
       const float v = values[i];
       require_arg(v == v, "values[" + std::to_string(i) + "] is NaN");
-      if (quant->encoding == APNN_ENCODING_BINARY) {
-        codes[i] = v >= 0.0f ? 1 : -1;
-      } else {
-        // nearbyint rounds half to even under the default rounding mode.
-        const double q = std::nearbyint(static_cast<double>(v) / scale) + quant->zero_point;
-        codes[i] = static_cast<int32_t>(q < lo ? lo : q > hi ? hi : q);
-      }
+      codes[i] = apnn::requantize(oq, scale, v);
     }
     const size_t bytes = static_cast<size_t>(n) * sizeof(int32_t);
     Scratch staging(ctx->backend.get(), bytes);

@@ -59,3 +59,38 @@ def test_zoo_model_equals_the_executor(name, shape, tmp_path):
     want = ctx[mw.graph.output[0].name]
     np.testing.assert_allclose(out, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
     np.testing.assert_array_equal(out.argmax(1), want.argmax(1))
+
+
+def test_plain_pytorch_layers_are_refused_by_name():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 3)).eval()
+    with pytest.raises(apnn.UnsupportedError, match="Conv.*float input"):
+        apnn.from_torch(model, torch.rand(1, 1, 8, 8), backend="host")
+
+
+def test_hardtanh_and_trunc_avg_pool(tmp_path):
+    import brevitas.nn as qnn
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(
+        qnn.QuantIdentity(bit_width=8),
+        qnn.QuantConv2d(3, 16, 3, padding=1, weight_bit_width=2, bias=False),
+        torch.nn.BatchNorm2d(16), qnn.QuantHardTanh(bit_width=2, max_val=1.0, min_val=-1.0),
+        qnn.QuantConv2d(16, 16, 3, padding=1, weight_bit_width=2, bias=False),
+        torch.nn.BatchNorm2d(16), qnn.QuantReLU(bit_width=3, return_quant_tensor=True),
+        qnn.TruncAvgPool2d(kernel_size=2, stride=2, bit_width=4),
+        torch.nn.Flatten(), qnn.QuantLinear(16 * 4 * 4, 5, weight_bit_width=4, bias=True)).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = np.random.default_rng(1).random((4, 3, 8, 8), dtype=np.float32)
+    net = apnn.from_torch(model, torch.from_numpy(x[:1]), backend="host")
+    from brevitas.export import export_qonnx
+    import onnx
+    path = str(tmp_path / "m.onnx")
+    export_qonnx(model, torch.from_numpy(x[:1]), export_path=path)
+    mw = cleanup_model(ModelWrapper(onnx.load(path)))
+    ctx, report = compare_with_executor(mw, x, "host")
+    assert sum(w for _, w in report.values()) == 0, report
+    want = ctx[mw.graph.output[0].name]
+    np.testing.assert_allclose(net(x), want, rtol=0, atol=1e-5 * float(np.abs(want).max()))

@@ -114,3 +114,55 @@ def test_library_functions_are_bound_at_load():
     names = dir(lib)
     assert "apnn_network_destroy" in names
     assert [n for n in names if n not in vars(lib)] == []
+
+
+# The mistaken calls a new user made (issue: reliability): each gets an apnn error, none a silent
+# truncation or cffi's OverflowError.
+MISTAKES = [
+    ("gemm with a fractional zero point", apnn.InvalidTypeError,
+     lambda ctx: apnn.gemm(codes((2, 8)), codes((3, 8)), x_bit=2, w_bit=2, x_zero_point=0.5, context=ctx)),
+    ("network input zero point 1.7", apnn.InvalidTypeError,
+     lambda ctx: apnn.Network((4, 4, 3), input_zero_point=1.7, context=ctx)),
+    ("a buffer of -1 bytes", apnn.InvalidArgumentError, lambda ctx: ctx.buffer(-1)),
+    ("bits 2**40", apnn.InvalidArgumentError, lambda ctx: ctx.pack(codes((2, 3)), 2**40)),
+    ("zero point 2**40", apnn.InvalidArgumentError, lambda ctx: ctx.pack(codes((2, 3)), 2, zero_point=2**40)),
+    ("conv stride 2**40", apnn.InvalidArgumentError,
+     lambda ctx: apnn.conv2d(codes((1, 4, 4, 3)), codes((2, 3, 3, 3)), x_bit=2, w_bit=2, stride=2**40, context=ctx)),
+    ("conv padding 2**40", apnn.InvalidArgumentError,
+     lambda ctx: apnn.conv2d(codes((1, 4, 4, 3)), codes((2, 3, 3, 3)), x_bit=2, w_bit=2, padding=(1, 2**40),
+                             context=ctx)),
+    ("an epilogue of 2**70 channels", apnn.InvalidArgumentError, lambda ctx: apnn.Epilogue(ctx, 2**70)),
+    ("gemm override 2**40", apnn.InvalidArgumentError, lambda ctx: ctx.set_gemm_override(2**40)),
+    ("a conv of 2**70 outputs", apnn.InvalidArgumentError,
+     lambda ctx: apnn.Network((4, 4, 3), context=ctx).conv(2**70, 3)),
+    ("a layer id of 2**40", apnn.InvalidArgumentError,
+     lambda ctx: apnn.Network((4, 4, 3), context=ctx).conv(2, 3, input=2**40)),
+    ("a float batch", apnn.InvalidTypeError, lambda ctx: apnn.Network((4, 4, 3), context=ctx).plan(2.5)),
+]
+
+
+@pytest.mark.parametrize("what,error,call", MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_mistaken_calls_get_apnn_errors(host_ctx, what, error, call):
+    with pytest.raises(error):
+        call(host_ctx)
+
+
+def test_one_rounding_rule_for_quantize_pack_and_networks(host_ctx):
+    # The float32 quotient decides ties (apnn.h, apnn_quantize_pack): the same codes as a network's
+    # float input and float weights, and the oracle's reference.quantize. Values near k + 0.5
+    # steps of 0.3 put the float32 and the exact quotient on different sides of many ties.
+    rng = np.random.default_rng(7)
+    k = rng.integers(-20, 20, 4000)
+    values = ((k + 0.5) * np.float32(0.3)).astype(np.float32).reshape(40, 100)
+    values[0, :8] = [np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30, 0.15, -0.15]
+    for bits, enc, zp in [(4, "signed", 0), (4, "unsigned", 3), (8, "signed", -5), (1, "binary", 0)]:
+        want = apnn.reference.quantize(values, 0.3, bits, enc, zp)
+        packed = host_ctx.quantize_pack(values, 0.3, bits, enc, zp)
+        direct = host_ctx.pack(want, bits, enc, zp)
+        np.testing.assert_array_equal(packed.planes(), direct.planes(), f"{bits}-bit {enc} zp {zp}")
+    # A network's float input takes the same codes.
+    net = apnn.Network((1, 100, 1), input_bits=4, input_encoding="signed", input_scale=0.3, context=host_ctx)
+    conv = net.conv(1, 1, w_bit=1, w_encoding="unsigned", output="int32")
+    net.set_weights(conv, codes=np.ones((1, 1, 1, 1), np.int32))
+    x = values[1:5].reshape(4, 1, 100, 1)
+    np.testing.assert_array_equal(net(x)[..., 0], apnn.reference.quantize(x, 0.3, 4, "signed")[..., 0])

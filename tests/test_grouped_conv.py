@@ -79,8 +79,10 @@ def test_groups_must_divide_channels(host_ctx):
     net = apnn.Network((4, 4, 6), context=host_ctx)
     with pytest.raises(apnn.InvalidArgumentError, match="groups = 4 must divide"):
         net.conv(8, 3, padding=1, groups=4)
-    with pytest.raises(apnn.InvalidArgumentError, match="positive integer"):
-        net.conv(6, 3, padding=1, groups=0)
+    with pytest.raises(apnn.InvalidArgumentError, match="groups = -2 must divide"):
+        net.conv(6, 3, padding=1, groups=-2)
+    with pytest.raises(apnn.InvalidTypeError, match="groups must be an integer"):
+        net.conv(6, 3, padding=1, groups=1.5)
     with pytest.raises(apnn.ApnnError, match="no groups|unexpected keyword"):
         net.linear(3, groups=2)
     x = apnn.pack_nhwc(host_ctx, np.zeros((1, 4, 4, 6), np.int32), 2)

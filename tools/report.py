@@ -5,7 +5,7 @@ seed paper's GEMM, CONV and NN tables, as Markdown (report.md), plots (PNG) and 
     bazel run //tools:report -- --tiny --out_dir=/tmp/report           # tiny shapes, any machine
     python3 tools/report.py --out_dir=$OUT/report                      # GPU machine, no Bazel
                                                                        # (tools/device/report.sh)
-Tables (seed = APNN-TC's, /work/shared/reference/apnn-tc-readme.txt):
+Tables (seed = the shapes of APNN-TC's published tables):
   GEMM  M=64, N=K=128..1024 step 128. APNN w1a1 w1a2 w1a3 w1a4 w2a2 w4a4 (activations unsigned,
         weights binary +-1 at 1 bit, else signed); CUTLASS INT1 AND / XOR and INT4; cuBLAS
         FP16 / INT8 / FP8 (PyTorch).

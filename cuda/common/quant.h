@@ -1,4 +1,4 @@
-// The arithmetic of quantized codes (DESIGN.md section 1): value ranges, bit-plane
+// The arithmetic of quantized codes (docs/arithmetic.md): value ranges, bit-plane
 // coefficients and the offsets that the rank-1 corrections use. Shared by host and device.
 #pragma once
 

@@ -496,6 +496,21 @@ std::string ConvRunner::kernel_name(const ConvCall& call, const GemmTarget& targ
   return name;
 }
 
+void ConvRunner::set_outputs(const ConvCall& call, ConvKernelParams& prm) const {
+  if (call.has_epilogue) {
+    prm.ep = call.epilogue;
+    prm.res = call.residual;
+    if (!uses_table(call)) prm.ep.thresholds = nullptr;
+  }
+  if (call.y_packed) {
+    prm.oq = output_quant(call.y_packed->quant);
+    prm.out_planes = call.y_packed->planes_mem;
+    prm.out_row_sums = call.y_packed->row_sums_mem;
+    prm.out_rows_padded = call.y_packed->rows_padded;
+    prm.out_words = call.y_packed->words;
+  }
+}
+
 void ConvRunner::run_grouped(const ConvCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   require(!unpadded_rows(call), APNN_STATUS_INTERNAL_ERROR,
@@ -508,16 +523,7 @@ void ConvRunner::run_grouped(const ConvCall& call, cudaStream_t stream) {
   prm.O = static_cast<int>(g.out_channels);
   prm.OH = static_cast<int>(g.out_h);
   prm.OW = static_cast<int>(g.out_w);
-  prm.ep = call.epilogue;
-  prm.res = call.residual;
-  if (!uses_table(call)) prm.ep.thresholds = nullptr;
-  if (call.y_packed) {
-    prm.oq = output_quant(call.y_packed->quant);
-    prm.out_planes = call.y_packed->planes_mem;
-    prm.out_row_sums = call.y_packed->row_sums_mem;
-    prm.out_rows_padded = call.y_packed->rows_padded;
-    prm.out_words = call.y_packed->words;
-  }
+  set_outputs(call, prm);
   launch_grouped_conv(call, prm.y, stream);
   launch_epilogue(call, prm, stream);
 }
@@ -577,18 +583,7 @@ void ConvRunner::run(const ConvCall& call, const GemmTarget& target, cudaStream_
   }
   prm.ox = real_offset(x.quant);
   prm.ow = real_offset(w.quant);
-  if (call.has_epilogue) {
-    prm.ep = call.epilogue;
-    prm.res = call.residual;
-    if (!uses_table(call)) prm.ep.thresholds = nullptr;
-  }
-  if (call.y_packed) {
-    prm.oq = output_quant(call.y_packed->quant);
-    prm.out_planes = call.y_packed->planes_mem;
-    prm.out_row_sums = call.y_packed->row_sums_mem;
-    prm.out_rows_padded = call.y_packed->rows_padded;
-    prm.out_words = call.y_packed->words;
-  }
+  set_outputs(call, prm);
 
   if (plan.halo) {
     prm.M = static_cast<int>(g.out_pixels());

@@ -11,6 +11,7 @@
 namespace apnn {
 
 struct ConvPlan;
+struct ConvKernelParams;
 
 // Per-context state of the CUDA convolution: the pinned choices and an int32 workspace for
 // the results of split-K or unfused calls (grown outside graph capture, by the first call).
@@ -34,6 +35,8 @@ class ConvRunner {
 
  private:
   ConvPlan plan(const ConvCall& call, const GemmTarget& target) const;
+  // The epilogue, residual and packed-output fields of the kernels' parameters.
+  void set_outputs(const ConvCall& call, ConvKernelParams& prm) const;
   // A grouped convolution (conv_grouped.h), then the separate epilogue where it has one.
   void run_grouped(const ConvCall& call, cudaStream_t stream);
   // Whether the call's packed output comes from its threshold table (a caller's table always).

@@ -1,6 +1,6 @@
 // Implicit-GEMM convolution on mma.sync.m16n8k256.b1.and.popc, over packed NHWC bit-planes.
 //
-// The GEMM view (DESIGN.md section 1; cuda/gemm/bitplane_gemm_kernel.cuh): bit-rows are
+// The GEMM view (docs/arithmetic.md; cuda/gemm/bitplane_gemm_kernel.cuh): bit-rows are
 // p planes x TM output pixels, bit-columns q planes x TN output channels, and K walks
 // taps x channel words. No im2col is materialized: for each 256-bit K slice the loader computes
 // the input pixel of that tap for each of its output pixels and copies the 32-byte chunk with

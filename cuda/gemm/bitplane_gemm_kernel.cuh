@@ -6,7 +6,7 @@
 // TN = BN / q output columns: one read of a tile of X feeds all p*q plane products. At the
 // end the block combines its popcount tile in shared memory,
 //     Y[m][n] = sum_ij cx_i cw_j popc(X_i[m] & W_j[n]) + ow*Sx[m] + ox*Sw[n] + K*ox*ow,
-// (DESIGN.md section 1) and writes int32.
+// (docs/arithmetic.md) and writes int32.
 //
 // Split K: the blocks of one output tile along grid.z either form a thread-block cluster
 // (sm_90) and add their popcount tiles through distributed shared memory, or (sm_80) add

@@ -323,10 +323,13 @@ APNN_HD int32_t max_pool_word(const PoolCall& c, int64_t n, int64_t oh, int64_t 
   return sum;
 }
 
+// The words that hold channels: x and y may differ in row padding (a network's unpadded
+// tensors), and y's padding words stay as planned (zero).
 APNN_HD void max_pool_row(const PoolCall& c, int64_t row) {
   const int64_t ow = row % c.y.width, oh = (row / c.y.width) % c.y.height, n = row / (c.y.width * c.y.height);
+  const int64_t real_words = (c.y.cols + 31) / 32;
   int32_t sum = 0;
-  for (int64_t w = 0; w < c.x.words; ++w) sum += max_pool_word(c, n, oh, ow, row, w);
+  for (int64_t w = 0; w < real_words; ++w) sum += max_pool_word(c, n, oh, ow, row, w);
   c.y.row_sums[row] = sum;
 }
 

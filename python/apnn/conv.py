@@ -11,7 +11,7 @@ fused epilogues").
 """
 import numpy as np
 
-from .core import ENCODINGS, PackedMatrix, _check, _encoding, default_context
+from .core import ENCODINGS, PackedMatrix, _check, _encoding, c_int, default_context
 from .errors import InvalidArgumentError, InvalidTypeError
 
 _CODE_DTYPES = {np.dtype(np.int8): 0, np.dtype(np.uint8): 1, np.dtype(np.int32): 2}
@@ -36,12 +36,12 @@ def _codes4(codes, name):
 
 def _pair(v, name):
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return int(v), int(v)
+        return c_int(v, name), c_int(v, name)
     try:
         a, b = v
-        return int(a), int(b)
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+    return c_int(a, name), c_int(b, name)
 
 
 class PackedTensor(PackedMatrix):
@@ -141,7 +141,7 @@ class Epilogue:
         self.context = ctx
         ffi, lib = ctx._ffi, ctx._lib
         desc = ffi.new("apnn_epilogue_desc_t*")
-        desc.channels = int(channels)
+        desc.channels = c_int(channels, "channels", "int64")
         keep = []
         for field, values in (("scale", scale), ("bias", bias)):
             if values is not None:
@@ -154,8 +154,8 @@ class Epilogue:
         desc.activation = ACTIVATIONS[activation]
         desc.clip_lo, desc.clip_hi = float(clip[0]), float(clip[1])
         desc.pool = POOLS[pool]
-        desc.pool_size = int(pool_size)
-        desc.pool_stride = int(pool_size if pool_stride is None else pool_stride)
+        desc.pool_size = c_int(pool_size, "pool_size")
+        desc.pool_stride = c_int(pool_size if pool_stride is None else pool_stride, "pool_stride")
         desc.out_scale = float(out_scale)
         out = ffi.new("apnn_epilogue_t*")
         _check(lib.apnn_epilogue_create(ctx._handle, desc, out))
@@ -184,9 +184,7 @@ def _args(ctx, x, w, stride, padding, epilogue, residual, out, groups=1):
     args.x, args.w = x._handle, w._handle
     args.stride_h, args.stride_w = _pair(stride, "stride")
     args.pad_h, args.pad_w = _pair(padding, "padding")
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or not 1 <= groups <= 2**31 - 1:
-        raise InvalidArgumentError(f"groups must be a positive integer, got {groups!r}")
-    args.groups = int(groups)
+    args.groups = c_int(groups, "groups")
     keep = []
     if epilogue is not None:
         if not isinstance(epilogue, Epilogue):
@@ -251,7 +249,7 @@ def conv2d_benchmark(ctx, x, w, *, stride=1, padding=0, epilogue=None, residual=
     args, keep = _args(ctx, x, w, stride, padding, epilogue, residual, out, groups)
     _set_output(ctx, args, keep, x, w, stride, padding, epilogue, out, groups)
     us = ctx._ffi.new("double*")
-    _check(ctx._lib.apnn_conv2d_benchmark(ctx._handle, args, int(warmup), int(iters), us))
+    _check(ctx._lib.apnn_conv2d_benchmark(ctx._handle, args, c_int(warmup, "warmup"), c_int(iters, "iters"), us))
     return float(us[0])
 
 
@@ -265,7 +263,7 @@ def conv2d_kernel_name(ctx, x, w, *, stride=1, padding=0, epilogue=None, residua
 
 def set_conv_override(ctx, split_k=0, fuse=True):
     """Pins the CUDA convolution's split-K and epilogue fusion (ignored on the host)."""
-    _check(ctx._lib.apnn_context_set_conv_override(ctx._handle, int(split_k), 1 if fuse else 0))
+    _check(ctx._lib.apnn_context_set_conv_override(ctx._handle, c_int(split_k, "split_k"), 1 if fuse else 0))
 
 
 def conv2d(x_codes, w_codes, *, x_bit, w_bit, x_encoding="unsigned", w_encoding="unsigned", x_zero_point=0,

@@ -29,6 +29,21 @@ def cuda_device_count():
     return int(out[0])
 
 
+_C_RANGES = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1), "size": (0, 2**64 - 1)}
+
+
+def c_int(value, name, kind="int32"):
+    """An integer argument for the C API: an int (not a bool, not a float with a fraction, which
+    would be truncated) inside the C type's range, else an apnn error rather than cffi's."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidTypeError(f"{name} must be an integer, got {value!r}")
+    lo, hi = _C_RANGES[kind]
+    if not lo <= int(value) <= hi:
+        raise InvalidArgumentError(f"{name} = {int(value)} is outside the range of the C API's {kind} "
+                                   f"({lo}..{hi})")
+    return int(value)
+
+
 def _encoding(name):
     if name not in ENCODINGS:
         raise InvalidArgumentError(f"encoding must be one of {sorted(ENCODINGS)}, got {name!r}")
@@ -80,11 +95,9 @@ class Context:
 
     def _quant(self, bits, encoding, zero_point):
         q = self._ffi.new("apnn_quant_t*")
-        if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool):
-            raise InvalidTypeError(f"bits must be an int, got {type(bits).__name__}")
-        q.bits = int(bits)
+        q.bits = c_int(bits, "bits")
         q.encoding = _encoding(encoding)
-        q.zero_point = int(zero_point)
+        q.zero_point = c_int(zero_point, "zero_point")
         return q
 
     def pack(self, codes, bits, encoding="unsigned", zero_point=0):
@@ -103,8 +116,8 @@ class Context:
             raise InvalidTypeError(f"codes must be int8, uint8 or int32, got {dt}")
         quant = self._quant(bits, encoding, zero_point)
         out = self._ffi.new("apnn_packed_t*")
-        _check(self._lib.apnn_pack_buffer(self._handle, buffer._handle, _CODE_DTYPES[dt], int(rows), int(cols), quant,
-                                          out))
+        _check(self._lib.apnn_pack_buffer(self._handle, buffer._handle, _CODE_DTYPES[dt], c_int(rows, "rows", "int64"),
+                                          c_int(cols, "cols", "int64"), quant, out))
         return PackedMatrix(self, out[0])
 
     @property
@@ -117,7 +130,8 @@ class Context:
         through clusters or global memory); the defaults restore the automatic choice."""
         flags = (self._lib.APNN_GEMM_FORCE_GENERIC if generic else 0) | (0 if clusters else
                                                                          self._lib.APNN_GEMM_NO_CLUSTER)
-        _check(self._lib.apnn_context_set_gemm_override(self._handle, int(config), int(split_k), flags))
+        _check(self._lib.apnn_context_set_gemm_override(self._handle, c_int(config, "config"),
+                                                        c_int(split_k, "split_k"), flags))
 
     def quantize_pack(self, values, scale, bits, encoding="unsigned", zero_point=0):
         """Quantizes float values (code = clamp(round_half_even(v / scale) + zero_point)) and packs them."""
@@ -135,7 +149,7 @@ class Context:
 
     def buffer(self, nbytes):
         out = self._ffi.new("apnn_buffer_t*")
-        _check(self._lib.apnn_buffer_create(self._handle, int(nbytes), out))
+        _check(self._lib.apnn_buffer_create(self._handle, c_int(nbytes, "nbytes", "size"), out))
         return Buffer(self, out[0], int(nbytes))
 
     def _check_packed(self, *packed):
@@ -161,8 +175,8 @@ class Context:
         """Median microseconds of one GEMM (CUDA graph replays timed with CUDA events on a GPU)."""
         self._check_packed(x, w)
         us = self._ffi.new("double*")
-        _check(self._lib.apnn_gemm_benchmark(self._handle, x._handle, w._handle, y_buffer._handle, int(warmup),
-                                             int(iters), us))
+        _check(self._lib.apnn_gemm_benchmark(self._handle, x._handle, w._handle, y_buffer._handle,
+                                             c_int(warmup, "warmup"), c_int(iters, "iters"), us))
         return float(us[0])
 
     def gemm_kernel_name(self, x, w):

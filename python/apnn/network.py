@@ -16,7 +16,7 @@ holds the resolved dicts that apnn.reference.network evaluates.
 import numpy as np
 
 from .conv import ACTIVATIONS, POOLS, _pair
-from .core import ENCODINGS, _CODE_DTYPES, _check, default_context
+from .core import ENCODINGS, _CODE_DTYPES, _check, c_int, default_context
 from .errors import InvalidArgumentError, InvalidTypeError
 
 OUTPUTS = {"packed": 0, "float": 1, "int32": 2}
@@ -40,7 +40,7 @@ class Network:
         self.context = ctx = context or default_context(backend)
         self._ffi, self._lib = ctx._ffi, ctx._lib
         desc = self._ffi.new("apnn_network_input_desc_t*")
-        desc.height, desc.width, desc.channels = (int(s) for s in input_shape)
+        desc.height, desc.width, desc.channels = (c_int(s, "input_shape", "int64") for s in input_shape)
         desc.quant = ctx._quant(input_bits, input_encoding, input_zero_point)[0]
         desc.scale = float(input_scale)
         out = self._ffi.new("apnn_network_t*")
@@ -72,7 +72,7 @@ class Network:
             return self._names[layer]
         if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool):
             raise InvalidTypeError(f"{what} must be a layer id or name, got {layer!r}")
-        return int(layer)
+        return c_int(layer, what)
 
     def _added(self, spec, new_id):
         self._batch = None
@@ -94,21 +94,19 @@ class Network:
             activation = "relu" if output == "packed" else "none"
         d = ffi.new("apnn_layer_desc_t*")
         d.input = src
-        d.out_channels = int(out_channels)
+        d.out_channels = c_int(out_channels, "out_channels", "int64")
         kh, kw = _pair(kernel, "kernel")
         sh, sw = _pair(stride, "stride")
         ph, pw = _pair(padding, "padding")
         if not linear:
             d.kernel_h, d.kernel_w, d.stride_h, d.stride_w, d.pad_h, d.pad_w = kh, kw, sh, sw, ph, pw
         d.weight_quant = ctx._quant(w_bit, w_encoding, w_zero_point)[0]
-        if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or not 1 <= groups <= 2**31 - 1:
-            raise InvalidArgumentError(f"groups must be a positive integer, got {groups!r}")
-        d.groups = int(groups)
+        d.groups = c_int(groups, "groups")
         d.activation = _choice(activation, ACTIVATIONS, "activation")
         d.clip_lo, d.clip_hi = float(clip[0]), float(clip[1])
         d.pool = _choice(pool, POOLS, "pool")
-        d.pool_size = int(pool_size) if pool != "none" else 0
-        d.pool_stride = int(pool_size if pool_stride is None else pool_stride) if pool != "none" else 0
+        d.pool_size = c_int(pool_size, "pool_size") if pool != "none" else 0
+        d.pool_stride = c_int(pool_size if pool_stride is None else pool_stride, "pool_stride") if pool != "none" else 0
         res = 0 if residual is None else self._id(residual, "residual")
         if residual is not None and res == 0:
             raise InvalidArgumentError("the network input cannot be a residual")
@@ -156,8 +154,8 @@ class Network:
         src = self._id(input, "input")
         stride = kernel if stride is None else stride
         new_id = self._ffi.new("int32_t*")
-        _check(self._lib.apnn_network_add_pool(self._handle, src, POOLS["max"], int(kernel), int(stride), int(padding),
-                                               new_id))
+        _check(self._lib.apnn_network_add_pool(self._handle, src, POOLS["max"], c_int(kernel, "kernel"),
+                                               c_int(stride, "stride"), c_int(padding, "padding"), new_id))
         return self._added(dict(type="maxpool", name=name, input=src, kernel=int(kernel), stride=int(stride),
                                 padding=int(padding), out_scale=self.specs[src]["out_scale"]), int(new_id[0]))
 
@@ -332,7 +330,7 @@ class Network:
 
     def plan(self, batch):
         """Prepares the network for `batch` images (done by __call__ / benchmark when needed)."""
-        _check(self._lib.apnn_network_plan(self._handle, int(batch)))
+        _check(self._lib.apnn_network_plan(self._handle, c_int(batch, "batch", "int64")))
         self._batch = int(batch)
         shape, dtype = self._ffi.new("int64_t[4]"), self._ffi.new("apnn_dtype_t*")
         _check(self._lib.apnn_network_output_shape(self._handle, shape, dtype))
@@ -370,7 +368,7 @@ class Network:
         if self._batch != batch:
             self.plan(batch)
         us = self._ffi.new("double*")
-        _check(self._lib.apnn_network_benchmark(self._handle, int(warmup), int(iters), us))
+        _check(self._lib.apnn_network_benchmark(self._handle, c_int(warmup, "warmup"), c_int(iters, "iters"), us))
         self._times = self._layer_times()
         return us[0] / 1000.0
 
@@ -406,7 +404,7 @@ class Network:
     def summary(self):
         """A table: id, name, kind, output shape, bits (w/x out), GOPs per image, weight bytes."""
         times = dict(self._times) if self._times else {}
-        lines = [f"{'id':>3} {'name':<20} {'kind':<8} {'output':>16} {'bits':>9} {'MOPs/img':>10} {'weights':>10}"
+        lines = [f"{'id':>3} {'name':<20} {'kind':<10} {'output':>16} {'bits':>9} {'MOPs/img':>10} {'weights':>10}"
                  + ("   ms" if times else "")]
         total_ops = total_bytes = 0
         for i in range(len(self.specs)):
@@ -422,7 +420,11 @@ class Network:
             total_ops += ops
             total_bytes += info["weight_bytes"]
             kind = info["kind"] + ("*" if info["fused"] and info["kind"] == "pool" else "")
-            line = (f"{i:>3} {info['name'][:20]:<20} {kind:<8} {shape:>16} {bits:>9} {ops / 1e6:>10.1f} "
+            groups = self.specs[i].get("groups", 1)
+            if groups > 1:  # grouped; depthwise where every channel is its own group
+                kind += "/dw" if groups == self.specs[i]["out_channels"] == info["shape"][2] and \
+                    self.weight_shape(i)[3] == 1 else f"/g{groups}"
+            line = (f"{i:>3} {info['name'][:20]:<20} {kind:<10} {shape:>16} {bits:>9} {ops / 1e6:>10.1f} "
                     f"{info['weight_bytes']:>10}")
             if times:
                 line += f" {times.get(info['name'], 0.0):7.4f}"

@@ -1,5 +1,5 @@
 // Peak of Hopper's warpgroup binary MMA (wgmma ... b1.b1.and.popc, SASS BGMMA), the number the
-// wgmma GEMM is measured against (../shared/probe/mma_peak.cu measures mma.sync). Operands are
+// wgmma GEMM is measured against (an mma.sync probe measures that instruction's). Operands are
 // whatever shared memory holds: only the rate matters. Build and run on an sm_90 GPU:
 //   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Icuda tools/probe/wgmma_b1_peak.cu
 #include <cuda_runtime.h>

@@ -159,10 +159,13 @@ APNN_API apnn_status_t apnn_pack(apnn_context_t ctx, const void* codes, apnn_dty
 APNN_API apnn_status_t apnn_pack_buffer(apnn_context_t ctx, apnn_buffer_t codes, apnn_dtype_t dtype,
                                         int64_t rows, int64_t cols, const apnn_quant_t* quant,
                                         apnn_packed_t* packed);
-/* Quantizes float32 host values and packs them:
- *   code = clamp(round_half_even(x / scale) + zero_point, lo, hi)
- * with [lo, hi] the code range of (bits, encoding); for BINARY, code = x >= 0 ? +1 : -1
- * and scale is ignored. The packed operand keeps quant->zero_point. scale > 0. */
+/* Quantizes float32 host values and packs them with the library's one rounding rule (the same
+ * for network inputs, float weights and epilogue step 5):
+ *   code = clamp(rint_half_even(fl(x / scale)) + zero_point, lo, hi)
+ * where fl(x / scale) is the float32 quotient, [lo, hi] the code range of (bits, encoding); for
+ * BINARY, code = x >= 0 ? +1 : -1 and scale is ignored. NaN fails. The packed operand keeps
+ * quant->zero_point. scale > 0. (QONNX's Quant adds the zero point before rounding, which differs
+ * on ties with an odd zero point: apnn.from_qonnx reproduces that rule itself.) */
 APNN_API apnn_status_t apnn_quantize_pack(apnn_context_t ctx, const float* values, int64_t rows,
                                           int64_t cols, float scale, const apnn_quant_t* quant,
                                           apnn_packed_t* packed);
@@ -222,9 +225,10 @@ APNN_API apnn_status_t apnn_gemm_kernel_name(apnn_context_t ctx, apnn_packed_t x
  *   O x KH x KW x (C/G) and output o, of group g = o / (O/G), reads only input channels
  *   g*C/G .. (g+1)*C/G - 1:
  *       Y[n][oh][ow][o] = sum_{kh,kw,c < C/G} xr[n][..][..][g*C/G + c] * (W[o][kh][kw][c] - zw)
- *   with padding as above. On CUDA it runs a direct kernel (one thread per output, integer
- *   products of the unpacked codes: a depthwise output has only KH*KW of them, too few for tensor
- *   cores) and the separate epilogue kernel; results are exact like every other path.
+ *   with padding as above. The host backend runs it. The CUDA backend has a direct kernel for it
+ *   (one thread per output, integer products of the unpacked codes: a depthwise output has only
+ *   KH*KW of them, too few for tensor cores) and refuses it (UNSUPPORTED) until that kernel has
+ *   been verified on a GPU.
  *
  * The fused epilogue (apnn_epilogue_t), per output element y = Y[n][oh][ow][o], in float32 with
  * every operation rounded to nearest even on its own (no fused multiply-add), "fl(.)":
@@ -381,8 +385,9 @@ APNN_API apnn_status_t apnn_context_set_conv_override(apnn_context_t ctx, int32_
  * Any step function of y that is monotone per channel has this form, so the importer computes
  * the tables in whatever arithmetic the model was defined in. Thresholds are checked at
  * apnn_network_set_weights (INVALID_ARGUMENT for a decreasing row or a layer that cannot take
- * them). On CUDA, tables of at most 3 levels with at most 4 residual tables run in every fused
- * kernel as the library's own do; wider ones run the separate epilogue kernel.
+ * them). The host backend runs them; the CUDA backend refuses them (UNSUPPORTED) until its path
+ * (tables of at most 3 levels and 4 residual tables in the fused kernels as the library's own,
+ * wider ones in the separate epilogue kernel) has been verified on a GPU.
  *
  * Outputs. Every layer read by another must produce packed codes (APNN_LAYER_OUTPUT_PACKED,
  * of out_quant and out_scale). The network's output layer may instead produce FLOAT32 (the
