@@ -16,7 +16,7 @@ def images(rng, n, shape=(32, 32, 3)):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("bits", [(1, 2), (2, 2)], ids=["w1a2", "w2a2"])
-@pytest.mark.parametrize("model", ["alexnet", "vgg_variant", "resnet18"])
+@pytest.mark.parametrize("model", ["alexnet", "vgg_variant", "resnet18", "resnet50"])
 def test_small_models_match_oracle(model, bits, backend, rng):
     w_bit, x_bit = bits
     net = apnn.models.build(model, w_bit=w_bit, x_bit=x_bit, context=apnn.default_context(backend), seed=3, **SMALL)

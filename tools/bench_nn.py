@@ -22,7 +22,7 @@ from absl import app, flags
 import apnn
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("model", ["alexnet"], "alexnet, vgg_variant, resnet18, or all.")
+flags.DEFINE_list("model", ["alexnet"], "alexnet, vgg_variant, resnet18, resnet50, or all.")
 flags.DEFINE_integer("w_bit", 1, "Weight bits (binary for 1, else signed).")
 flags.DEFINE_integer("x_bit", 2, "Activation bits (unsigned after ReLU).")
 flags.DEFINE_integer("batch", 8, "Images per forward pass.")

@@ -104,10 +104,11 @@ std::vector<int32_t> import_threshold_table(const int32_t* given, const uint8_t*
       out[o] = down ? levels : 0;
       out[channels + o] = down ? -1 : 1;
       for (int k = 0; k < levels; ++k) {
-        require_arg(k == 0 || row[k - 1] <= row[k],
-                    "thresholds: table " + std::to_string(r) + ", channel " + std::to_string(o) + " decreases at entry " +
-                        std::to_string(k) + " (" + std::to_string(row[k - 1]) + " > " + std::to_string(row[k]) +
-                        "); each row must be non-decreasing");
+        if (k > 0 && row[k - 1] > row[k])  // the message reads row[k - 1]: only build it here
+          throw Error(APNN_STATUS_INVALID_ARGUMENT,
+                      "thresholds: table " + std::to_string(r) + ", channel " + std::to_string(o) +
+                          " decreases at entry " + std::to_string(k) + " (" + std::to_string(row[k - 1]) + " > " +
+                          std::to_string(row[k]) + "); each row must be non-decreasing");
         out[(k + 2) * channels + o] = row[k];
       }
     }

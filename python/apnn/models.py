@@ -1,4 +1,5 @@
-"""The networks of APNN-TC as apnn.Network: AlexNet, VGG-variant and ResNet-18, any w_bit / x_bit.
+"""The networks of APNN-TC as apnn.Network: AlexNet, VGG-variant and ResNet-18, any w_bit / x_bit;
+and ResNet-50 (torchvision v1.5).
 
     net = apnn.models.alexnet(w_bit=1, x_bit=2)                 # random weights, 224 x 224 x 3
     logits = net(images_uint8)                                  # N x 1 x 1 x 1000 float32
@@ -105,7 +106,7 @@ def random_weights(net, seed=0):
 
 def build(name, *, w_bit=1, x_bit=2, input_shape=None, width=1.0, num_classes=None, weights="random", seed=0,
           first_w_bit=None, last_w_bit=None, input_bits=8, backend="auto", context=None):
-    """A model of the table `name` ('alexnet', 'vgg_variant', 'resnet18') as a Network.
+    """A model of the table `name` ('alexnet', 'vgg_variant', 'resnet18', 'resnet50') as a Network.
     weights: 'random', None (set them yourself), a dict or an .npz path (Network.load)."""
     tables = _tables()
     layers = tables.get(name)
@@ -132,4 +133,10 @@ def resnet18(w_bit=1, x_bit=2, **kwargs):
     return build("resnet18", w_bit=w_bit, x_bit=x_bit, **kwargs)
 
 
-MODELS = {"alexnet": alexnet, "vgg_variant": vgg_variant, "resnet18": resnet18}
+def resnet50(w_bit=1, x_bit=2, **kwargs):
+    """torchvision's ResNet-50 v1.5 topology (bottlenecks, the stride in the 3x3, projection
+    shortcuts), with the same mapping as the others."""
+    return build("resnet50", w_bit=w_bit, x_bit=x_bit, **kwargs)
+
+
+MODELS = {"alexnet": alexnet, "vgg_variant": vgg_variant, "resnet18": resnet18, "resnet50": resnet50}

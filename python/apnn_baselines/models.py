@@ -89,11 +89,35 @@ def resnet18():
     return layers
 
 
-MODELS = {"alexnet": alexnet, "vgg_variant": vgg_variant, "resnet18": resnet18}
+def resnet50():
+    """torchvision's ResNet-50 (v1.5): bottleneck blocks (1x1, 3x3 carrying the stride, 1x1 at 4x
+    the width), a 1x1 projection shortcut where the shape changes, 3 / 4 / 6 / 3 blocks."""
+    layers = [conv(64, 7, 2, 3, name="conv1"), maxpool(3, 2, 1, name="pool1")]
+    block_in = 1
+    channels = 64
+    for stage, (width, blocks) in enumerate(zip([64, 128, 256, 512], [3, 4, 6, 3]), 1):
+        out = 4 * width
+        for block in range(blocks):
+            stride = 2 if stage > 1 and block == 0 else 1
+            shortcut = block_in
+            tag = f"layer{stage}.{block}"
+            if stride != 1 or out != channels:
+                layers.append(conv(out, 1, stride, 0, relu=False, input=block_in, name=tag + ".downsample"))
+                shortcut = len(layers) - 1
+            layers.append(conv(width, 1, 1, 0, input=block_in, name=tag + ".conv1"))
+            layers.append(conv(width, 3, stride, 1, name=tag + ".conv2"))
+            layers.append(conv(out, 1, 1, 0, residual=shortcut, name=tag + ".conv3"))
+            block_in = len(layers) - 1
+            channels = out
+    layers += [avgpool(), fc(NUM_CLASSES, relu=False, name="fc")]
+    return layers
+
+
+MODELS = {"alexnet": alexnet, "vgg_variant": vgg_variant, "resnet18": resnet18, "resnet50": resnet50}
 
 
 def get(name):
-    """A fresh copy of a model's layer list by name (alexnet, vgg_variant / vgg, resnet18)."""
+    """A fresh copy of a model's layer list by name (alexnet, vgg_variant / vgg, resnet18, resnet50)."""
     name = {"vgg": "vgg_variant", "vgg-variant": "vgg_variant", "resnet": "resnet18"}.get(name, name)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
