@@ -9,6 +9,8 @@ whose epilogue is the quantizer's integer thresholds on the layer's exact result
 "Threshold epilogues"), computed from the model's own steps (thresholds.py). What cannot run in
 integers raises apnn.UnsupportedError naming the node before anything runs.
 """
+import copy
+
 import numpy as np
 
 from .errors import InvalidArgumentError, UnsupportedError
@@ -68,7 +70,6 @@ class _Acc:
         self.make_layer, self.chain, self.shape, self.y_range, self.residual = make_layer, chain, shape, y_range, residual
 
     def extended(self):
-        import copy
         return _Acc(self.make_layer, copy.deepcopy(self.chain), self.shape, self.y_range, self.residual)
 
 
@@ -94,7 +95,6 @@ class ImportedNetwork(Network):
         c, h, w = self._input_shape
         if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
             raise InvalidArgumentError(f"input must be N x {c} x {h} x {w}, got shape {x.shape}")
-        x = x.copy()
         for op, const in self._input_steps:
             x = op(x, const)
         return np.ascontiguousarray(self._input_quantizer.codes(x).transpose(0, 2, 3, 1))
@@ -360,22 +360,22 @@ class _Importer:
             _fail(node, "the weights must come from a Quant or BipolarQuant of a constant")
         codes = w.codes if a.get("transB", 0) else w.codes.T
         scale = np.asarray(w.quantizer.scale)
-        o = codes.shape[0]
         scale = scale.T if not a.get("transB", 0) and scale.ndim == 2 else scale
-        chain = self._linear_chain(node, node.input[0], codes, scale, w)
-        chain[0].chain.steps[0] = ("mul", chain[0].chain.steps[0][1] * float(a.get("alpha", 1.0)))
+        acc = self._linear_chain(node, node.input[0], codes, scale, w, alpha=float(a.get("alpha", 1.0)))
         if len(node.input) > 2 and node.input[2]:
-            chain[0].chain.add("add", float(a.get("beta", 1.0)) * self.const(node, node.input[2], "the bias").reshape(-1))
-        return chain[0]
+            acc.chain.add("add", float(a.get("beta", 1.0)) * self.const(node, node.input[2], "the bias").reshape(-1))
+        return acc
 
     def op_MatMul(self, node):
         w = self.values.get(node.input[1])
         if not isinstance(w, _Weight):
             _fail(node, "the weights must come from a Quant or BipolarQuant of a constant")
         scale = np.asarray(w.quantizer.scale)
-        return self._linear_chain(node, node.input[0], w.codes.T, scale.T if scale.ndim == 2 else scale, w)[0]
+        return self._linear_chain(node, node.input[0], w.codes.T, scale.T if scale.ndim == 2 else scale, w)
 
-    def _linear_chain(self, node, src_name, codes, scale, w):
+    def _linear_chain(self, node, src_name, codes, scale, w, alpha=1.0):
+        """A linear layer (O x K weight codes, K in the graph's C, H, W order) over a quantized,
+        flattened or globally averaged tensor: its chain starts at y * scale_x * scale_w[o] * alpha."""
         o, k = codes.shape
         src = self.values.get(src_name)
         avg = False
@@ -394,7 +394,7 @@ class _Importer:
         if not avg:  # C, H, W order (ONNX flatten) -> the network's H, W, C
             codes = codes.reshape(o, c, h, wd).transpose(0, 2, 3, 1).reshape(o, -1)
         sw = self._per_channel(node, scale, o, axis=0)
-        mult = np.float64(x.quantizer.scale.reshape(-1)[0]) * sw
+        mult = np.float64(x.quantizer.scale.reshape(-1)[0]) * sw * alpha
         if avg:
             mult = mult / (h * wd)
         chain = Chain(o, mult)
@@ -415,7 +415,7 @@ class _Importer:
             net.set_weights(layer, codes=np.ascontiguousarray(codes).astype(np.int32), **params)
             return layer
         bound_k = c * h * wd if avg else k
-        return (_Acc(make_layer, chain, (o, 1, 1), self._y_range(bound_k, x.quantizer, w.quantizer)),)
+        return _Acc(make_layer, chain, (o, 1, 1), self._y_range(bound_k, x.quantizer, w.quantizer))
 
     # ---- elementwise ----
     def _elementwise(self, node, kind):
