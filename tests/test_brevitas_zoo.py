@@ -94,3 +94,31 @@ def test_hardtanh_and_trunc_avg_pool(tmp_path):
     assert sum(w for _, w in report.values()) == 0, report
     want = ctx[mw.graph.output[0].name]
     np.testing.assert_allclose(net(x), want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+
+
+IMAGENET = ["quant_mobilenet_v1_4b", "quant_proxylessnas_mobile14_4b"]
+
+
+@pytest.mark.parametrize("name", IMAGENET)
+def test_imagenet_models_at_224(name, tmp_path):
+    """brevitas_examples' ImageNet models (random weights), 224 x 224, one image: their first layer
+    reads the float image, so an 8-bit input quantizer goes in front (what a user must add)."""
+    import brevitas.nn as qnn
+    from brevitas.export import export_qonnx
+    from brevitas_examples.imagenet_classification import models as imagenet
+    import onnx
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(qnn.QuantIdentity(bit_width=8), getattr(imagenet, name)(pretrained=False)).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)
+    path = str(tmp_path / f"{name}.onnx")
+    export_qonnx(model, torch.from_numpy(x), export_path=path)
+    proto = onnx.load(path)
+    mw = cleanup_model(ModelWrapper(proto))
+    want = execute_onnx(mw, {mw.graph.input[0].name: x})[mw.graph.output[0].name]
+    out = apnn.from_qonnx(proto, backend="host")(x)
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+    assert out.argmax() == want.argmax()

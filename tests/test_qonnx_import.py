@@ -253,6 +253,43 @@ def test_unsupported_nodes_are_named(rng):
         apnn.from_qonnx(mw.model, backend="host")
 
 
+def depthwise_after_per_channel_model(rng, c=6, dense=False):
+    """x -> Quant -> Conv 3x3 -> Relu -> Quant with one scale per channel -> a depthwise (or, with
+    dense, an ordinary) 3x3 Conv -> Mul -> Quant -> y."""
+    inits, nodes = [], []
+    nodes.append(quant(inits, "x", "xq", 1.0, 0, 4, False, False))
+    inits.append(numpy_helper.from_array(rng.integers(-1, 2, (c, 3, 3, 3)).astype(np.float32), "w1"))
+    nodes.append(quant(inits, "w1", "w1q", 1.0, 0, 2, True, False))
+    nodes.append(helper.make_node("Conv", ["xq", "w1q"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("Relu", ["c1"], ["r1"]))
+    scales = np.asarray(rng.choice([0.5, 1.0, 2.0, 4.0], c), np.float32).reshape(1, c, 1, 1)
+    nodes.append(quant(inits, "r1", "a1", scales, 0, 3, False, False))
+    wshape = (c, c, 3, 3) if dense else (c, 1, 3, 3)
+    inits.append(numpy_helper.from_array(rng.integers(-1, 2, wshape).astype(np.float32), "w2"))
+    nodes.append(quant(inits, "w2", "w2q", 1.0, 0, 2, True, False))
+    nodes.append(helper.make_node("Conv", ["a1", "w2q"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                                  group=1 if dense else c))
+    inits.append(numpy_helper.from_array(np.asarray(0.125, np.float32), "k"))
+    nodes.append(helper.make_node("Mul", ["c2", "k"], ["m2"]))
+    nodes.append(quant(inits, "m2", "y", 1.0, 1, 4, True, False))
+    graph = helper.make_graph(nodes, "pc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 5, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)])
+    return cleanup_model(ModelWrapper(model))
+
+
+def test_per_channel_activation_scales_into_a_depthwise_layer(rng):
+    mw = depthwise_after_per_channel_model(rng)
+    report = assert_equal_to_executor(mw, integer_input(rng, 3, 3, 5), "host")
+    assert len(report) == 2
+
+
+def test_per_channel_activation_scales_into_a_dense_layer_are_refused(rng):
+    mw = depthwise_after_per_channel_model(rng, dense=True)
+    with pytest.raises(apnn.UnsupportedError, match="per-channel scales but mixes channels"):
+        apnn.from_qonnx(mw.model, backend="host")
+
+
 def test_bit_widths_over_8_are_refused(rng):
     mw = one_layer_model(rng, out_q=(1.0, 0, 9, False, False))
     with pytest.raises(apnn.UnsupportedError, match="9-bit"):

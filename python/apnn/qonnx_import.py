@@ -108,7 +108,9 @@ class ImportedNetwork(Network):
     def _finish(self, y, dequantize=True):
         """APNN's N x H x W x C output in the graph's output layout and values."""
         if self._output_quantizer is not None and dequantize:
-            y = self._output_quantizer.values(y)
+            q = self._output_quantizer  # channels last here: a per-channel scale along the last axis
+            y = (np.asarray(y).astype(np.float32) - q.zero_point.astype(np.float32).reshape(-1)) * \
+                q.scale.astype(np.float32).reshape(-1)
         y = np.asarray(y, dtype=np.float32 if dequantize else np.int64)
         if self._output_rank == 2:
             return y.reshape(y.shape[0], -1)
@@ -123,10 +125,18 @@ class _Importer:
         self.model = model
         self.backend, self.context = backend, context
         self.values = {}
+        self._names = {}
         self.net = None
         self.output = output or model.graph.output[0].name
 
     # helpers
+    def _layer_name(self, node):
+        """The node's name for the network layer it makes; a layer's result that is quantized on
+        two paths (one chain continued past a residual add) makes a second layer, named .1, .2."""
+        count = self._names.get(node.name, 0)
+        self._names[node.name] = count + 1
+        return node.name if count == 0 else f"{node.name}.{count}"
+
     def const(self, node, name, what):
         v = self.values.get(name)
         if not isinstance(v, _Const):
@@ -214,8 +224,17 @@ class _Importer:
             if q.bits > 8:  # a bias: its quantized float values, as the executor computes them
                 return _Const(q.values(q.codes(src.value.astype(np.float32))))
             return _Weight(q.codes(src.value.astype(np.float32)), q)
-        if q.scale.size != 1 or q.zero_point.size != 1:
-            _fail(node, "an activation quantizer needs one scale and one zero point per tensor")
+        if q.zero_point.size != 1:
+            _fail(node, "an activation quantizer needs one zero point per tensor")
+        if q.scale.size != 1:
+            # Per-channel activation scales (Brevitas puts them before depthwise layers): kept as a
+            # column, one row per channel, for the layers that can take them exactly.
+            channels = self._channels_of(src)
+            if isinstance(src, _FloatInput) or channels is None or q.scale.size != channels or \
+                    (q.scale.ndim >= 2 and q.scale.shape[1] != channels):
+                _fail(node, f"activation scales of shape {q.scale.shape}: one per tensor, or one per channel "
+                            "of a layer's output")
+            q = Quantizer(q.scale.reshape(channels, 1), q.zero_point, q.bits, q.signed, q.narrow, q.rounding)
         if q.bipolar and _scalar(q.zero_point) != 0:
             _fail(node, "a bipolar (1-bit signed) quantizer with a zero point")
         if isinstance(src, _FloatInput):
@@ -251,6 +270,15 @@ class _Importer:
 
     op_BipolarQuant = op_Quant
 
+    @staticmethod
+    def _channels_of(v):
+        """The channel count of a layer's result or quantized tensor, None for anything else."""
+        if isinstance(v, (_Acc, _Tensor)):
+            return v.shape[0]
+        if isinstance(v, _Flat) and v.avg:
+            return v.tensor.shape[0]
+        return None
+
     def _kind(self, v):
         return {_Const: "a constant", _FloatInput: "the float input", _Weight: "quantized weights",
                 _Tensor: "a quantized tensor", _Acc: "an unquantized float tensor", _Flat: "a flattened tensor"}.get(
@@ -285,11 +313,14 @@ class _Importer:
         return layer
 
     # ---- layers ----
-    def _input_tensor(self, node, name):
+    def _input_tensor(self, node, name, per_channel=False):
+        """The quantized tensor a layer reads; per_channel: whether the layer takes per-channel
+        scales (each of its outputs reads one input channel)."""
         v = self.values.get(name)
         if isinstance(v, _Tensor):
-            if v.quantizer.scale.size != 1:
-                _fail(node, "reads a tensor with per-channel scales")
+            if v.quantizer.scale.size != 1 and not per_channel:
+                _fail(node, "reads a tensor with per-channel scales; only a layer whose outputs each read one "
+                            "channel (depthwise, pooling) can take them exactly")
             return v
         _fail(node, f"reads {self._kind(v)} ({name!r}); APNN layers read quantized tensors")
 
@@ -312,7 +343,7 @@ class _Importer:
 
     def op_Conv(self, node):
         a = self.attrs(node)
-        x = self._input_tensor(node, node.input[0])
+        x = self._input_tensor(node, node.input[0], per_channel=True)
         w = self.values.get(node.input[1])
         if not isinstance(w, _Weight):
             _fail(node, "the weights must come from a Quant or BipolarQuant of a constant")
@@ -327,8 +358,12 @@ class _Importer:
             _fail(node, f"asymmetric padding {pads}")
         stride = tuple(a.get("strides", [1, 1]))
         sw = self._per_channel(node, w.quantizer.scale, o, axis=0)
-        mult = np.float64(x.quantizer.scale.reshape(-1)[0]) * sw
-        chain = Chain(o, mult)
+        sx = x.quantizer.scale.astype(np.float64).reshape(-1)
+        if sx.size > 1:
+            if c != 1:
+                _fail(node, "reads a tensor with per-channel scales but mixes channels; only depthwise layers can")
+            sx = sx[np.arange(o) // (o // groups)]  # output o reads input channel o // (O / G)
+        chain = Chain(o, sx * sw)
         if len(node.input) > 2 and node.input[2]:
             chain.add("add", self.const(node, node.input[2], "the bias"))
         codes = w.codes.transpose(0, 2, 3, 1)  # OIHW -> OHWC
@@ -338,7 +373,7 @@ class _Importer:
         def make_layer(out, params, x=x):
             net = self.net
             layer = net.conv(o, (kh, kw), stride=stride, padding=(pads[0], pads[1]), groups=groups,
-                             input=self.materialize(node, x), activation="none", **wq, **out, name=node.name)
+                             input=self.materialize(node, x), activation="none", **wq, **out, name=self._layer_name(node))
             net.set_weights(layer, codes=codes.astype(np.int32), **params)
             return layer
         return _Acc(make_layer, chain, shape, self._y_range(c * kh * kw, x.quantizer, w.quantizer))
@@ -386,6 +421,8 @@ class _Importer:
         else:
             _fail(node, f"reads {self._kind(src)} ({src_name!r}); APNN layers read quantized tensors")
         c, h, wd = x.shape
+        if x.quantizer.scale.size != 1:
+            _fail(node, "a linear layer reads a tensor with per-channel scales (it mixes channels)")
         if avg:
             if k != c:
                 _fail(node, f"{k} inputs over a global average pool of {c} channels")
@@ -408,7 +445,7 @@ class _Importer:
                 layer_in = net.avgpool(input=layer_in)
             elif h * wd > 1:
                 layer_in = net.flatten(input=layer_in)
-            layer = net.linear(o, input=layer_in, activation="none", **wq, **out, name=node.name)
+            layer = net.linear(o, input=layer_in, activation="none", **wq, **out, name=self._layer_name(node))
             if avg and params.get("scale") is not None:
                 # The network divides a float epilogue's scale by H*W itself (apnn.h, "Layers").
                 params = dict(params, scale=(params["scale"].astype(np.float64) * (h * wd)).astype(np.float32))
@@ -476,8 +513,6 @@ class _Importer:
         for main, res in ((a, b), (b, a)):
             acc = chain_side(main)
             if acc is not None and isinstance(res, _Tensor) and acc.residual is None:
-                if res.quantizer.scale.size != 1:
-                    _fail(node, "a residual with per-channel scales")
                 acc = acc.extended()
                 acc.chain.add_residual(res.quantizer)
                 acc.residual = res
@@ -512,8 +547,8 @@ class _Importer:
         v = self.values.get(node.input[0])
         if isinstance(v, _Tensor) and v.pending is None:
             # On a tensor already quantized: a no-op where every value is already in range.
-            lo = _scalar(v.quantizer.values(v.quantizer.lo))
-            hi = _scalar(v.quantizer.values(v.quantizer.hi))
+            lo = float(np.min(v.quantizer.values(v.quantizer.lo)))
+            hi = float(np.max(v.quantizer.values(v.quantizer.hi)))
             if step[0] == "relu" and lo >= 0 or step[0] == "clip" and lo >= step[1] and hi <= step[2]:
                 return v
             _fail(node, "changes a quantized tensor that no layer of its own produces")
@@ -528,7 +563,7 @@ class _Importer:
     # ---- pooling and shapes ----
     def op_MaxPool(self, node):
         a = self.attrs(node)
-        x = self._input_tensor(node, node.input[0])
+        x = self._input_tensor(node, node.input[0], per_channel=True)
         k = list(a["kernel_shape"])
         s = list(a.get("strides", k))
         pads = list(a.get("pads", [0, 0, 0, 0]))
@@ -541,15 +576,15 @@ class _Importer:
         c = x.shape[0]
         shape = self.shape(node.output[0])[1:]
         layer = self.net.maxpool(int(k[0]), stride=int(s[0]), padding=int(pads[0]), input=self.materialize(node, x),
-                                 name=node.name)
+                                 name=self._layer_name(node))
         return _Tensor(x.quantizer, (c, *shape[1:]), layer=layer)
 
     def op_GlobalAveragePool(self, node):
-        return _Flat(self._input_tensor(node, node.input[0]), avg=True)
+        return _Flat(self._input_tensor(node, node.input[0], per_channel=True), avg=True)
 
     def op_AveragePool(self, node):
         a = self.attrs(node)
-        x = self._input_tensor(node, node.input[0])
+        x = self._input_tensor(node, node.input[0], per_channel=True)
         if any(a.get("pads", [0])) or a.get("ceil_mode", 0):
             _fail(node, "an average pool with padding or ceil_mode")
         k = list(a["kernel_shape"])
@@ -564,14 +599,15 @@ class _Importer:
         kh, kw = kernel
         if kh > 15 or kw > 15:
             _fail(node, f"a {kh} x {kw} average pool that is not read by a linear layer; windows up to 15 x 15 run")
-        chain = Chain(c, np.repeat(np.float64(x.quantizer.scale.reshape(-1)[0]) / (kh * kw), c))
+        sx = x.quantizer.scale.astype(np.float64).reshape(-1)
+        chain = Chain(c, (sx if sx.size > 1 else np.repeat(sx, c)) / (kh * kw))
         shape = (c, (h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1)
         ones = np.ones((c, kh, kw, 1), np.int32)
 
         def make_layer(out, params):
             layer = self.net.conv(c, (kh, kw), stride=stride, groups=c, input=self.materialize(node, x),
                                   activation="none", w_bit=1, w_encoding="unsigned", w_zero_point=0, **out,
-                                  name=node.name)
+                                  name=self._layer_name(node))
             self.net.set_weights(layer, codes=ones, **params)
             return layer
         return _Acc(make_layer, chain, shape, self._y_range(kh * kw, x.quantizer, Quantizer(1.0, 0, 1, False, False)))
@@ -620,7 +656,7 @@ class _Importer:
             axes = self.const(node, node.input[1], "the axes").reshape(-1).tolist()
         if sorted(int(v) % 4 for v in (axes or [])) != [2, 3]:
             _fail(node, f"a mean over axes {axes}; only the spatial mean (a global average pool) is supported")
-        return _Flat(self._input_tensor(node, node.input[0]), avg=True)
+        return _Flat(self._input_tensor(node, node.input[0], per_channel=True), avg=True)
 
     def _flatten(self, node):
         v = self.values.get(node.input[0])

@@ -211,7 +211,8 @@ class Chain:
                 v = q.values(q.codes(v), dtype=np.float64)
             elif kind == "residual":
                 q = self.residual[0]
-                v = v + np.asarray(q.values(residual_code, dtype=np.float64)).reshape(-1)[0]
+                r = np.asarray(q.values(residual_code, dtype=np.float64))  # one value, or one per channel
+                v = v + (r.reshape(-1, 1) if r.size > 1 else r.reshape(-1)[0])
         return v
 
     def codes(self, y, residual_code=None):
