@@ -357,7 +357,7 @@ class _Importer:
         if pads[0] != pads[2] or pads[1] != pads[3]:
             _fail(node, f"asymmetric padding {pads}")
         stride = tuple(a.get("strides", [1, 1]))
-        sw = self._per_channel(node, w.quantizer.scale, o, axis=0)
+        sw = self._per_channel(node, w.quantizer.scale, o)
         sx = x.quantizer.scale.astype(np.float64).reshape(-1)
         if sx.size > 1:
             if c != 1:
@@ -378,7 +378,8 @@ class _Importer:
             return layer
         return _Acc(make_layer, chain, shape, self._y_range(c * kh * kw, x.quantizer, w.quantizer))
 
-    def _per_channel(self, node, scale, channels, axis):
+    def _per_channel(self, node, scale, channels):
+        """A weight scale as one float64 per output channel (per-tensor ones repeated)."""
         s = np.asarray(scale, dtype=np.float64)
         if s.size == 1:
             return np.repeat(s.reshape(-1), channels)
@@ -430,7 +431,7 @@ class _Importer:
             _fail(node, f"{k} inputs over a tensor of {c} x {h} x {wd}")
         if not avg:  # C, H, W order (ONNX flatten) -> the network's H, W, C
             codes = codes.reshape(o, c, h, wd).transpose(0, 2, 3, 1).reshape(o, -1)
-        sw = self._per_channel(node, scale, o, axis=0)
+        sw = self._per_channel(node, scale, o)
         mult = np.float64(x.quantizer.scale.reshape(-1)[0]) * sw * alpha
         if avg:
             mult = mult / (h * wd)

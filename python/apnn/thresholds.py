@@ -146,18 +146,6 @@ class Chain:
         self.residual = (quantizer, len(self.steps))
         self.steps.append(("residual",))
 
-    def is_nondecreasing(self):
-        """Whether every step keeps order (no multiplication by a negative number); needed where a
-        max pool comes before the quantizer, or a float output keeps only affine steps."""
-        for step in self.steps:
-            if step[0] in ("mul", "div") and (step[1] < 0).any():
-                return False
-            if step[0] == "bn" and (step[1] < 0).any():
-                return False
-            if step[0] == "quant" and (step[1].scale < 0).any():
-                return False
-        return True
-
     def affine(self):
         """(scale, bias, activation) float64 per channel when the steps are an affine map followed
         by at most one ReLU / clip; None otherwise."""

@@ -69,48 +69,50 @@ def vgg_variant():
     return layers
 
 
-def resnet18():
+def _resnet(stages, block):
+    """A ResNet layer table: a 7x7 / 2 stem and a 3x3 / 2 max pool, then per stage (width, blocks)
+    the blocks that `block(layers, tag, block_in, width, stride)` appends (returning their output
+    channels), a 1x1 projection shortcut where the shape changes, global average pool and fc."""
     layers = [conv(64, 7, 2, 3, name="conv1"), maxpool(3, 2, 1, name="pool1")]
-    block_in = 1
-    channels = 64
-    for stage, out in enumerate([64, 128, 256, 512], 1):
-        for block in range(2):
-            stride = 2 if stage > 1 and block == 0 else 1
+    block_in, channels = 1, 64
+    for stage, (width, blocks) in enumerate(stages, 1):
+        for index in range(blocks):
+            stride = 2 if stage > 1 and index == 0 else 1
+            tag = f"layer{stage}.{index}"
+            out = block.expansion * width
             shortcut = block_in
-            tag = f"layer{stage}.{block}"
             if stride != 1 or out != channels:
                 layers.append(conv(out, 1, stride, 0, relu=False, input=block_in, name=tag + ".downsample"))
                 shortcut = len(layers) - 1
-            layers.append(conv(out, 3, stride, 1, input=block_in, name=tag + ".conv1"))
-            layers.append(conv(out, 3, 1, 1, residual=shortcut, name=tag + ".conv2"))
-            block_in = len(layers) - 1
-            channels = out
-    layers += [avgpool(), fc(NUM_CLASSES, relu=False, name="fc")]
-    return layers
+            block(layers, tag, block_in, width, stride, shortcut)
+            block_in, channels = len(layers) - 1, out
+    return layers + [avgpool(), fc(NUM_CLASSES, relu=False, name="fc")]
+
+
+def _basic_block(layers, tag, block_in, width, stride, shortcut):
+    layers.append(conv(width, 3, stride, 1, input=block_in, name=tag + ".conv1"))
+    layers.append(conv(width, 3, 1, 1, residual=shortcut, name=tag + ".conv2"))
+
+
+def _bottleneck(layers, tag, block_in, width, stride, shortcut):
+    # torchvision v1.5: the stride in the 3x3.
+    layers.append(conv(width, 1, 1, 0, input=block_in, name=tag + ".conv1"))
+    layers.append(conv(width, 3, stride, 1, name=tag + ".conv2"))
+    layers.append(conv(4 * width, 1, 1, 0, residual=shortcut, name=tag + ".conv3"))
+
+
+_basic_block.expansion = 1
+_bottleneck.expansion = 4
+
+
+def resnet18():
+    return _resnet([(64, 2), (128, 2), (256, 2), (512, 2)], _basic_block)
 
 
 def resnet50():
     """torchvision's ResNet-50 (v1.5): bottleneck blocks (1x1, 3x3 carrying the stride, 1x1 at 4x
     the width), a 1x1 projection shortcut where the shape changes, 3 / 4 / 6 / 3 blocks."""
-    layers = [conv(64, 7, 2, 3, name="conv1"), maxpool(3, 2, 1, name="pool1")]
-    block_in = 1
-    channels = 64
-    for stage, (width, blocks) in enumerate(zip([64, 128, 256, 512], [3, 4, 6, 3]), 1):
-        out = 4 * width
-        for block in range(blocks):
-            stride = 2 if stage > 1 and block == 0 else 1
-            shortcut = block_in
-            tag = f"layer{stage}.{block}"
-            if stride != 1 or out != channels:
-                layers.append(conv(out, 1, stride, 0, relu=False, input=block_in, name=tag + ".downsample"))
-                shortcut = len(layers) - 1
-            layers.append(conv(width, 1, 1, 0, input=block_in, name=tag + ".conv1"))
-            layers.append(conv(width, 3, stride, 1, name=tag + ".conv2"))
-            layers.append(conv(out, 1, 1, 0, residual=shortcut, name=tag + ".conv3"))
-            block_in = len(layers) - 1
-            channels = out
-    layers += [avgpool(), fc(NUM_CLASSES, relu=False, name="fc")]
-    return layers
+    return _resnet([(64, 3), (128, 4), (256, 6), (512, 3)], _bottleneck)
 
 
 MODELS = {"alexnet": alexnet, "vgg_variant": vgg_variant, "resnet18": resnet18, "resnet50": resnet50}
