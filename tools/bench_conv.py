@@ -32,8 +32,9 @@ def define_flags():
     flags.DEFINE_string("w_encoding", "auto", "Weight encoding; auto: binary for 1 bit, else signed.")
     flags.DEFINE_integer("out_bit", 2, "Bits of the fused epilogue's packed output (unsigned).")
     flags.DEFINE_integer("batch", 1, "Batch size.")
-    flags.DEFINE_enum("shapes", "seed", ["seed", "resnet", "all"], "seed: 16x16, 3x3, C=O=128..1024 step 128; "
-                      "resnet: ResNet-18 convolutions at 224x224.")
+    flags.DEFINE_enum("shapes", "seed", ["seed", "resnet", "mobilenet", "all"],
+                      "seed: 16x16, 3x3, C=O=128..1024 step 128; resnet: ResNet-18 convolutions at 224x224; "
+                      "mobilenet: MobileNet v1's depthwise 3x3 layers at 224x224.")
     flags.DEFINE_enum("backend", "auto", ["auto", "cuda", "host"], "libapnn backend.")
     flags.DEFINE_integer("iters", 100, "Timed calls per shape.")
     flags.DEFINE_integer("warmup", 10, "Untimed calls before timing.")
@@ -44,9 +45,16 @@ def define_flags():
                         "e.g. 0,1,legacy); times every one with split_k 1,2,3,4,6,8 per shape instead of the table.")
 
 
-# (name, H, W, C, O, k, stride, pad)
+# (name, H, W, C, O, k, stride, pad[, groups])
 def seed_shapes():
     return [(f"seed_c{c}", 16, 16, c, c, 3, 1, 1) for c in range(128, 1025, 128)]
+
+
+def mobilenet_shapes():
+    """MobileNet v1's depthwise 3x3 layers at 224 x 224 (groups = channels)."""
+    return [(f"dw{h}_c{c}" + ("_s2" if s == 2 else ""), h, h, c, c, 3, s, 1, c)
+            for h, c, s in [(112, 32, 1), (112, 64, 2), (56, 128, 1), (56, 128, 2), (28, 256, 1), (28, 256, 2),
+                            (14, 512, 1), (14, 512, 2), (7, 1024, 1)]]
 
 
 def resnet_shapes():
@@ -57,7 +65,7 @@ def resnet_shapes():
             ("down5_1x1", 14, 14, 256, 512, 1, 2, 0)]
 
 
-def torch_times(n, h, w, c, o, k, stride, pad):
+def torch_times(n, h, w, c, o, k, stride, pad, groups=1):
     """{'cudnn_fp16': us, 'int8_gemm': us} or {} without PyTorch / GPU."""
     try:
         import torch_baselines
@@ -69,9 +77,13 @@ def torch_times(n, h, w, c, o, k, stride, pad):
     torch.backends.cudnn.benchmark = True
     out = {}
     x = torch.randn(n, c, h, w, device="cuda", dtype=torch.half).to(memory_format=torch.channels_last)
-    wt = torch.randn(o, c, k, k, device="cuda", dtype=torch.half).to(memory_format=torch.channels_last)
+    wt = torch.randn(o, c // groups, k, k, device="cuda", dtype=torch.half).to(memory_format=torch.channels_last)
     conv = torch.nn.functional.conv2d
-    out["cudnn_fp16"] = torch_baselines.time_graph(torch, lambda: conv(x, wt, stride=stride, padding=pad))
+    out["cudnn_fp16"] = torch_baselines.time_graph(torch, lambda: conv(x, wt, stride=stride, padding=pad,
+                                                                       groups=groups))
+    if groups > 1:  # no INT8 GEMM equivalent of a grouped convolution
+        torch.cuda.empty_cache()
+        return out
     oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
     m, kk = n * oh * ow, k * k * c
     try:
@@ -84,23 +96,23 @@ def torch_times(n, h, w, c, o, k, stride, pad):
     return out
 
 
-def run_shape(ctx, rng, name, h, w, c, o, k, stride, pad, *, batch=1, w_bit=1, x_bit=2, x_encoding="unsigned",
+def run_shape(ctx, rng, name, h, w, c, o, k, stride, pad, groups=1, *, batch=1, w_bit=1, x_bit=2, x_encoding="unsigned",
               w_encoding="auto", out_bit=2, warmup=10, iters=100, compare=False, separate=True):
     """Verifies one shape against the oracle (row["exact"]), then times conv, fused (and separate) epilogue."""
     n = batch
     w_enc = w_encoding if w_encoding != "auto" else ("binary" if w_bit == 1 else "signed")
     x_codes = reference.random_codes(rng, (n, h, w, c), x_bit, x_encoding)
-    w_codes = reference.random_codes(rng, (o, k, k, c), w_bit, w_enc)
+    w_codes = reference.random_codes(rng, (o, k, k, c // groups), w_bit, w_enc)
     x = apnn.pack_nhwc(ctx, x_codes, x_bit, x_encoding)
     wt = apnn.pack_conv_weights(ctx, w_codes, w_bit, w_enc)
-    kw = dict(stride=stride, padding=pad)
+    kw = dict(stride=stride, padding=pad, groups=groups)
 
     # Verify the raw result (first image) and the fused result against the oracle.
     y = apnn.conv2d_packed(ctx, x, wt, **kw)
     ref_kw = dict(x_bit=x_bit, w_bit=w_bit, x_encoding=x_encoding, w_encoding=w_enc, **kw)
     y_ref = reference.conv2d(x_codes[:1], w_codes, **ref_kw)
     ok = bool(np.array_equal(y[:1], y_ref))
-    scale = (rng.uniform(0.5, 1.5, o) / np.sqrt(k * k * c)).astype(np.float32)
+    scale = (rng.uniform(0.5, 1.5, o) / np.sqrt(k * k * c // groups)).astype(np.float32)
     bias = rng.uniform(-1, 1, o).astype(np.float32)
     ep = apnn.Epilogue(ctx, o, scale=scale, bias=bias, activation="relu", out_scale=0.25)
     out = apnn.empty_nhwc(ctx, y.shape, out_bit, "unsigned")
@@ -110,7 +122,8 @@ def run_shape(ctx, rng, name, h, w, c, o, k, stride, pad, *, batch=1, w_bit=1, x
     ok = ok and bool(np.array_equal(out.codes()[:1], fused_ref))
 
     t = dict(warmup=warmup, iters=iters)
-    row = {"name": name, "n": n, "h": h, "w": w, "c": c, "o": o, "k": k, "stride": stride, "pad": pad, "exact": ok}
+    row = {"name": name, "n": n, "h": h, "w": w, "c": c, "o": o, "k": k, "stride": stride, "pad": pad,
+           "groups": groups, "exact": ok}
     row["kernel"] = apnn.conv2d_kernel_name(ctx, x, wt, epilogue=ep, out=out, **kw)
     row["conv_us"] = apnn.conv2d_benchmark(ctx, x, wt, **kw, **t)
     row["fused_us"] = apnn.conv2d_benchmark(ctx, x, wt, epilogue=ep, out=out, **kw, **t)
@@ -121,9 +134,9 @@ def run_shape(ctx, rng, name, h, w, c, o, k, stride, pad, *, batch=1, w_bit=1, x
         finally:
             apnn.set_conv_override(ctx)
     m = n * y.shape[1] * y.shape[2]
-    row["tops"] = 2.0 * m * o * k * k * c / (row["conv_us"] * 1e-6) / 1e12
+    row["tops"] = 2.0 * m * o * k * k * (c // groups) / (row["conv_us"] * 1e-6) / 1e12
     if compare:
-        row.update(torch_times(n, h, w, c, o, k, stride, pad))
+        row.update(torch_times(n, h, w, c, o, k, stride, pad, groups))
     return row
 
 
@@ -137,7 +150,7 @@ def sweep(shapes):
     for config in FLAGS.sweep.split(","):
         os.environ["APNN_CONV_CONFIG"] = config
         ctx = apnn.Context(FLAGS.backend)
-        for name, h, w, c, o, k, stride, pad in shapes:
+        for name, h, w, c, o, k, stride, pad, *_ in (s for s in shapes if len(s) == 8):  # dense shapes only
             rng = np.random.default_rng(FLAGS.seed)
             n = FLAGS.batch
             x = apnn.pack_nhwc(ctx, reference.random_codes(rng, (n, h, w, c), FLAGS.x_bit, "unsigned"), FLAGS.x_bit)
@@ -160,8 +173,8 @@ def main(argv):
     del argv
     ctx = apnn.Context(FLAGS.backend)
     rng = np.random.default_rng(FLAGS.seed)
-    shapes = {"seed": seed_shapes, "resnet": resnet_shapes, "all": lambda: seed_shapes() + resnet_shapes()}[
-        FLAGS.shapes]()
+    shapes = {"seed": seed_shapes, "resnet": resnet_shapes, "mobilenet": mobilenet_shapes,
+              "all": lambda: seed_shapes() + resnet_shapes() + mobilenet_shapes()}[FLAGS.shapes]()
     if FLAGS.sweep:
         sweep(shapes)
         return 0
@@ -170,8 +183,8 @@ def main(argv):
     print(f"{'shape':<12} {'HxW':>7} {'C':>5} {'O':>5} {'k/s':>5} {'conv us':>8} {'fused':>8} {'separate':>8} "
           f"{'fuse +%':>7} {'TOPS':>7} {'fp16 us':>8} {'int8 us':>8} {'vs fp16':>7}  exact  kernel")
     rows = []
-    for name, h, w, c, o, k, stride, pad in shapes:
-        r = run_shape(ctx, rng, name, h, w, c, o, k, stride, pad, batch=FLAGS.batch, w_bit=FLAGS.w_bit,
+    for name, h, w, c, o, k, stride, pad, *groups in shapes:
+        r = run_shape(ctx, rng, name, h, w, c, o, k, stride, pad, *groups, batch=FLAGS.batch, w_bit=FLAGS.w_bit,
                       x_bit=FLAGS.x_bit, x_encoding=FLAGS.x_encoding, w_encoding=FLAGS.w_encoding,
                       out_bit=FLAGS.out_bit, warmup=FLAGS.warmup, iters=FLAGS.iters, compare=FLAGS.compare)
         rows.append(r)
