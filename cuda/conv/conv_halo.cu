@@ -39,15 +39,16 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "arch/cp_async.cuh"
+#include "arch/dependent_launch.cuh"
+#include "arch/swizzle.cuh"
+#include "arch/wgmma.cuh"
 #include "common/cuda_check.h"
-#include "common/dependent_launch.cuh"
 #include "common/epilogue_thresholds.h"
 #include "common/status.h"
 #include "common/threshold_entry.cuh"
 #include "conv/fragment_outputs.cuh"
 #include "conv/row_sum_parts.cuh"
-#include "gemm/bitplane_gemm_kernel.cuh"
-#include "gemm/bitplane_gemm_wgmma_kernel.cuh"
 
 namespace apnn {
 namespace halo_detail {
@@ -109,18 +110,13 @@ struct Layout {
 // at 190); 64 accumulators at 5 blocks (96 registers, spilling) 3-6% slower than at 4.
 constexpr int min_blocks(int p, int q, int tile_n) { return p * q * tile_n / 2 <= 64 ? 4 : 3; }
 
-__device__ __forceinline__ void cp_async_4_or_zero(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0));
-}
-
 }  // namespace halo_detail
 
 template <int K, int Stride, int S, int P, int Q, int TN, HaloOutput kOut>
 __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks(P, Q, TN)) halo_conv_kernel(const ConvKernelParams prm) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace halo_detail;
-  using namespace gemm_detail;
-  using namespace wgmma_detail;
+  using namespace arch;
   using L = Layout<K, Stride, S, P, Q, TN, kOut>;
   constexpr int kKSteps = L::kKSteps, kPairs = L::kPairs, kWindowRows = L::kWindowRows, kStep = L::kStep;
   constexpr int kWindowCols = L::kWindowCols, kLoadedCols = L::kLoadedCols, kSumCols = L::kSumCols;
@@ -163,8 +159,8 @@ __global__ void __launch_bounds__(halo_detail::kThreads, halo_detail::min_blocks
       s_entries[i / TN * L::kPartStride + i % TN] = table_entry(prm.ep, prm.O, i / TN, n0 + i % TN);
   }
   // Everything above is this layer's constants; the activations are the previous kernels'.
-  wait_for_previous_kernels();
-  allow_next_kernel_start();
+  arch::wait_for_previous_kernels();
+  arch::allow_next_kernel_start();
 
   const int tiles_x = (prm.OW + kTile - 1) / kTile, tiles_y = (prm.OH + kTile - 1) / kTile;
   const int tiles_per_image = tiles_x * tiles_y;

@@ -16,14 +16,16 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "common/dependent_launch.cuh"
+#include "arch/cp_async.cuh"
+#include "arch/dependent_launch.cuh"
+#include "arch/mma_sync.cuh"
+#include "arch/swizzle.cuh"
+#include "arch/wgmma.cuh"
 #include "common/epilogue.h"
 #include "common/epilogue_thresholds.h"
 #include "common/warp_planes.cuh"
 #include "conv/conv_params.h"
 #include "conv/conv_register_finish.cuh"
-#include "gemm/bitplane_gemm_kernel.cuh"
-#include "gemm/bitplane_gemm_wgmma_kernel.cuh"
 
 namespace apnn {
 namespace conv_detail {
@@ -64,7 +66,7 @@ __device__ __forceinline__ void tile_origin(const ConvKernelParams& prm, int tm,
 template <int P, int Q>
 __global__ void __launch_bounds__(conv_detail::kThreads) bitplane_conv_kernel(const ConvKernelParams prm) {
   using namespace conv_detail;
-  using namespace gemm_detail;
+  using namespace arch;
   __shared__ __align__(128) unsigned char smem[kSmemBytes];
   __shared__ long long s_xsum[kBM];  // per output pixel: sum of input row sums over valid taps
   __shared__ int4 s_rect[kBM];       // per output pixel: valid tap rectangle (kh0, kh1, kw0, kw1)
@@ -410,7 +412,7 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     conv_tile_kernel(const ConvKernelParams prm) {
   using Cfg = conv_detail::ConvTile<BM, BN, WM, WN, KT, STAGES>;
   using namespace conv_detail;
-  using namespace gemm_detail;
+  using namespace arch;
   constexpr int kCpr = Cfg::kCpr;
   constexpr int kCopyBytes = kTapPacked ? 8 : 16;
   constexpr int kCopiesPerRow = KT / 8 / kCopyBytes;  // copies per bit-row per stage
@@ -552,9 +554,9 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
     entry_ahead[k] = table_entry(prm.ep, prm.O, part, n0 + i - part * tn);
   }
   // Everything above reads only this layer's constants; the activations, row sums and residual
-  // are the previous kernels' (dependent launch, common/dependent_launch.cuh).
-  wait_for_previous_kernels();
-  allow_next_kernel_start();
+  // are the previous kernels' (dependent launch, arch/dependent_launch.cuh).
+  arch::wait_for_previous_kernels();
+  arch::allow_next_kernel_start();
 
   // Stages loaded ahead of the MMAs. The wgmma loop (sm_90a) with 4+ stages keeps one group of
   // wgmmas in flight while it refills, so it refills the slot of two stages back, one stage less
@@ -636,7 +638,7 @@ __global__ void __launch_bounds__(conv_detail::ConvTile<BM, BN, WM, WN, KT, STAG
   // sm_90a: warpgroup MMAs read the swizzled stages directly (gemm/bitplane_gemm_wgmma_kernel.cuh);
   // warpgroup g owns bit-rows kMTiles * 64 * g .. of the tile, all BN bit-columns.
   {
-    using namespace wgmma_detail;
+    using namespace arch;
     constexpr int kGroups = Cfg::kThreads / 128, kMTiles = BM / 64 / kGroups;
     static_assert(BM % (64 * kGroups) == 0 && Cfg::kThreads % 128 == 0, "whole warpgroups of 64-row tiles");
     const int group = tid / 128;

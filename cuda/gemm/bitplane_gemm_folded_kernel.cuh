@@ -15,7 +15,9 @@
 
 #include <cstdint>
 
-#include "gemm/bitplane_gemm_kernel.cuh"
+#include "arch/cp_async.cuh"
+#include "arch/mma_sync.cuh"
+#include "arch/swizzle.cuh"
 #include "gemm/gemm_params.h"
 
 namespace apnn {
@@ -41,7 +43,7 @@ template <int BM, int BN, int WM, int WN, int KT, int STAGES, int P, int Q>
 __global__ void __launch_bounds__(FoldedGemm<BM, BN, WM, WN, KT, STAGES, P, Q>::kThreads, 1)
     bitplane_gemm_folded_kernel(const GemmParams params) {
   using Cfg = FoldedGemm<BM, BN, WM, WN, KT, STAGES, P, Q>;
-  using namespace gemm_detail;
+  using namespace arch;
   constexpr int kCpr = Cfg::kCpr;
   extern __shared__ __align__(128) unsigned char smem[];
 

@@ -20,64 +20,12 @@
 
 #include <cstdint>
 
+#include "arch/cp_async.cuh"
+#include "arch/mma_sync.cuh"
+#include "arch/swizzle.cuh"
 #include "gemm/gemm_params.h"
 
 namespace apnn {
-namespace gemm_detail {
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
-  const int bytes = valid ? 16 : 0;  // 0: zero-fill, nothing read
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_8(uint32_t dst, const void* src, bool valid) {
-  const int bytes = valid ? 8 : 0;  // 0: zero-fill, nothing read
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
-}
-// The copy of kBytes (8 or 16) chosen at compile time.
-template <int kBytes>
-__device__ __forceinline__ void cp_async_bytes(uint32_t dst, const void* src, bool valid) {
-  static_assert(kBytes == 8 || kBytes == 16, "cp.async copies of 8 or 16 bytes");
-  if constexpr (kBytes == 16) {
-    cp_async_16(dst, src, valid);
-  } else {
-    cp_async_8(dst, src, valid);
-  }
-}
-__device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-__device__ __forceinline__ void mma_b1_and(int32_t (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc "
-      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Byte offset of 16-byte chunk `chunk` of row `row` in a tile with CPR chunks per row.
-template <int CPR>
-__device__ __forceinline__ uint32_t swizzled(int row, int chunk) {
-  constexpr int kRowsPerLine = 8 / CPR;  // rows sharing one 128-byte line of banks
-  return static_cast<uint32_t>((row * CPR + (chunk ^ ((row / kRowsPerLine) % CPR))) * 16);
-}
-
-}  // namespace gemm_detail
 
 // BM x BN bit-rows x bit-cols per block, WM x WN per warp, KT bits per pipeline stage.
 // P, Q: compile-time plane counts, or 0 to read them from params (the generic kernel).
@@ -104,7 +52,7 @@ template <int BM, int BN, int WM, int WN, int KT, int STAGES, int P, int Q>
 __global__ void __launch_bounds__(BitplaneGemm<BM, BN, WM, WN, KT, STAGES, P, Q>::kThreads)
     bitplane_gemm_kernel(const GemmParams params) {
   using Cfg = BitplaneGemm<BM, BN, WM, WN, KT, STAGES, P, Q>;
-  using namespace gemm_detail;
+  using namespace arch;
   constexpr int kCpr = Cfg::kCpr;
   extern __shared__ __align__(128) unsigned char smem[];
 

@@ -17,8 +17,9 @@
 #include <cstdlib>
 #include <string>
 
+#include "arch/dependent_launch.cuh"
+#include "arch/mma_sync.cuh"
 #include "common/cuda_check.h"
-#include "common/dependent_launch.cuh"
 #include "common/epilogue_thresholds.h"
 #include "common/fast_divisor.h"
 #include "common/threshold_entry.cuh"
@@ -35,23 +36,6 @@ constexpr int kWarpPixels = 16 * kMTiles;    // pixels per warp tile
 constexpr int kTiles = kFirstLayerChannels / 8;  // n8 tiles per 64-channel pass
 constexpr int kStepWords = kFirstLayerStepWords;  // 32 bytes of K per mma
 constexpr int kMaxWords = kFirstLayerMaxK / 4;
-
-// x codes (u8 or s8) times int8 weights, int32 accumulate: D = A B + D for a 16x32 A row-major
-// and a 32x8 B column-major (PTX ISA, mma.m16n8k32 fragments).
-template <bool kSignedX>
-__device__ __forceinline__ void mma_i8(int32_t (&d)[4], const uint32_t (&a)[4], uint2 b) {
-  if constexpr (kSignedX) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
-  }
-}
 
 // Dynamic shared memory (first_layer_smem_bytes): the weights as the host laid them out, B
 // fragments [pass][step][n8 tile][lane] (first_layer_weight_index), then a threshold entry per
@@ -193,7 +177,7 @@ __device__ __forceinline__ void multiply_pass(int32_t (&acc)[kMTiles][kTiles][4]
     for (int t = 0; t < kTiles; ++t) {
       const uint2 bt = b[t * 32];
 #pragma unroll
-      for (int i = 0; i < kMTiles; ++i) mma_i8<kSignedX>(acc[i][t], a[i], bt);
+      for (int i = 0; i < kMTiles; ++i) arch::mma_i8<kSignedX>(acc[i][t], a[i], bt);
     }
     if (step + 1 < steps) {
 #pragma unroll
@@ -208,7 +192,7 @@ template <bool kSignedX, bool kBytes>
 __global__ void __launch_bounds__(kThreads) first_layer_kernel(const FirstLayerCall call, const PixelDivisors div) {
   // The next convolution may launch now: it waits for this kernel before reading its output, and
   // this grid is one wave, already resident.
-  allow_next_kernel_start();
+  arch::allow_next_kernel_start();
   extern __shared__ __align__(16) unsigned char smem[];
   const FirstLayerSmem layout(call);
   uint2* s_b = reinterpret_cast<uint2*>(smem);  // [pass][step][n8 tile][lane]

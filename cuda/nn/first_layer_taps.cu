@@ -29,12 +29,12 @@
 #include <climits>
 #include <cstdint>
 
+#include "arch/cp_async.cuh"
+#include "arch/dependent_launch.cuh"
+#include "arch/wgmma.cuh"
 #include "common/cuda_check.h"
-#include "common/dependent_launch.cuh"
 #include "common/fast_divisor.h"
 #include "common/status.h"
-#include "gemm/bitplane_gemm_kernel.cuh"
-#include "gemm/bitplane_gemm_wgmma_kernel.cuh"
 
 namespace apnn {
 namespace taps_detail {
@@ -68,36 +68,6 @@ struct TileCoords {
     tx = rest - ty * geo.tiles_x;
   }
 };
-
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define APNN_WGMMA_D32                                                                                         \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
-  "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
-#define APNN_WGMMA_D32_OPERANDS(d)                                                                          \
-  "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]), "+r"(d[8]), \
-      "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]), "+r"(d[16]),   \
-      "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]),  \
-      "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31])
-
-// D (64 x 64 int32, 32 registers a thread) = A (u8 or s8 codes, 64 x 32) B (s8 weights, 32 x 64)
-// + (accumulate ? D : 0). Starting a tile with accumulate = 0 instead of zeroing D keeps every
-// write of D inside the wgmma pipeline (ptxas serializes the wgmmas otherwise).
-template <bool kSignedX>
-__device__ __forceinline__ void wgmma_i8(int32_t (&d)[32], uint64_t a, uint64_t b, int accumulate) {
-  if constexpr (kSignedX)
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 " APNN_WGMMA_D32 ", %32, %33, p;\n}\n"
-                 : APNN_WGMMA_D32_OPERANDS(d)
-                 : "l"(a), "l"(b), "r"(accumulate));
-  else
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k32.s32.u8.s8 " APNN_WGMMA_D32 ", %32, %33, p;\n}\n"
-                 : APNN_WGMMA_D32_OPERANDS(d)
-                 : "l"(a), "l"(b), "r"(accumulate));
-}
-#undef APNN_WGMMA_D32
-#undef APNN_WGMMA_D32_OPERANDS
-#endif
 
 // Adds `bit` to c1 where y >= T_2 and to c0 where y >= (y >= T_2 ? T_3 : T_1): the two bits of
 // the number of thresholds y passed.
@@ -189,10 +159,10 @@ __global__ void __launch_bounds__(taps_detail::kThreads, 6)
     first_layer_taps_kernel(const FirstLayerCall call, const taps_detail::TapGeometry geo) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace taps_detail;
-  using namespace wgmma_detail;
+  using namespace arch;
   // The next kernel may launch now: it waits for this one before reading its output, and this
   // grid is one wave, already resident.
-  allow_next_kernel_start();
+  arch::allow_next_kernel_start();
   extern __shared__ __align__(128) unsigned char smem[];
   unsigned char* s_weights = smem;
   unsigned char* s_windows = smem + geo.weight_bytes;
@@ -209,10 +179,10 @@ __global__ void __launch_bounds__(taps_detail::kThreads, 6)
   // channel's thresholds (INT32_MAX, never reached, past the table's levels and channels), the
   // wgmma descriptors, and the level-to-code masks.
   {
-    const uint32_t dst = gemm_detail::smem_addr(s_weights);
+    const uint32_t dst = arch::smem_addr(s_weights);
     const unsigned char* src = call.tap_weights;
-    for (int i = tid; i < geo.weight_bytes / 16; i += kThreads) gemm_detail::cp_async_16(dst + 16 * i, src + 16 * i, true);
-    gemm_detail::cp_async_commit();
+    for (int i = tid; i < geo.weight_bytes / 16; i += kThreads) arch::cp_async_16(dst + 16 * i, src + 16 * i, true);
+    arch::cp_async_commit();
   }
   if (tid < kChannels) {
     int32_t t[3];
@@ -229,12 +199,12 @@ __global__ void __launch_bounds__(taps_detail::kThreads, 6)
     const uint32_t at1 = static_cast<uint32_t>((r1 * geo.entries + g1 * geo.group_pitch) * kTapGroupBytes);
     const uint32_t m_stride = static_cast<uint32_t>(geo.stride_h * geo.entries * kTapGroupBytes);
     // B: [half][channel] entries, the second half LBO further, the next 8 channels SBO.
-    const uint64_t b = plain_descriptor(gemm_detail::smem_addr(s_weights) + tid * 2 * kChannels * kTapGroupBytes,
+    const uint64_t b = plain_descriptor(arch::smem_addr(s_weights) + tid * 2 * kChannels * kTapGroupBytes,
                                         kChannels * kTapGroupBytes, kTile * kTapGroupBytes);
 #pragma unroll
     for (int buf = 0; buf < 2; ++buf) {
       const uint64_t a =
-          plain_descriptor(gemm_detail::smem_addr(s_windows + buf * geo.window_bytes) + at0, at1 - at0, m_stride);
+          plain_descriptor(arch::smem_addr(s_windows + buf * geo.window_bytes) + at0, at1 - at0, m_stride);
       s_descriptors[buf][tid] = make_uint4(static_cast<uint32_t>(a), static_cast<uint32_t>(a >> 32),
                                            static_cast<uint32_t>(b), static_cast<uint32_t>(b >> 32));
     }
@@ -325,7 +295,7 @@ __global__ void __launch_bounds__(taps_detail::kThreads, 6)
   int32_t acc[32];
   int tile = static_cast<int>(blockIdx.x);
   if (tile < geo.tiles) fill_window(geo, image, channel_mask, tile, s_windows, tid);
-  gemm_detail::cp_async_wait<0>();  // this thread's weight copies
+  arch::cp_async_wait<0>();  // this thread's weight copies
   for (int buf = 0; tile < geo.tiles; tile += tile_step, buf ^= 1) {
     fence_proxy_async();  // this thread's shared-memory stores, visible to the wgmmas
     __syncthreads();      // the whole window (and, the first time, the weights and tables)

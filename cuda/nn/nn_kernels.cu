@@ -8,8 +8,8 @@
 
 #include <algorithm>
 
+#include "arch/dependent_launch.cuh"
 #include "common/cuda_check.h"
-#include "common/dependent_launch.cuh"
 #include "common/warp_planes.cuh"
 
 namespace apnn {
@@ -19,7 +19,7 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 
 __global__ void pack_input_kernel(InputPackCall call) {
-  allow_next_kernel_start();  // a convolution reads the result (it waits for this kernel)
+  arch::allow_next_kernel_start();  // a convolution reads the result (it waits for this kernel)
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
   const PackedView& o = call.out;
@@ -50,7 +50,7 @@ constexpr int kTableColumns = 4096;
 constexpr int kMaxIm2colBlocks = 2048;  // rows are strided over the grid
 
 __global__ void pack_im2col_kernel(InputPackCall call) {
-  allow_next_kernel_start();
+  arch::allow_next_kernel_start();
   __shared__ int s_offset[kTableColumns];  // (dh * in_w + dw) * in_c + ch
   __shared__ short2 s_tap[kTableColumns];  // (dh, dw)
   const PackedView& o = call.out;
@@ -94,7 +94,7 @@ __global__ void pack_im2col_kernel(InputPackCall call) {
 // do not leave most of a warp idle.
 template <int kBits>
 __global__ void max_pool_kernel(PoolCall call, int lanes_log2, int real_words) {
-  allow_next_kernel_start();
+  arch::allow_next_kernel_start();
   const int64_t thread = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   const int64_t row = thread >> lanes_log2;
   const int lanes = 1 << lanes_log2, sub = static_cast<int>(thread & (lanes - 1));

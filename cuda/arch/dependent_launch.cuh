@@ -7,6 +7,7 @@
 #pragma once
 
 namespace apnn {
+namespace arch {
 
 // Blocks until every earlier kernel of the stream has finished and its writes are visible.
 __device__ __forceinline__ void wait_for_previous_kernels() {
@@ -23,4 +24,5 @@ __device__ __forceinline__ void allow_next_kernel_start() {
 #endif
 }
 
+}  // namespace arch
 }  // namespace apnn
