@@ -4,7 +4,8 @@ CUDA source changed no instruction (no GPU needed).
     python3 tools/sass_fingerprint.py bazel-bin/libapnn.so > before.json     # on the old commit
     python3 tools/sass_fingerprint.py bazel-bin/libapnn.so --against before.json
 
-Runs `cuobjdump -sass` (CUDA's binary utilities; on PATH or in $CUOBJDUMP), splits the listing
+Runs `cuobjdump -sass` (CUDA's binary utilities; on PATH or in $CUOBJDUMP), or reads a saved
+listing (a file ending in .txt, e.g. from `cuobjdump -sass lib > listing.txt`), splits the listing
 into functions per architecture, and hashes each function's instructions. The function's own name
 is left out of the hash but keys the table, so a renamed kernel shows as one removed and one added.
 With --against, prints the functions whose code differs, appeared or disappeared, and exits 1 if
@@ -21,6 +22,9 @@ import sys
 
 
 def sass_listing(library):
+    if library.endswith(".txt"):
+        with open(library) as f:
+            return f.read()
     tool = os.environ.get("CUOBJDUMP", "cuobjdump")
     try:
         return subprocess.run([tool, "-sass", library], check=True, capture_output=True, text=True).stdout
@@ -50,7 +54,8 @@ def fingerprints(listing):
             if function:
                 name = function.group(1)
         elif name is not None:
-            body.append(line.strip())
+            # cuobjdump pads its columns to the widest instruction of the object: spacing only.
+            body.append(" ".join(line.split()))
     close()
     return table
 
