@@ -53,8 +53,9 @@ def fingerprints(listing):
                 arch = code_for.group(1)
             if function:
                 name = function.group(1)
-        elif name is not None:
-            # cuobjdump pads its columns to the widest instruction of the object: spacing only.
+        elif name is not None and line.strip():
+            # cuobjdump pads its columns to the widest instruction of the object, and blank lines
+            # depend on the function's place in it: spacing only.
             body.append(" ".join(line.split()))
     close()
     return table

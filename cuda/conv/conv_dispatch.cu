@@ -2,9 +2,11 @@
 #include "conv/conv_dispatch.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "common/cuda_check.h"
 #include "common/epilogue_thresholds.h"
@@ -44,7 +46,17 @@ struct RegisterFinishScope {
 // registers must allow (__launch_bounds__), and for the planner the blocks per SM a launch
 // fills (0: 2.5, see plan_tiled). any_planes: built for every plane count (else the fast ones
 // only); packed_taps: built for weights with packed taps (launch_tiled_any).
+enum ConvTileId : int {
+  kConv64x64K1024,     // latency: small tiles, long K steps, split across a cluster
+  kConv128x128K512,    // throughput: large tiles
+  kConv256x64K512,     // many planes (an 8-bit im2col first layer): 32 pixels per block
+  kConv128x64K512S3,   // short K, many pixels: 3 resident blocks of 8 warps per SM
+  kConv256x128K512,    // the 128x128 tiles' work in one wave: half the tiles, less read per product
+  kConvTileCount
+};
+
 struct TileConfig {
+  ConvTileId id;
   const char* name;
   int bm, bn, kt;
   int wm, wn, stages, min_blocks;
@@ -52,18 +64,19 @@ struct TileConfig {
   bool any_planes, packed_taps;
 };
 constexpr TileConfig kTileConfigs[] = {
-    // latency: small tiles, long K steps, split across a cluster
-    {"b64x64_k1024", 64, 64, 1024, 32, 32, 4, 1, 0, true, true},
-    // throughput: large tiles
-    {"b128x128_k512", 128, 128, 512, 64, 64, 4, 1, 2, true, true},
-    // many planes (an 8-bit im2col first layer): 32 pixels per block
-    {"b256x64_k512", 256, 64, 512, 64, 32, 3, 1, 2, true, false},
-    // short K, many pixels: 3 resident blocks of 8 warps per SM
-    {"b128x64_k512_s3", 128, 64, 512, 32, 32, 3, 3, 3, true, true},
-    // the 128x128 tiles' work in one wave: half the tiles, less read per product
-    {"b256x128_k512", 256, 128, 512, 64, 64, 4, 1, 1, false, false},
+    {kConv64x64K1024, "b64x64_k1024", 64, 64, 1024, 32, 32, 4, 1, 0, true, true},
+    {kConv128x128K512, "b128x128_k512", 128, 128, 512, 64, 64, 4, 1, 2, true, true},
+    {kConv256x64K512, "b256x64_k512", 256, 64, 512, 64, 32, 3, 1, 2, true, false},
+    {kConv128x64K512S3, "b128x64_k512_s3", 128, 64, 512, 32, 32, 3, 3, 3, true, true},
+    {kConv256x128K512, "b256x128_k512", 256, 128, 512, 64, 64, 4, 1, 1, false, false},
 };
 constexpr int kTileConfigCount = static_cast<int>(sizeof(kTileConfigs) / sizeof(kTileConfigs[0]));
+constexpr bool rows_in_tile_order() {
+  for (int c = 0; c < kTileConfigCount; ++c)
+    if (kTileConfigs[c].id != c) return false;
+  return true;
+}
+static_assert(kTileConfigCount == kConvTileCount && rows_in_tile_order(), "one kTileConfigs row per ConvTileId, in order");
 constexpr int kMaxClusterSplit = 8;
 constexpr int64_t kShortKBits = 2304;  // 3x3 over 256 channels
 constexpr int kMinRawSplitKTiles = 8;  // k tiles below which a raw (int32) output runs unsplit
@@ -123,35 +136,40 @@ ConvPlan plan_tiled(const ConvCall& call, int multiprocessors, const ConvOverrid
   // the 128x128 tiles, which read the least per product (C=896: fused 52.7 -> 39.0 us).
   int config = forced_config;
   if (config < 0) {
-    const int64_t small_tiles = tiles_of(kTileConfigs[0]);
-    config = small_tiles >= 6 * multiprocessors ? 1 : small_tiles >= 3 * multiprocessors && fast_planes(p, q) ? 3 : 0;
+    const int64_t small_tiles = tiles_of(kTileConfigs[kConv64x64K1024]);
+    config = small_tiles >= 6 * multiprocessors                          ? kConv128x128K512
+             : small_tiles >= 3 * multiprocessors && fast_planes(p, q) ? kConv128x64K512S3
+                                                                       : kConv64x64K1024;
   }
   // With 4+ activation planes the square tiles hold only 8-16 pixels; short K (a first layer's
   // im2col rows) then leaves every block mostly prologue and epilogue.
-  if (forced_config < 0 && p >= 4 && q <= 2 && tiles_of(kTileConfigs[2]) >= 2 * multiprocessors) config = 2;
+  if (forced_config < 0 && p >= 4 && q <= 2 && tiles_of(kTileConfigs[kConv256x64K512]) >= 2 * multiprocessors)
+    config = kConv256x64K512;
   // Short K over many pixels (networks' early layers): a block's time is its prologue, one or two
   // stages and the finish, so resident blocks matter more than tile reuse.
   if (forced_config < 0 && k_bits <= kShortKBits && fast_planes(p, q) &&
-      (config == 1 || tiles_of(kTileConfigs[0]) >= 4 * multiprocessors))
-    config = 3;
+      (config == kConv128x128K512 || tiles_of(kTileConfigs[kConv64x64K1024]) >= 4 * multiprocessors))
+    config = kConv128x64K512S3;
   // Short K over 4+ waves of wider tiles whose columns the channels fill: the 128x128 (packed
   // taps) or 256x128 tiles read less per product than the 3 resident 128x64 blocks. Measured per
   // layer (bench_nn, batch 8 and 256, every layer pinned to the wide tiles against the planner):
   // VGG's 112x112 / 56x56 / 28x28 and ResNet-18's layer2 / layer3 convolutions 5-30% faster; with
   // fewer waves (ResNet's layer2 at batch 8, its 7x7 layer4 at batch 256) or a partly empty
   // column tile (64 or 192 channels: ResNet's layer1, AlexNet's conv2) slower.
-  if (forced_config < 0 && config == 3) {
-    const int wide = call.w->tap_words ? 1 : 4;
+  if (forced_config < 0 && config == kConv128x64K512S3) {
+    const int wide = call.w->tap_words ? kConv128x128K512 : kConv256x128K512;
     if (g.out_channels % (kTileConfigs[wide].bn / q) == 0 && tiles_of(kTileConfigs[wide]) >= 4 * multiprocessors)
       config = wide;
   }
   // Measured (w1a2 16x16 3x3 C=1024, batch 8): 256 tiles of 128x128 run in two waves of one
   // block per SM (20.7 us), 128 of 256x128 in one (18.4 us); built for the fast plane counts.
-  if (forced_config < 0 && config == 1 && tiles_of(kTileConfigs[4]) <= multiprocessors) config = 4;
+  if (forced_config < 0 && config == kConv128x128K512 && tiles_of(kTileConfigs[kConv256x128K512]) <= multiprocessors)
+    config = kConv256x128K512;
   // A configuration not built for these planes or for packed taps (also when pinned) falls back
   // to the 128x128 tiles, which are built for both.
   const TileConfig& chosen = kTileConfigs[config];
-  if ((!chosen.any_planes && !fast_planes(p, q)) || (!chosen.packed_taps && call.w->tap_words)) config = 1;
+  if ((!chosen.any_planes && !fast_planes(p, q)) || (!chosen.packed_taps && call.w->tap_words))
+    config = kConv128x128K512;
   const TileConfig& cfg = kTileConfigs[config];
   ConvPlan plan;
   plan.config = config;
@@ -282,7 +300,7 @@ void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, bool
   if (p == 1 && q == 1) return launch_tiled<Config, 1, 1>(prm, grid, dependent, stream);
   if (p == 2 && q == 1) return launch_tiled<Config, 2, 1>(prm, grid, dependent, stream);
   if (p == 2 && q == 2) return launch_tiled<Config, 2, 2>(prm, grid, dependent, stream);
-  if constexpr (Config == 2) {  // 8-bit activations x 1-bit weights: an im2col first layer
+  if constexpr (Config == kConv256x64K512) {  // 8-bit activations x 1-bit weights: an im2col first layer
     if (p == 8 && q == 1) return launch_tiled<Config, 8, 1>(prm, grid, dependent, stream);
   }
   if constexpr (kTileConfigs[Config].any_planes) launch_tiled<Config, 0, 0>(prm, grid, dependent, stream);
@@ -290,10 +308,11 @@ void launch_tiled_any(int p, int q, const ConvKernelParams& prm, dim3 grid, bool
 
 // launch_tiled_any of each configuration, by index.
 using TiledLauncher = void (*)(int, int, const ConvKernelParams&, dim3, bool, cudaStream_t);
-constexpr TiledLauncher kTiledLaunchers[] = {launch_tiled_any<0>, launch_tiled_any<1>, launch_tiled_any<2>,
-                                             launch_tiled_any<3>, launch_tiled_any<4>};
-static_assert(sizeof(kTiledLaunchers) / sizeof(kTiledLaunchers[0]) == kTileConfigCount,
-              "one launcher per tile configuration");
+template <size_t... C>
+constexpr std::array<TiledLauncher, sizeof...(C)> tiled_launchers(std::index_sequence<C...>) {
+  return {launch_tiled_any<static_cast<int>(C)>...};
+}
+constexpr auto kTiledLaunchers = tiled_launchers(std::make_index_sequence<kTileConfigCount>());
 
 template <int P, int Q>
 void launch_conv(const ConvKernelParams& prm, dim3 grid, cudaStream_t stream) {
@@ -485,7 +504,7 @@ std::string ConvRunner::kernel_name(const ConvCall& call, const GemmTarget& targ
            (call.geometry.stride_h == 2 ? "_s2" : "") + "_n" + std::to_string(plan.tn);
     if (call.has_epilogue) name += plan.halo_output == HaloOutput::kPackedPool ? "_fused_epilogue_pool" : "_fused_epilogue";
   } else {
-    const bool fast = fast_planes(p, q) || (plan.config == 2 && p == 8 && q == 1);
+    const bool fast = fast_planes(p, q) || (plan.config == kConv256x64K512 && p == 8 && q == 1);
     name = std::string(fast ? "" : "generic_") + "conv_w" + std::to_string(q) + "a" + std::to_string(p) + "_" +
            (plan.config >= 0 ? kTileConfigs[plan.config].name : "b64x64_k256") + "_split" + std::to_string(plan.split) +
            (plan.config >= 0 && plan.split > 1 ? "c" : "") + (plan.register_finish ? "_register_finish" : "");

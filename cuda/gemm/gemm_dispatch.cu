@@ -2,8 +2,10 @@
 #include "gemm/gemm_dispatch.h"
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <string>
+#include <utility>
 
 #include "common/cuda_check.h"
 #include "common/quant.h"
@@ -14,67 +16,99 @@
 namespace apnn {
 namespace {
 
-// Tile configurations: bit-rows x bit-cols per block, warp tile, K bits per stage, stages.
+// The tile configurations, by name; the values are the indices apnn_context_set_gemm_override
+// takes (APNN_GEMM_CONFIGS of them).
+enum GemmTile : int {
+  kTile256x128K1024,
+  kTile128x128K512,
+  kTile64x64K256,
+  kTile128x128K1024,
+  kTile64x64K1024,
+  kFolded128x256K512,
+  kFolded128x128K1024,
+  kTile32x32K256,
+  kTile32x32K1024,
+  kWgmma128x128K1024,
+  kWgmma128x64K1024,
+  kGemmTileCount
+};
+
+enum class TileKind {
+  kMmaSync,  // bitplane_gemm_kernel: bm x bn bit-rows x bit-columns, all plane pairs in one tile
+  kFolded,   // bitplane_gemm_folded_kernel: bm x bn output rows x columns, plane pairs folded in registers
+  kWgmma,    // bitplane_gemm_wgmma_kernel (sm_90a): bm x bn output rows x columns
+};
+
+// One row per configuration, in GemmTile order: the kernel instantiations, the planner's
+// estimates and the names in GemmPlan::name all come from here.
 struct TileConfig {
+  GemmTile id;
   const char* name;
-  int bm, bn, kt;     // bit-rows x bit-columns per block (folded: output rows x columns)
+  TileKind kind;
+  int bm, bn;         // per block (bit-rows x bit-columns, or output rows x columns: see TileKind)
+  int wm, wn;         // per warp (the mma.sync and folded kernels)
+  int kt, stages;     // K bits per pipeline stage, stages in the ring (wgmma: gemm_wgmma.cu picks)
   int blocks_per_sm;  // expected residency, for the wave count
   double efficiency;  // relative speed per block tile at full occupancy
-  bool folded = false;  // bitplane_gemm_folded_kernel: plane pairs folded in registers
-  bool wgmma = false;   // bitplane_gemm_wgmma_kernel (sm_90a): bm x bn output rows x columns
 };
 constexpr TileConfig kConfigs[] = {
-    {"b256x128_k1024", 256, 128, 1024, 1, 0.87},
-    {"b128x128_k512", 128, 128, 512, 2, 1.00},
-    {"b64x64_k256", 64, 64, 256, 4, 0.50},
-    {"b128x128_k1024", 128, 128, 1024, 2, 1.02},
-    {"b64x64_k1024", 64, 64, 1024, 4, 0.52},
-    {"folded128x256_k512", 128, 256, 512, 1, 1.40, true},
-    {"folded128x128_k1024", 128, 128, 1024, 2, 1.52, true},
+    {kTile256x128K1024, "b256x128_k1024", TileKind::kMmaSync, 256, 128, 64, 64, 1024, 3, 1, 0.87},
+    {kTile128x128K512, "b128x128_k512", TileKind::kMmaSync, 128, 128, 64, 64, 512, 4, 2, 1.00},
+    {kTile64x64K256, "b64x64_k256", TileKind::kMmaSync, 64, 64, 32, 32, 256, 4, 4, 0.50},
+    {kTile128x128K1024, "b128x128_k1024", TileKind::kMmaSync, 128, 128, 64, 64, 1024, 3, 2, 1.02},
+    {kTile64x64K1024, "b64x64_k1024", TileKind::kMmaSync, 64, 64, 32, 32, 1024, 2, 4, 0.52},
+    {kFolded128x256K512, "folded128x256_k512", TileKind::kFolded, 128, 256, 64, 64, 512, 3, 1, 1.40},
+    {kFolded128x128K1024, "folded128x128_k1024", TileKind::kFolded, 128, 128, 64, 64, 1024, 2, 2, 1.52},
     // Latency tiles for small outputs (M=64-type): 2 warps and few outputs per thread, so the
     // combine-and-store tail, which dominates there, is short and spread over more blocks.
-    {"b32x32_k256", 32, 32, 256, 8, 0.25},
-    {"b32x32_k1024", 32, 32, 1024, 8, 0.26},
+    {kTile32x32K256, "b32x32_k256", TileKind::kMmaSync, 32, 32, 16, 32, 256, 2, 8, 0.25},
+    {kTile32x32K1024, "b32x32_k1024", TileKind::kMmaSync, 32, 32, 16, 32, 1024, 2, 8, 0.26},
     // Hopper's warpgroup binary MMA (gemm_wgmma.h), one accumulator set per plane pair.
-    {"wgmma128x128_k1024", kWgmmaTileRows, 128, 1024, 1, 2.3, false, true},
-    {"wgmma128x64_k1024", kWgmmaTileRows, 64, 1024, 1, 2.0, false, true},
+    {kWgmma128x128K1024, "wgmma128x128_k1024", TileKind::kWgmma, kWgmmaTileRows, 128, 0, 0, 1024, 0, 1, 2.3},
+    {kWgmma128x64K1024, "wgmma128x64_k1024", TileKind::kWgmma, kWgmmaTileRows, 64, 0, 0, 1024, 0, 1, 2.0},
 };
-constexpr int kWgmmaWide = 9, kWgmmaNarrow = 10;  // the two wgmma rows above
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
-static_assert(kNumConfigs == kNumGemmConfigs, "keep kNumGemmConfigs (common/backend.h) in step");
+constexpr bool rows_in_tile_order() {
+  for (int c = 0; c < kNumConfigs; ++c)
+    if (kConfigs[c].id != c) return false;
+  return true;
+}
+static_assert(kNumConfigs == kGemmTileCount && rows_in_tile_order(), "one kConfigs row per GemmTile, in order");
+static_assert(kNumConfigs == kNumGemmConfigs, "keep APNN_GEMM_CONFIGS (apnn.h) in step");
 
-// The kernel of each configuration (must match kConfigs row for row).
+// Plane counts (x planes P, w planes Q) with compile-time specialized kernels; other counts run
+// the generic kernel (P = Q = 0), which reads them from the parameters.
+struct Planes {
+  int p, q;
+};
+constexpr Planes kFastPlanes[] = {{1, 1}, {2, 1}, {3, 1}, {4, 1}, {2, 2}, {4, 2}, {4, 4}, {8, 1}, {8, 2}};
+// The folded kernel's: w1a2, w1a4, w2a2 (more planes spill registers).
+constexpr Planes kFoldedPlanes[] = {{2, 1}, {4, 1}, {2, 2}};
+
+template <size_t N>
+bool listed(const Planes (&list)[N], int p, int q) {
+  for (const Planes& pq : list)
+    if (pq.p == p && pq.q == q) return true;
+  return false;
+}
+bool is_fast_path(int p, int q) { return listed(kFastPlanes, p, q); }
+bool is_folded_path(int p, int q) { return listed(kFoldedPlanes, p, q); }
+
+// The kernel of configuration Config for P x Q planes, from its kConfigs row.
 template <int Config, int P, int Q>
-struct Kernel;
-#define APNN_GEMM_CONFIG(ID, BM, BN, WM, WN, KT, STAGES)                        \
-  template <int P, int Q>                                                        \
-  struct Kernel<ID, P, Q> {                                                      \
-    using Cfg = BitplaneGemm<BM, BN, WM, WN, KT, STAGES, P, Q>;                  \
-    static constexpr auto fn = bitplane_gemm_kernel<BM, BN, WM, WN, KT, STAGES, P, Q>; \
-  };
-APNN_GEMM_CONFIG(0, 256, 128, 64, 64, 1024, 3)
-APNN_GEMM_CONFIG(1, 128, 128, 64, 64, 512, 4)
-APNN_GEMM_CONFIG(2, 64, 64, 32, 32, 256, 4)
-APNN_GEMM_CONFIG(3, 128, 128, 64, 64, 1024, 3)
-APNN_GEMM_CONFIG(4, 64, 64, 32, 32, 1024, 2)
-APNN_GEMM_CONFIG(7, 32, 32, 16, 32, 256, 2)
-APNN_GEMM_CONFIG(8, 32, 32, 16, 32, 1024, 2)
-#undef APNN_GEMM_CONFIG
-
+struct Kernel {
+  static constexpr TileConfig c = kConfigs[Config];
+  static_assert(c.kind == TileKind::kMmaSync, "an mma.sync configuration");
+  using Cfg = BitplaneGemm<c.bm, c.bn, c.wm, c.wn, c.kt, c.stages, P, Q>;
+  static constexpr auto fn = bitplane_gemm_kernel<c.bm, c.bn, c.wm, c.wn, c.kt, c.stages, P, Q>;
+};
 template <int Config, int P, int Q>
-struct FoldedKernel;
-#define APNN_FOLDED_CONFIG(ID, BM, BN, WM, WN, KT, STAGES)                                  \
-  template <int P, int Q>                                                                    \
-  struct FoldedKernel<ID, P, Q> {                                                            \
-    using Cfg = FoldedGemm<BM, BN, WM, WN, KT, STAGES, P, Q>;                                \
-    static constexpr auto fn = bitplane_gemm_folded_kernel<BM, BN, WM, WN, KT, STAGES, P, Q>; \
-  };
-APNN_FOLDED_CONFIG(5, 128, 256, 64, 64, 512, 3)
-APNN_FOLDED_CONFIG(6, 128, 128, 64, 64, 1024, 2)
-#undef APNN_FOLDED_CONFIG
-
-// Plane counts the folded kernel is built for: w1a2, w2a2, w1a4 (more planes spill registers).
-bool is_folded_path(int p, int q) { return (p == 2 && q == 1) || (p == 2 && q == 2) || (p == 4 && q == 1); }
+struct FoldedKernel {
+  static constexpr TileConfig c = kConfigs[Config];
+  static_assert(c.kind == TileKind::kFolded, "a folded configuration");
+  using Cfg = FoldedGemm<c.bm, c.bn, c.wm, c.wn, c.kt, c.stages, P, Q>;
+  static constexpr auto fn = bitplane_gemm_folded_kernel<c.bm, c.bn, c.wm, c.wn, c.kt, c.stages, P, Q>;
+};
 
 template <typename K>
 void launch_kernel(const GemmParams& params, dim3 grid, cudaStream_t stream) {
@@ -96,50 +130,46 @@ void launch_kernel(const GemmParams& params, dim3 grid, cudaStream_t stream) {
   APNN_CUDA_CHECK(cudaLaunchKernelEx(&config, K::fn, params));
 }
 
-template <int Config, int P, int Q>
-void launch(const GemmParams& params, dim3 grid, cudaStream_t stream) {
-  launch_kernel<Kernel<Config, P, Q>>(params, grid, stream);
+// Launches K<Config, P, Q> if kList[I..] names p x q; `launched` says whether one did.
+template <template <int, int, int> class K, int Config, const auto& kList, size_t I = 0>
+void launch_planes(int p, int q, const GemmParams& params, dim3 grid, cudaStream_t stream, bool& launched) {
+  if constexpr (I < sizeof(kList) / sizeof(kList[0])) {
+    if (p == kList[I].p && q == kList[I].q) {
+      launch_kernel<K<Config, kList[I].p, kList[I].q>>(params, grid, stream);
+      launched = true;
+      return;
+    }
+    launch_planes<K, Config, kList, I + 1>(p, q, params, grid, stream, launched);
+  }
 }
 
 template <int Config>
-void launch_folded(int p, int q, const GemmParams& params, dim3 grid, cudaStream_t stream) {
-  if (p == 2 && q == 1) return launch_kernel<FoldedKernel<Config, 2, 1>>(params, grid, stream);
-  if (p == 4 && q == 1) return launch_kernel<FoldedKernel<Config, 4, 1>>(params, grid, stream);
-  if (p == 2 && q == 2) return launch_kernel<FoldedKernel<Config, 2, 2>>(params, grid, stream);
-  throw Error(APNN_STATUS_INTERNAL_ERROR, "no folded kernel for these plane counts");
+void launch_config(int p, int q, const GemmParams& params, dim3 grid, cudaStream_t stream, bool generic) {
+  bool launched = false;
+  if constexpr (kConfigs[Config].kind == TileKind::kFolded) {
+    launch_planes<FoldedKernel, Config, kFoldedPlanes>(p, q, params, grid, stream, launched);
+    if (!launched) throw Error(APNN_STATUS_INTERNAL_ERROR, "no folded kernel for these plane counts");
+  } else if constexpr (kConfigs[Config].kind == TileKind::kWgmma) {
+    launch_wgmma_gemm(params, grid, stream);
+  } else {
+    if (!generic) launch_planes<Kernel, Config, kFastPlanes>(p, q, params, grid, stream, launched);
+    if (!launched) launch_kernel<Kernel<Config, 0, 0>>(params, grid, stream);
+  }
 }
 
-template <int Config>
-void launch_config(int p, int q, bool generic, const GemmParams& params, dim3 grid, cudaStream_t stream) {
-  if (generic) return launch<Config, 0, 0>(params, grid, stream);
-  // Compile-time specialized fast paths (x planes P, w planes Q), then the generic kernel.
-#define APNN_FAST_PATH(P, Q) \
-  if (p == P && q == Q) return launch<Config, P, Q>(params, grid, stream);
-  APNN_FAST_PATH(1, 1)  // w1a1
-  APNN_FAST_PATH(2, 1)  // w1a2
-  APNN_FAST_PATH(3, 1)  // w1a3
-  APNN_FAST_PATH(4, 1)  // w1a4
-  APNN_FAST_PATH(2, 2)  // w2a2
-  APNN_FAST_PATH(4, 2)  // w2a4
-  APNN_FAST_PATH(4, 4)  // w4a4
-  APNN_FAST_PATH(8, 1)  // w1a8
-  APNN_FAST_PATH(8, 2)  // w2a8
-#undef APNN_FAST_PATH
-  launch<Config, 0, 0>(params, grid, stream);
+// launch_config of each configuration, indexed by GemmTile.
+using ConfigLauncher = void (*)(int, int, const GemmParams&, dim3, cudaStream_t, bool);
+template <size_t... C>
+constexpr std::array<ConfigLauncher, sizeof...(C)> config_launchers(std::index_sequence<C...>) {
+  return {launch_config<static_cast<int>(C)>...};
 }
-
-bool is_fast_path(int p, int q) {
-  static const int pairs[][2] = {{1, 1}, {2, 1}, {3, 1}, {4, 1}, {2, 2}, {4, 2}, {4, 4}, {8, 1}, {8, 2}};
-  for (const auto& pq : pairs)
-    if (pq[0] == p && pq[1] == q) return true;
-  return false;
-}
+constexpr auto kLaunchers = config_launchers(std::make_index_sequence<kNumConfigs>());
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Whether a configuration's tile counts output rows x columns (all planes of each) rather
 // than bit-rows x bit-columns.
-bool whole_outputs(const TileConfig& cfg) { return cfg.folded || cfg.wgmma; }
+bool whole_outputs(const TileConfig& cfg) { return cfg.kind != TileKind::kMmaSync; }
 
 // Output rows (or columns) per block of a configuration for an operand of `planes` planes.
 int64_t output_rows(const TileConfig& cfg, int planes, bool rows = true) {
@@ -149,8 +179,8 @@ int64_t output_rows(const TileConfig& cfg, int planes, bool rows = true) {
 // Whether configuration `c` can run p x q planes on this target.
 bool config_serves(int c, int p, int q, const GemmTarget& target, const GemmOverride& pin) {
   const TileConfig& cfg = kConfigs[c];
-  if (cfg.folded) return is_folded_path(p, q) && !pin.generic;
-  if (cfg.wgmma) return target.wgmma && !pin.generic && has_wgmma_gemm(p, q, cfg.bn);
+  if (cfg.kind == TileKind::kFolded) return is_folded_path(p, q) && !pin.generic;
+  if (cfg.kind == TileKind::kWgmma) return target.wgmma && !pin.generic && has_wgmma_gemm(p, q, cfg.bn);
   return true;
 }
 
@@ -171,7 +201,7 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   for (int c = 0; c < kNumConfigs; ++c) {
     if (pinned && c != pin.config) continue;
     const TileConfig& cfg = kConfigs[c];
-    if (!config_serves(c, p, q, target, pin) || (cfg.wgmma && !pinned)) continue;  // wgmma: chosen below
+    if (!config_serves(c, p, q, target, pin) || (cfg.kind == TileKind::kWgmma && !pinned)) continue;  // wgmma: chosen below
     const int64_t tm = output_rows(cfg, p), tn = output_rows(cfg, q, false);
     if (tm < 1 || tn < 1) continue;
     const int64_t blocks = ceil_div(x.rows, tm) * ceil_div(w.rows, tn);
@@ -189,10 +219,10 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   // fastest on the H100 at 4096..8192 cubed for these plane counts (bench_gemm
   // --sweep_configs, 2026-11-23); the cost model above is only a guess between them.
   if (!pinned && best_blocks >= 2 * static_cast<int64_t>(multiprocessors) * kConfigs[best].blocks_per_sm) {
-    if (p == 2 && q == 1) best = 6;  // w1a2: folded 128x128, 1024-bit stages: 423-427 us at 8192^3 (512-bit: 454)
-    if (p == 2 && q == 2) best = 0;  // w2a2: 256x128 / 1024-bit stages, 967 us (folded: 1196 us)
-    if (p == 4 && q == 1) best = 1;  // w1a4: 128x128 / 512-bit stages, 944 us (folded: 1205 us)
-    if (p == 4 && q == 2) best = 1;  // w2a4: 128x128 / 512-bit stages, 1775 us
+    if (p == 2 && q == 1) best = kFolded128x128K1024;  // w1a2: folded 128x128, 1024-bit stages: 423-427 us at 8192^3 (512-bit: 454)
+    if (p == 2 && q == 2) best = kTile256x128K1024;  // w2a2: 256x128 / 1024-bit stages, 967 us (folded: 1196 us)
+    if (p == 4 && q == 1) best = kTile128x128K512;  // w1a4: 128x128 / 512-bit stages, 944 us (folded: 1205 us)
+    if (p == 4 && q == 2) best = kTile128x128K512;  // w2a4: 128x128 / 512-bit stages, 1775 us
     best_blocks = ceil_div(x.rows, output_rows(kConfigs[best], p)) * ceil_div(w.rows, output_rows(kConfigs[best], q, false));
   }
   // sm_90: the wgmma kernel wherever its tiles fill every SM (H100, w1a2 8192^3: 262 us against
@@ -200,7 +230,7 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   // its 128-row tiles are full (w1a2 128 x 8192 x 8192: 9.2 against 19.4 us; 256 x 4096 x 4096:
   // 6.6 against 16.4 us). Short K (1024^3: 7.7 against 9.3 us) and M = 64 (half-empty tiles)
   // stay on the mma.sync tiles.
-  const int wgmma = config_serves(kWgmmaWide, p, q, target, pin) ? kWgmmaWide : kWgmmaNarrow;
+  const int wgmma = config_serves(kWgmma128x128K1024, p, q, target, pin) ? kWgmma128x128K1024 : kWgmma128x64K1024;
   if (!pinned && config_serves(wgmma, p, q, target, pin)) {
     const int64_t blocks = ceil_div(x.rows, kConfigs[wgmma].bm) * ceil_div(w.rows, kConfigs[wgmma].bn);
     const bool long_k = ceil_div(chunks, 8) >= 4 && x.rows >= kWgmmaTileRows;  // >= 4 stages of 1024 bits
@@ -211,8 +241,10 @@ GemmPlan plan_gemm(const PackedMatrix& x, const PackedMatrix& w, const GemmTarge
   }
   // Latency-bound small tiles (measured on H100): a single K step wins, so take the 256-bit
   // stage for K <= 256 bits and the 1024-bit stage otherwise.
-  if (!pinned && (best == 2 || best == 4)) best = chunks <= 2 ? 2 : 4;
-  if (!pinned && (best == 7 || best == 8)) best = chunks <= 2 ? 7 : 8;
+  if (!pinned && (best == kTile64x64K256 || best == kTile64x64K1024))
+    best = chunks <= 2 ? kTile64x64K256 : kTile64x64K1024;
+  if (!pinned && (best == kTile32x32K256 || best == kTile32x32K1024))
+    best = chunks <= 2 ? kTile32x32K256 : kTile32x32K1024;
   // Split K across blocks when the output alone cannot fill the GPU and K is long enough to
   // pay for the reduction (about 2 us through a cluster on H100; not worth it for K <= 1024).
   const TileConfig& cfg = kConfigs[best];
@@ -285,19 +317,8 @@ void launch_gemm(const GemmPlan& plan, const PackedMatrix& x, const PackedMatrix
     params.workspace = workspace.workspace;
     params.tile_counters = workspace.tile_counters;
   }
-  switch (plan.config) {
-    case 0: return launch_config<0>(params.p, params.q, plan.generic, params, grid, stream);
-    case 1: return launch_config<1>(params.p, params.q, plan.generic, params, grid, stream);
-    case 2: return launch_config<2>(params.p, params.q, plan.generic, params, grid, stream);
-    case 3: return launch_config<3>(params.p, params.q, plan.generic, params, grid, stream);
-    case 4: return launch_config<4>(params.p, params.q, plan.generic, params, grid, stream);
-    case 5: return launch_folded<5>(params.p, params.q, params, grid, stream);
-    case 6: return launch_folded<6>(params.p, params.q, params, grid, stream);
-    case 7: return launch_config<7>(params.p, params.q, plan.generic, params, grid, stream);
-    case 8: return launch_config<8>(params.p, params.q, plan.generic, params, grid, stream);
-    case kWgmmaWide:
-    case kWgmmaNarrow: return launch_wgmma_gemm(params, grid, stream);
-  }
+  require(plan.config >= 0 && plan.config < kNumConfigs, APNN_STATUS_INTERNAL_ERROR, "no such GEMM tile configuration");
+  kLaunchers[plan.config](params.p, params.q, params, grid, stream, plan.generic);
 }
 
 }  // namespace apnn
