@@ -12,6 +12,7 @@
 #include "common/backend.h"
 #include "common/epilogue.h"
 #include "common/objects.h"
+#include "common/options.h"
 #include "common/quant.h"
 #include "common/status.h"
 
@@ -146,7 +147,34 @@ apnn_status_t apnn_context_create(apnn_backend_t backend, apnn_context_t* ctx) {
       default:
         require_arg(false, "unknown backend " + std::to_string(static_cast<int>(backend)));
     }
+    c->options = apnn::environment_options();
+    c->backend->set_options(c->options);
     *ctx = c.release();
+  });
+}
+
+apnn_status_t apnn_options_init(apnn_options_t* options) {
+  return guarded(__func__, [&] {
+    require_arg(options != nullptr, "options is NULL");
+    *options = apnn::default_options();
+  });
+}
+
+apnn_status_t apnn_context_set_options(apnn_context_t ctx, const apnn_options_t* options) {
+  return guarded(__func__, [&] {
+    check_context(ctx);
+    require_arg(options != nullptr, "options is NULL");
+    apnn::validate_options(*options);
+    ctx->options = *options;
+    ctx->backend->set_options(*options);
+  });
+}
+
+apnn_status_t apnn_context_get_options(apnn_context_t ctx, apnn_options_t* options) {
+  return guarded(__func__, [&] {
+    check_context(ctx);
+    require_arg(options != nullptr, "options is NULL");
+    *options = ctx->options;
   });
 }
 

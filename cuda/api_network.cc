@@ -34,7 +34,7 @@ apnn_status_t apnn_network_create(apnn_context_t ctx, const apnn_network_input_d
     require_arg(input != nullptr && net != nullptr, "input or net is NULL");
     auto obj = std::make_unique<apnn_network>();
     obj->ctx = ctx;
-    obj->net = std::make_unique<apnn::Network>(ctx->kind, *input);
+    obj->net = std::make_unique<apnn::Network>(ctx->kind, ctx->options, *input);
     ctx->live_objects++;
     *net = obj.release();
   });

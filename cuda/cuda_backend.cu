@@ -102,11 +102,19 @@ class CudaBackend final : public Backend {
     return conv_.takes_unpadded_rows(call, gemm_target());
   }
   void set_conv_override(const ConvOverride& choice) override { conv_.set_override(choice); }
+  void set_options(const apnn_options_t& options) override {
+    conv_.set_options(options);
+    first_layer_taps_ = options.first_layer_taps;
+  }
   // Networks (cuda/nn).
   void pack_input(const InputPackCall& call) override { pack_input_cuda(call, stream_); }
   void max_pool(const PoolCall& call) override { max_pool_cuda(call, stream_); }
+  std::string first_layer_kernel_name(const FirstLayerCall& call) const override {
+    return apnn::first_layer_kernel_name(call, props_.major == 9 && props_.minor == 0, first_layer_taps_);
+  }
   void first_layer(const FirstLayerCall& call) override {
-    first_layer_cuda(call, props_.multiProcessorCount, props_.major == 9 && props_.minor == 0, stream_);
+    first_layer_cuda(call, props_.multiProcessorCount, props_.major == 9 && props_.minor == 0, first_layer_taps_,
+                     stream_);
   }
   std::unique_ptr<Recording> record(const std::function<void()>& op) override;
 
@@ -191,6 +199,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   GemmOverride override_;
   ConvRunner conv_;  // convolution choices and workspace (cuda/conv)
+  int first_layer_taps_ = APNN_OPTION_AUTO;  // apnn_options_t::first_layer_taps
   GemmWorkspace workspace_;
   size_t ws_entries_ = 0, ws_counters_ = 0;
 };

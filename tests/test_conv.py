@@ -131,11 +131,10 @@ def test_weights_layout_pads_each_tap(ctx, rng):
 @requires_gpu
 @pytest.mark.parametrize("config", ["0", "1", "2", "3", "4", "legacy"])
 @pytest.mark.parametrize("split_k", [1, 2, 3, 8])
-def test_cuda_tiled_configs_and_cluster_splits(monkeypatch, rng, config, split_k):
-    # Every kernel configuration (APNN_CONV_CONFIG) and cluster split, raw and fused (packed
+def test_cuda_tiled_configs_and_cluster_splits(rng, config, split_k):
+    # Every kernel configuration (the conv_tiles option) and cluster split, raw and fused (packed
     # and float outputs), against the oracle.
-    monkeypatch.setenv("APNN_CONV_CONFIG", config)
-    ctx = apnn.Context("cuda")
+    ctx = apnn.Context("cuda", conv_tiles=config if config == "legacy" else int(config))
     apnn.set_conv_override(ctx, split_k=split_k)
     check_conv(ctx, rng, 1, 8, 8, 300, 70, 3, 1, 1, 2, 1, "unsigned", "binary")
     check_conv(ctx, rng, 2, 9, 7, 64, 130, 5, 2, 2, 3, 2, "signed", "unsigned", 1, 2)
@@ -166,12 +165,11 @@ def test_cuda_tiled_configs_and_cluster_splits(monkeypatch, rng, config, split_k
 
 
 @requires_gpu
-def test_cuda_more_row_tiles_than_grid_y_holds(monkeypatch, rng):
+def test_cuda_more_row_tiles_than_grid_y_holds(rng):
     # 33 x 256 x 256 pixels in the 64x64 tiles' 32-pixel row tiles (2-bit activations): 67,584 row
     # tiles, past the 65,535 a grid's y holds (batch-256 networks reach that). Tiles run along grid
     # x; raw and fused (96 channels: two column tiles meeting in the row-sum workspace).
-    monkeypatch.setenv("APNN_CONV_CONFIG", "0")
-    ctx = apnn.Context("cuda")
+    ctx = apnn.Context("cuda", conv_tiles=0)
     n, hw, c, o = 33, 256, 32, 96
     x = reference.random_codes(rng, (n, hw, hw, c), 2, "unsigned")
     wc = reference.random_codes(rng, (o, 1, 1, c), 1, "binary")

@@ -2,7 +2,7 @@
 over at most 256 channels and 5x5 over at most 128 at stride 1, 1x1 and 3x3 over at most 256 at
 stride 2) against the numpy oracle: raw int32 and fused packed outputs, the fused max pool, packed
 residuals, ragged maps and channels, persistent blocks that walk several tiles, and whole networks
-with it on and off. APNN_CONV_HALO=1 runs it on every call it serves,
+with it on and off. the conv_halo option 1 runs it on every call it serves,
 however small; elsewhere the calls run the tiled kernels, and must give the same results."""
 import numpy as np
 import pytest
@@ -16,9 +16,8 @@ pytestmark = requires_gpu
 SERVED_PLANES = [(1, 1), (2, 1), (2, 2)]  # (x_bit, w_bit)
 
 
-def halo_context(monkeypatch, setting="1"):
-    monkeypatch.setenv("APNN_CONV_HALO", setting)
-    return apnn.Context("cuda")
+def halo_context(setting=1):
+    return apnn.Context("cuda", conv_halo=setting)
 
 
 def served(ctx, x_bit, w_bit, x_enc="unsigned", c=64, k=3, stride=1):
@@ -29,7 +28,7 @@ def served(ctx, x_bit, w_bit, x_enc="unsigned", c=64, k=3, stride=1):
 def check_raw_outputs(ctx, rng, cases, x_bit, w_bit, k, stride, setting="1"):
     """Int32 outputs of K x K convolutions (padding K / 2) over each case (n, h, w, c, o), with
     weights with and without offsets and zero points, against the oracle; the halo kernel (named
-    _s2 at stride 2) runs exactly where it serves the call and APNN_CONV_HALO is 1."""
+    _s2 at stride 2) runs exactly where it serves the call and conv_halo is 1."""
     for n, h, w, c, o in cases:
         for x_enc, w_enc, zw in [("unsigned", "binary" if w_bit == 1 else "signed", 0), ("signed", "unsigned", 1)]:
             if w_enc == "binary" and zw:
@@ -51,20 +50,20 @@ def check_raw_outputs(ctx, rng, cases, x_bit, w_bit, k, stride, setting="1"):
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES + [(3, 1), (1, 3)])
 @pytest.mark.parametrize("setting", ["1", "0"])
 @pytest.mark.parametrize("k", [3, 5])
-def test_raw_outputs(monkeypatch, rng, x_bit, w_bit, setting, k):
+def test_raw_outputs(rng, x_bit, w_bit, setting, k):
     # Ragged maps (partial tiles on both axes), channel counts from 1 to 256 (one entry, half
     # empty for <= 64; two above 128; 5x5 kernels only to 128), several column tiles, weight
     # encodings with offsets and zero points.
-    ctx = halo_context(monkeypatch, setting)
+    ctx = halo_context(int(setting))
     cases = [(2, 9, 11, 64, 70), (1, 8, 8, 128, 128), (3, 5, 13, 100, 64), (1, 17, 7, 40, 200), (2, 16, 16, 1, 33),
              (1, 3, 3, 128, 130), (2, 9, 10, 256, 64), (1, 7, 12, 200, 96), (1, 6, 6, 129, 40)]
     check_raw_outputs(ctx, rng, cases, x_bit, w_bit, k, 1, setting)
 
 
-def test_not_served_calls_keep_other_kernels(monkeypatch, rng):
+def test_not_served_calls_keep_other_kernels(rng):
     # Binary activations (an offset), other strides, kernels and padding, > 256 channels (> 128
     # for 5x5).
-    ctx = halo_context(monkeypatch)
+    ctx = halo_context()
     for x_enc, c, k, stride, pad in [("binary", 64, 3, 1, 1), ("unsigned", 64, 3, 3, 1), ("unsigned", 64, 3, 1, 0),
                                      ("unsigned", 64, 3, 2, 0), ("unsigned", 64, 5, 2, 2), ("binary", 64, 1, 2, 0),
                                      ("unsigned", 320, 1, 2, 0), ("unsigned", 320, 3, 2, 1),
@@ -84,11 +83,11 @@ def test_not_served_calls_keep_other_kernels(monkeypatch, rng):
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES)
 @pytest.mark.parametrize("pool", ["none", "max"])
 @pytest.mark.parametrize("k", [3, 5])
-def test_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, pool, k):
+def test_fused_packed_outputs(rng, x_bit, w_bit, pool, k):
     # Threshold-table outputs of every <= 2-bit encoding (zero points, negative and zero scales),
     # with and without the fused 2x2 max pool over odd maps; one and several column tiles (the
     # row-sum workspace, run twice so it must be left clean); row sums checked by chaining.
-    ctx = halo_context(monkeypatch)
+    ctx = halo_context()
     cases = [(2, 9, 11, 64, 64, (2, "unsigned", 0), "relu"), (1, 12, 8, 128, 96, (1, "binary", 0), "none"),
              (3, 7, 7, 100, 128, (2, "signed", 1), "clip"), (2, 10, 6, 64, 200, (1, "unsigned", 0), "relu"),
              (1, 16, 16, 128, 256, (2, "unsigned", 0), "relu"), (2, 9, 9, 256, 128, (2, "unsigned", 0), "relu"),
@@ -113,9 +112,9 @@ def test_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, pool, k):
 @pytest.mark.parametrize("residual", [(1, "binary", 0), (2, "signed", -1), (2, "unsigned", 1)],
                          ids=lambda r: f"{r[0]}{r[1]}{r[2]}")
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES)
-def test_packed_residual(monkeypatch, rng, residual, x_bit, w_bit):
+def test_packed_residual(rng, residual, x_bit, w_bit):
     # One table part per residual code; two column tiles for 96 channels; 256 input channels.
-    ctx = halo_context(monkeypatch)
+    ctx = halo_context()
     r_bits, r_enc, r_zp = residual
     w_enc = "binary" if w_bit == 1 else "signed"
     for c, o in ((128, 64), (128, 96), (256, 128)):
@@ -137,10 +136,10 @@ def test_packed_residual(monkeypatch, rng, residual, x_bit, w_bit):
 
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES + [(3, 1)])
 @pytest.mark.parametrize("k", [1, 3])
-def test_stride2_raw_outputs(monkeypatch, rng, x_bit, w_bit, k):
+def test_stride2_raw_outputs(rng, x_bit, w_bit, k):
     # Stride 2 (1x1 without padding, 3x3 with 1): even and odd maps, ragged tiles, maps of one and
     # two pixels, 1 to 256 channels, several column tiles, weights with offsets and zero points.
-    ctx = halo_context(monkeypatch)
+    ctx = halo_context()
     cases = [(2, 9, 11, 64, 70), (1, 16, 16, 128, 128), (3, 5, 13, 100, 64), (1, 17, 7, 40, 200), (2, 16, 16, 1, 33),
              (2, 15, 18, 256, 64), (1, 14, 12, 200, 96), (1, 6, 6, 129, 40), (1, 2, 2, 64, 64), (2, 1, 1, 8, 8)]
     check_raw_outputs(ctx, rng, cases, x_bit, w_bit, k, 2)
@@ -148,10 +147,10 @@ def test_stride2_raw_outputs(monkeypatch, rng, x_bit, w_bit, k):
 
 @pytest.mark.parametrize("x_bit,w_bit", SERVED_PLANES)
 @pytest.mark.parametrize("k", [1, 3])
-def test_stride2_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, k):
+def test_stride2_fused_packed_outputs(rng, x_bit, w_bit, k):
     # Threshold-table outputs at stride 2, every <= 2-bit encoding, one and several column tiles
     # (run twice: the row-sum workspace must be left clean); row sums checked by chaining.
-    ctx = halo_context(monkeypatch)
+    ctx = halo_context()
     cases = [(2, 9, 11, 64, 64, (2, "unsigned", 0), "relu"), (1, 12, 8, 128, 96, (1, "binary", 0), "none"),
              (3, 7, 7, 100, 128, (2, "signed", 1), "clip"), (2, 10, 6, 64, 200, (1, "unsigned", 0), "relu"),
              (1, 16, 16, 256, 256, (2, "signed", 0), "none"), (1, 10, 11, 192, 64, (1, "binary", 0), "none")]
@@ -172,10 +171,10 @@ def test_stride2_fused_packed_outputs(monkeypatch, rng, x_bit, w_bit, k):
             check_rows_by_chaining(ctx, rng, out, expected, out_bits, out_enc, out_zp, desc)
 
 
-def test_stride2_pool_and_residual_keep_tiled_kernels(monkeypatch, rng):
+def test_stride2_pool_and_residual_keep_tiled_kernels(rng):
     # The stride-2 kernels are built without the fused pool and the packed residual: those calls
     # run the tiled kernels, exactly.
-    ctx = halo_context(monkeypatch)
+    ctx = halo_context()
     x = reference.random_codes(rng, (2, 12, 12, 64), 2, "unsigned")
     wc = reference.random_codes(rng, (64, 3, 3, 64), 1, "binary")
     y = reference.conv2d(x, wc, x_bit=2, w_bit=1, w_encoding="binary", stride=2, padding=1)
@@ -195,11 +194,10 @@ def test_stride2_pool_and_residual_keep_tiled_kernels(monkeypatch, rng):
 
 
 @pytest.mark.parametrize("k", [1, 3])
-def test_stride2_persistent_blocks_walk_many_tiles(monkeypatch, rng, k):
+def test_stride2_persistent_blocks_walk_many_tiles(rng, k):
     # 48 images of 64 x 64 to 32 x 32: 768 tiles, more than the resident blocks, with the default
     # planner (enough tiles to choose the halo kernel by itself), raw and packed.
-    monkeypatch.delenv("APNN_CONV_HALO", raising=False)
-    ctx = apnn.Context("cuda")
+    ctx = apnn.Context("cuda")  # conv_halo "auto"
     n, hw, c, o = 48, 64, 64, 128
     x = reference.random_codes(rng, (n, hw, hw, c), 2, "unsigned")
     wc = reference.random_codes(rng, (o, k, k, c), 1, "binary")
@@ -214,11 +212,10 @@ def test_stride2_persistent_blocks_walk_many_tiles(monkeypatch, rng, k):
     check_rows_by_chaining(ctx, rng, out, expected, 2, "unsigned", 0, f"k{k} packed")
 
 
-def test_persistent_blocks_walk_many_tiles(monkeypatch, rng):
+def test_persistent_blocks_walk_many_tiles(rng):
     # 64 images of 40 x 40: 1,600 tiles, several per resident block, with the default planner
     # (enough tiles to choose the halo kernel by itself), raw and pooled.
-    monkeypatch.delenv("APNN_CONV_HALO", raising=False)
-    ctx = apnn.Context("cuda")
+    ctx = apnn.Context("cuda")  # conv_halo "auto"
     n, hw, c, o = 64, 40, 64, 64
     x = reference.random_codes(rng, (n, hw, hw, c), 2, "unsigned")
     wc = reference.random_codes(rng, (o, 3, 3, c), 1, "binary")
@@ -249,7 +246,7 @@ def set_same_random_weights(net, layers, weights, rng, w_bit):
 
 
 @pytest.mark.parametrize("bits", [(1, 2), (2, 2), (1, 1)], ids=["w1a2", "w2a2", "w1a1"])
-def test_networks_with_and_without_halo(monkeypatch, rng, bits):
+def test_networks_with_and_without_halo(rng, bits):
     # Networks keep 64- and 128-channel taps packed (8 and 16 bytes per tap): a VGG-like block
     # with a fused pool, ResNet-like residual blocks (one with a stride-2 convolution and a 1x1
     # stride-2 downsample) and a 5x5 layer, on and off, against the oracle.
@@ -257,8 +254,7 @@ def test_networks_with_and_without_halo(monkeypatch, rng, bits):
     x = rng.integers(0, 256, (3, 18, 18, 3)).astype(np.uint8)
     outputs, weights = [], []
     for setting in ("1", "0"):
-        monkeypatch.setenv("APNN_CONV_HALO", setting)
-        net = apnn.Network((18, 18, 3), context=apnn.Context("cuda"))
+        net = apnn.Network((18, 18, 3), context=apnn.Context("cuda", conv_halo=int(setting)))
         act = dict(w_bit=w_bit, out_bit=x_bit, out_scale=0.5)
         layers = [net.conv(64, 3, padding=1, **act)]
         layers.append(net.conv(64, 3, padding=1, pool="max", pool_size=2, **act))
@@ -276,22 +272,20 @@ def test_networks_with_and_without_halo(monkeypatch, rng, bits):
         layers.append(net.linear(10, output="float", w_bit=w_bit))
         set_same_random_weights(net, layers, weights, rng, w_bit)
         outputs.append(net(x))
-        np.testing.assert_array_equal(outputs[-1], net.reference(x), f"APNN_CONV_HALO={setting}")
+        np.testing.assert_array_equal(outputs[-1], net.reference(x), f"conv_halo={setting}")
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
 @pytest.mark.parametrize("bits", [(1, 2), (2, 2)], ids=["w1a2", "w2a2"])
-def test_networks_keep_unpadded_rows_for_halo_layers(monkeypatch, rng, bits):
+def test_networks_keep_unpadded_rows_for_halo_layers(rng, bits):
     # Tensors of 33..64 and 97..128 channels that only halo convolutions and max pools touch keep
     # ceil(C / 32) words per row (the layer's row_words); a tensor with any other reader keeps its
-    # 256-bit rows. Same outputs as APNN_NETWORK_UNPADDED=0, both equal to the oracle.
+    # 256-bit rows. Same outputs as network_unpadded=0, both equal to the oracle.
     w_bit, x_bit = bits
     x = rng.integers(0, 256, (3, 22, 22, 3)).astype(np.uint8)
-    monkeypatch.setenv("APNN_CONV_HALO", "1")
     outputs, weights, row_words = [], [], []
     for setting in ("1", "0"):
-        monkeypatch.setenv("APNN_NETWORK_UNPADDED", setting)
-        net = apnn.Network((22, 22, 3), context=apnn.Context("cuda"))
+        net = apnn.Network((22, 22, 3), context=apnn.Context("cuda", conv_halo=1, network_unpadded=int(setting)))
         act = dict(w_bit=w_bit, out_bit=x_bit, out_scale=0.5)
         stem = net.conv(64, 3, padding=1, **act)
         pool = net.maxpool(3, stride=2, padding=1, input=stem)  # 11 x 11 x 64, read by halo convs
@@ -308,7 +302,7 @@ def test_networks_keep_unpadded_rows_for_halo_layers(monkeypatch, rng, bits):
         layers = [stem, a, b, down, c, d, e, f, g, fc]
         set_same_random_weights(net, layers, weights, rng, w_bit)
         outputs.append(net(x))
-        np.testing.assert_array_equal(outputs[-1], net.reference(x), f"APNN_NETWORK_UNPADDED={setting}")
+        np.testing.assert_array_equal(outputs[-1], net.reference(x), f"network_unpadded={setting}")
         row_words.append([net.layer_info(layer)["row_words"] for layer in (pool, a, b, down, c, d, e, f, g)])
     np.testing.assert_array_equal(outputs[0], outputs[1])
     assert row_words[0] == [2, 2, 2, 4, 4, 4, 8, 8, 8], row_words[0]

@@ -147,12 +147,11 @@ def test_threshold_form_edges(ctx, rng, out_bits, out_enc, activation, pool):
                          ids=lambda r: f"{r[0]}{r[1]}{r[2]}")
 @pytest.mark.parametrize("out_bits,out_enc", [(1, "binary"), (2, "unsigned"), (2, "signed")])
 @pytest.mark.parametrize("thresholds", ["1", "0"])
-def test_cuda_threshold_tables_with_packed_residual(monkeypatch, rng, residual, out_bits, out_enc, thresholds):
+def test_cuda_threshold_tables_with_packed_residual(rng, residual, out_bits, out_enc, thresholds):
     # Through the C API, a packed residual of <= 2 bits takes one threshold table per residual
-    # code (APNN_EPILOGUE_THRESHOLDS=0: the float steps); both must equal the oracle, for signs of
-    # the scale, a negative residual scale, and zero points on both sides.
-    monkeypatch.setenv("APNN_EPILOGUE_THRESHOLDS", thresholds)
-    ctx = apnn.Context("cuda")
+    # code (derived_thresholds 0: the float steps); both must equal the oracle, for signs of the
+    # scale, a negative residual scale, and zero points on both sides.
+    ctx = apnn.Context("cuda", derived_thresholds=int(thresholds))
     r_bits, r_enc, r_zp = residual
     x = reference.random_codes(rng, (2, 7, 9, 96), 2, "unsigned")
     wc = reference.random_codes(rng, (70, 3, 3, 96), 1, "binary")
@@ -200,14 +199,12 @@ def test_chained_layers_keep_row_sums(ctx, rng):
 @pytest.mark.parametrize("config", ["0", "1", "3", "4"])
 @pytest.mark.parametrize("split_k", [1, 3])
 @pytest.mark.parametrize("thresholds", ["1", "0"])
-def test_cuda_max_pool_fused_in_tiled_kernel(monkeypatch, rng, config, split_k, thresholds):
+def test_cuda_max_pool_fused_in_tiled_kernel(rng, config, split_k, thresholds):
     # A 2x2 / 2 max pool runs inside the tiled convolution's finish (the launch walks pixels window
     # by window): odd output sizes (the last row / column is dropped), several column tiles (the
     # row-sum workspace), one column tile (direct row sums), packed taps' channel counts, 1 and 2
     # activation planes, both epilogue forms; the row sums are checked by chaining a 1x1 conv.
-    monkeypatch.setenv("APNN_CONV_CONFIG", config)
-    monkeypatch.setenv("APNN_EPILOGUE_THRESHOLDS", thresholds)
-    ctx = apnn.Context("cuda")
+    ctx = apnn.Context("cuda", conv_tiles=int(config), derived_thresholds=int(thresholds))
     apnn.set_conv_override(ctx, split_k=split_k)
     for n, h, w, c, o, x_bit, out_bits in [(2, 9, 11, 64, 130, 2, 2), (1, 12, 8, 200, 64, 1, 1), (3, 7, 7, 128, 32, 2, 2)]:
         x = reference.random_codes(rng, (n, h, w, c), x_bit, "unsigned")
@@ -230,15 +227,13 @@ def test_cuda_max_pool_fused_in_tiled_kernel(monkeypatch, rng, config, split_k, 
 @requires_gpu
 @pytest.mark.parametrize("config", ["0", "1", "3", "4"])
 @pytest.mark.parametrize("finish", ["1", "0"])
-def test_cuda_register_finish(monkeypatch, rng, config, finish):
+def test_cuda_register_finish(rng, config, finish):
     # The tiled kernel's finish straight from the wgmma accumulators (sm_90; one K split, 1 or 2
     # planes per operand, activations without offset): raw int32 and fused packed outputs of every
     # <= 2-bit encoding (with a zero point), with and without the fused 2x2 max pool, negative and
     # zero scales, ragged pixel and channel counts; against the oracle, the row sums through a
-    # chained 1x1 conv. APNN_CONV_REGISTER_FINISH=0 runs the same calls on the shared-memory finish.
-    monkeypatch.setenv("APNN_CONV_CONFIG", config)
-    monkeypatch.setenv("APNN_CONV_REGISTER_FINISH", finish)
-    ctx = apnn.Context("cuda")
+    # chained 1x1 conv. conv_register_finish 0 runs the same calls on the shared-memory finish.
+    ctx = apnn.Context("cuda", conv_tiles=int(config), conv_register_finish=int(finish))
     apnn.set_conv_override(ctx, split_k=1)
     cases = [  # n, h, w, c, o, (x_bit, x_enc), (w_bit, w_enc), (out_bits, out_enc, out_zp), activation, pool
         (2, 9, 11, 64, 130, (2, "unsigned"), (1, "binary"), (2, "unsigned", 0), "relu", "none"),

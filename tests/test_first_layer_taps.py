@@ -2,7 +2,7 @@
 numpy oracle: kernels up to 15 x 15 (the API's largest), strides 1..4 (4: window entries shared
 by neighbouring columns), 1..4 input channels, 1..64 output channels,
 ragged maps (partial 8 x 8 tiles), every <= 2-bit output encoding and both threshold directions,
-u8 and s8 images, and several tiles per block. APNN_FIRST_LAYER_TAPS=1 requires the kernel (an
+u8 and s8 images, and several tiles per block. first_layer_taps=1 requires the kernel (an
 error where it does not take the layer, which is how a test knows it ran); =0 keeps the mma.sync
 kernel, which must give the same bits."""
 import numpy as np
@@ -35,10 +35,11 @@ def random_first_layer(rng, h, w, c, k, stride, pad, o, pool):
     return layer
 
 
-def build(layer):
+def build(layer, taps="auto"):
+    """The layer's network on a CUDA context whose first_layer_taps option is `taps`."""
     h, w, c = layer["shape"]
     net = apnn.Network((h, w, c), input_bits=layer["in_bits"], input_encoding=layer["in_enc"], input_scale=0.05,
-                       context=apnn.default_context("cuda"))
+                       context=apnn.Context("cuda", first_layer_taps=taps))
     first = net.conv(layer["o"], layer["k"], stride=layer["stride"], padding=layer["pad"], w_bit=layer["w_bit"],
                      w_encoding=layer["w_enc"], w_zero_point=layer["w_zp"], out_bit=layer["out_bit"],
                      out_encoding=layer["out_enc"], out_zero_point=layer["out_zp"], out_scale=layer["out_scale"],
@@ -57,16 +58,17 @@ def describe(layer):
             f"out {layer['out_bit']}{layer['out_enc']}{layer['out_zp']} pool={layer['pool']}")
 
 
-def check_both_kernels(monkeypatch, rng, layer, batch):
+def check_both_kernels(rng, layer, batch):
     x = reference.random_codes(rng, (batch, *layer["shape"]), layer["in_bits"], layer["in_enc"])
     outputs = {}
     for setting in ("1", "0"):
-        monkeypatch.setenv("APNN_FIRST_LAYER_TAPS", setting)
-        net = build(layer)
+        net = build(layer, taps=int(setting))
         outputs[setting] = net(x)
         np.testing.assert_array_equal(outputs[setting], net.reference(x), err_msg=f"{describe(layer)} taps={setting}")
         net.benchmark(batch=batch, iters=1)
         assert dict(net.layer_times())["input"] == 0.0, "the layer did not run from the image"
+        kernel = net.layer_info(1)["kernel"]
+        assert kernel == ("first_layer_taps_wgmma" if setting == "1" else "first_layer_mma_sync"), kernel
     np.testing.assert_array_equal(outputs["1"], outputs["0"])
 
 
@@ -89,24 +91,24 @@ GEOMETRIES = [
 
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: "x".join(map(str, g)))
 @pytest.mark.parametrize("pool", [False, True], ids=["plain", "pooled"])
-def test_taps_kernel_matches_oracle(monkeypatch, rng, geometry, pool):
+def test_taps_kernel_matches_oracle(rng, geometry, pool):
     if not hopper():
         pytest.skip("the wgmma first layer needs a compute capability 9.0 device")
     h, w, c, k, stride, pad, o, batch = geometry
     for _ in range(2):
-        check_both_kernels(monkeypatch, rng, random_first_layer(rng, h, w, c, k, stride, pad, o, pool), batch)
+        check_both_kernels(rng, random_first_layer(rng, h, w, c, k, stride, pad, o, pool), batch)
 
 
-def test_taps_kernel_walks_many_tiles(monkeypatch, rng):
+def test_taps_kernel_walks_many_tiles(rng):
     # 12 224 x 224 images at stride 1: 9,408 tiles, several per resident block, each block
     # filling the next tile's window while its MMAs run.
     if not hopper():
         pytest.skip("the wgmma first layer needs a compute capability 9.0 device")
-    check_both_kernels(monkeypatch, rng, random_first_layer(rng, 224, 224, 3, 3, 1, 1, 64, True), 12)
+    check_both_kernels(rng, random_first_layer(rng, 224, 224, 3, 3, 1, 1, 64, True), 12)
 
 
 @pytest.mark.parametrize("model", ["alexnet", "vgg_variant", "resnet18"])
-def test_models_with_and_without_taps(monkeypatch, rng, model):
+def test_models_with_and_without_taps(rng, model):
     # Small versions of the networks (4 first-layer channels, a max pool after it in AlexNet and
     # ResNet-18), with the Hopper kernel required and with the mma.sync kernel.
     if not hopper():
@@ -114,8 +116,8 @@ def test_models_with_and_without_taps(monkeypatch, rng, model):
     x = rng.integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)
     outputs = []
     for setting in ("1", "0"):
-        monkeypatch.setenv("APNN_FIRST_LAYER_TAPS", setting)
-        net = apnn.models.build(model, context=apnn.default_context("cuda"), seed=11, input_shape=(32, 32, 3),
+        net = apnn.models.build(model, context=apnn.Context("cuda", first_layer_taps=int(setting)), seed=11,
+                                input_shape=(32, 32, 3),
                                 width=1 / 16, num_classes=10)
         outputs.append(net(x))
         np.testing.assert_array_equal(outputs[-1], net.reference(x))
@@ -123,32 +125,30 @@ def test_models_with_and_without_taps(monkeypatch, rng, model):
 
 
 @pytest.mark.parametrize("case", ["channels", "input_channels"])
-def test_taps_required_where_not_taken_is_an_error(monkeypatch, rng, case):
+def test_taps_required_where_not_taken_is_an_error(rng, case):
     # 100 output channels (two wgmma N) or 5 input channels (two words a tap): the mma.sync
     # kernel's layers, so requiring the Hopper kernel fails with a clear error instead of running
     # another kernel. On other GPUs every layer fails so.
-    monkeypatch.setenv("APNN_FIRST_LAYER_TAPS", "1")
     c = 5 if case == "input_channels" else 3
     o = 100 if case == "channels" else 16
-    net = apnn.Network((12, 12, c), input_bits=8, input_scale=0.05, context=apnn.default_context("cuda"))
+    net = apnn.Network((12, 12, c), input_bits=8, input_scale=0.05, context=apnn.Context("cuda", first_layer_taps=1))
     first = net.conv(o, 3, padding=1, w_bit=1, out_bit=2, out_scale=0.5)
     last = net.linear(4, output="float")
     net.set_weights(first, codes=reference.random_codes(rng, net.weight_shape(first), 1, "binary"),
                     scale=np.full(o, 0.1, np.float32), bias=np.zeros(o, np.float32))
     net.set_weights(last, codes=reference.random_codes(rng, net.weight_shape(last), 1, "binary"))
-    with pytest.raises(apnn.UnsupportedError, match="APNN_FIRST_LAYER_TAPS=1"):
+    with pytest.raises(apnn.UnsupportedError, match="first_layer_taps = 1"):
         net(rng.integers(0, 256, (2, 12, 12, c)).astype(np.uint8))
 
 
-def test_float_images_run_on_the_mma_sync_kernel(monkeypatch, rng):
+def test_float_images_run_on_the_mma_sync_kernel(rng):
     # A float image is quantized tap by tap, which the wgmma kernel's byte windows do not do: on
     # Hopper, with the wgmma kernel required, such a layer still plans and runs (it is one the
     # kernel takes), on the mma.sync kernel, and both image kinds equal the oracle.
     if not hopper():
         pytest.skip("the wgmma first layer needs a compute capability 9.0 device")
-    monkeypatch.setenv("APNN_FIRST_LAYER_TAPS", "1")
     layer = random_first_layer(rng, 20, 18, 3, 5, 2, 2, 24, False)
     layer["in_bits"], layer["in_enc"] = 8, "unsigned"
-    net = build(layer)
+    net = build(layer, taps=1)
     for x in (rng.uniform(-1, 14, (2, 20, 18, 3)).astype(np.float32), rng.integers(0, 256, (2, 20, 18, 3)).astype(np.uint8)):
         np.testing.assert_array_equal(net(x), net.reference(x))

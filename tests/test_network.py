@@ -222,13 +222,14 @@ def test_full_size_tables_build():
     assert vgg.layer_info("fc1")["macs"] == 7 * 7 * 512 * 4096
 
 
-def test_sub_batches_match_oracle(rng, monkeypatch):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sub_batches_match_oracle(rng, backend):
     # Large batches run as sub-batches with their own tensors; force them with a tiny limit.
-    monkeypatch.setenv("APNN_NETWORK_MAX_CALL_PIXELS", "300")  # 256 pixels per image: 1 image each
-    net = apnn.models.build("resnet18", context=apnn.Context("host"), seed=2, **SMALL)
+    ctx = apnn.Context(backend, network_max_call_pixels=300)  # 256 pixels per image: 1 image each
+    net = apnn.models.build("resnet18", context=ctx, seed=2, **SMALL)
     x = images(rng, 3)
     np.testing.assert_array_equal(net(x), net.reference(x))
-    net2 = apnn.Network((6, 6, 2), context=apnn.Context("host"))
+    net2 = apnn.Network((6, 6, 2), context=ctx)
     net2.conv(3, 3, padding=1, out_bit=3)
     net2.set_weights(1, codes=reference.random_codes(rng, net2.weight_shape(1), 1, "binary"),
                      scale=np.full(3, 0.05, np.float32))
@@ -238,33 +239,31 @@ def test_sub_batches_match_oracle(rng, monkeypatch):
 
 @requires_gpu
 @pytest.mark.parametrize("model", ["alexnet", "vgg_variant", "resnet18"])
-def test_dependent_launches_on_and_off_agree(model, rng, monkeypatch):
+def test_dependent_launches_on_and_off_agree(model, rng):
     # Tiled convolutions start as programmatic dependents of the kernel before them (their
-    # prologue overlaps its tail; they wait before reading activations); APNN_DEPENDENT_LAUNCH=0
+    # prologue overlaps its tail; they wait before reading activations); dependent_launch 0
     # launches them plainly. Both must equal the oracle, over replays of the captured graph and
     # at a batch large enough for every kernel kind (first layer, tiled, halo, pools, linear).
     x = images(rng, 24, (48, 48, 3))
     outputs = []
     for setting in ("1", "0"):
-        monkeypatch.setenv("APNN_DEPENDENT_LAUNCH", setting)
-        net = apnn.models.build(model, context=apnn.Context("cuda"), seed=5, input_shape=(48, 48, 3), width=1 / 2,
+        net = apnn.models.build(model, context=apnn.Context("cuda", dependent_launch=int(setting)), seed=5, input_shape=(48, 48, 3), width=1 / 2,
                                 num_classes=10)
         outputs.append(net(x))
         np.testing.assert_array_equal(net(x), outputs[-1])
-        np.testing.assert_array_equal(outputs[-1], net.reference(x), f"APNN_DEPENDENT_LAUNCH={setting}")
+        np.testing.assert_array_equal(outputs[-1], net.reference(x), f"dependent_launch={setting}")
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("model", ["alexnet", "vgg_variant", "resnet18"])
-def test_first_layer_im2col_and_direct_forms_agree(model, backend, rng, monkeypatch):
+def test_first_layer_im2col_and_direct_forms_agree(model, backend, rng):
     # A 3-channel first convolution runs as an im2col GEMM (KH*KW*C padded once); the direct form
-    # (APNN_NETWORK_IM2COL=0) pads C to 256 bits per tap. Both must equal the oracle.
+    # (network_im2col 0) pads C to 256 bits per tap. Both must equal the oracle.
     x = images(rng, 2)
     outputs = []
     for setting in ("1", "0"):
-        monkeypatch.setenv("APNN_NETWORK_IM2COL", setting)
-        net = apnn.models.build(model, context=apnn.default_context(backend), seed=5, **SMALL)
+        net = apnn.models.build(model, context=apnn.Context(backend, network_im2col=int(setting)), seed=5, **SMALL)
         outputs.append(net(x))
         np.testing.assert_array_equal(outputs[-1], net.reference(x))
     np.testing.assert_array_equal(outputs[0], outputs[1])
@@ -272,14 +271,14 @@ def test_first_layer_im2col_and_direct_forms_agree(model, backend, rng, monkeypa
 
 @requires_gpu
 @pytest.mark.parametrize("model", ["alexnet", "vgg_variant", "resnet18"])
-def test_first_layer_from_image_and_bitplane_forms_agree(model, rng, monkeypatch):
+def test_first_layer_from_image_and_bitplane_forms_agree(model, rng):
     # On CUDA a first convolution with a <= 2-bit output runs straight from the 8-bit image on
-    # dp4a (no packed input); APNN_NETWORK_FROM_IMAGE=0 keeps the bit-plane im2col form.
+    # dp4a (no packed input); network_from_image 0 keeps the bit-plane im2col form.
     x = images(rng, 3)
     outputs, input_ms = [], []
     for setting in ("1", "0"):
-        monkeypatch.setenv("APNN_NETWORK_FROM_IMAGE", setting)
-        net = apnn.models.build(model, context=apnn.default_context("cuda"), seed=7, **SMALL)
+        net = apnn.models.build(model, context=apnn.Context("cuda", network_from_image=int(setting)), seed=7,
+                                **SMALL)
         outputs.append(net(x))
         np.testing.assert_array_equal(outputs[-1], net.reference(x))
         net.benchmark(batch=3, iters=2)
@@ -293,21 +292,20 @@ def test_first_layer_from_image_and_bitplane_forms_agree(model, rng, monkeypatch
 @pytest.mark.parametrize("config", ["auto", "0", "1", "3", "4"])
 @pytest.mark.parametrize("bits,x_zero_point", [((1, 2), 0), ((2, 2), 1), ((1, 1), 0), ((3, 2), 0)],
                          ids=["w1a2", "w2a2zp", "w1a1", "w3a2"])
-def test_packed_taps_and_plain_layout_agree(bits, x_zero_point, config, rng, monkeypatch):
+def test_packed_taps_and_plain_layout_agree(bits, x_zero_point, config, rng):
     # On CUDA, layers over 64 / 128 / 192 channels keep their taps packed back to back (no 256-bit
-    # padding per tap); APNN_NETWORK_PACK_TAPS=0 keeps the plain layout. Strides, padding, a
+    # padding per tap); network_pack_taps 0 keeps the plain layout. Strides, padding, a
     # residual, a zero point (the weight-offset corrections over the valid taps) and a linear
     # layer over a 3 x 3 x 64 map; both must equal the oracle.
     w_bit, x_bit = bits
     # Every tiled configuration: 4 (256x128, no packed taps) runs the plain layout, and with
     # packed taps falls back to 1.
-    if config != "auto":
-        monkeypatch.setenv("APNN_CONV_CONFIG", config)
     x = images(rng, 2, (15, 15, 3))
     outputs, weights = [], []
     for setting in ("1", "0"):
-        monkeypatch.setenv("APNN_NETWORK_PACK_TAPS", setting)
-        net = apnn.Network((15, 15, 3), context=apnn.default_context("cuda"))
+        ctx = apnn.Context("cuda", conv_tiles=config if config == "auto" else int(config),
+                           network_pack_taps=int(setting))
+        net = apnn.Network((15, 15, 3), context=ctx)
         act = dict(w_bit=w_bit, out_bit=x_bit, out_zero_point=x_zero_point, out_scale=0.5,
                    out_encoding="unsigned" if x_bit > 1 or x_zero_point == 0 else "signed")
         a = net.conv(64, 3, padding=1, **act)
@@ -415,17 +413,16 @@ def test_first_layer_padding_with_input_offsets(encoding, zero_point, dtype, bac
 @requires_gpu
 @pytest.mark.parametrize("res_bits,res_enc", [(1, "binary"), (1, "unsigned"), (2, "signed"), (2, "unsigned"), (3, "signed")])
 @pytest.mark.parametrize("out_bits,out_enc", [(2, "unsigned"), (1, "binary"), (2, "signed")])
-def test_residual_threshold_tables(res_bits, res_enc, out_bits, out_enc, rng, monkeypatch):
+def test_residual_threshold_tables(res_bits, res_enc, out_bits, out_enc, rng):
     # On CUDA a layer with a packed residual of <= 2 bits runs its epilogue as one threshold table
-    # per residual code (common/epilogue_thresholds.h); APNN_EPILOGUE_THRESHOLDS=0 runs the float
+    # per residual code (common/epilogue_thresholds.h); derived_thresholds 0 runs the float
     # steps. Both must equal the oracle, with residual scales of both signs and tiny / large ones.
     x = images(rng, 2, (12, 12, 3))
     residual_scale = float(rng.choice([-0.7, 1e-3, 0.5, 9.0]))
     activation = str(rng.choice(["relu", "none", "clip"]))
     outputs = []
     for setting in ("1", "0"):  # the same network twice
-        monkeypatch.setenv("APNN_EPILOGUE_THRESHOLDS", setting)
-        net = apnn.Network((12, 12, 3), context=apnn.Context("cuda"))  # a new context reads the setting
+        net = apnn.Network((12, 12, 3), context=apnn.Context("cuda", derived_thresholds=int(setting)))
         a = net.conv(64, 3, padding=1, w_bit=1, out_bit=res_bits, out_encoding=res_enc, out_scale=0.5,
                      activation="relu" if res_enc == "unsigned" else "none")
         b = net.conv(64, 3, padding=1, w_bit=1, out_bit=2, out_scale=0.5)

@@ -41,7 +41,7 @@ def define_flags():
     flags.DEFINE_bool("compare", False, "Also time cuDNN FP16 and cuBLAS INT8 through PyTorch (when importable).")
     flags.DEFINE_string("json_out", None, "Write all results to this JSON file.")
     flags.DEFINE_integer("seed", 0, "Random seed.")
-    flags.DEFINE_string("sweep", None, "Tuning: comma-separated tiled configurations (APNN_CONV_CONFIG values, "
+    flags.DEFINE_string("sweep", None, "Tuning: comma-separated tiled configurations (conv_tiles option values, "
                         "e.g. 0,1,legacy); times every one with split_k 1,2,3,4,6,8 per shape instead of the table.")
 
 
@@ -145,11 +145,9 @@ def fmt(v, spec="8.2f"):
 
 
 def sweep(shapes):
-    """Times conv and fused per (configuration, split) in fresh contexts (APNN_CONV_CONFIG is read per context)."""
-    import os
+    """Times conv and fused per (configuration, split), each configuration on its own context."""
     for config in FLAGS.sweep.split(","):
-        os.environ["APNN_CONV_CONFIG"] = config
-        ctx = apnn.Context(FLAGS.backend)
+        ctx = apnn.Context(FLAGS.backend, conv_tiles=config if config == "legacy" else int(config))
         for name, h, w, c, o, k, stride, pad, *_ in (s for s in shapes if len(s) == 8):  # dense shapes only
             rng = np.random.default_rng(FLAGS.seed)
             n = FLAGS.batch
@@ -166,7 +164,6 @@ def sweep(shapes):
                 line.append(f"s{split}:{a:5.2f}/{b:5.2f}")
             apnn.set_conv_override(ctx)
             print(f"cfg={config:<6} b{n} {name:<9} " + " ".join(line), flush=True)
-    os.environ.pop("APNN_CONV_CONFIG", None)
 
 
 def main(argv):

@@ -7,7 +7,8 @@ CUDA source changed no instruction (no GPU needed).
 Runs `cuobjdump -sass` (CUDA's binary utilities; on PATH or in $CUOBJDUMP), or reads a saved
 listing (a file ending in .txt, e.g. from `cuobjdump -sass lib > listing.txt`), splits the listing
 into functions per architecture, and hashes each function's instructions. The function's own name
-is left out of the hash but keys the table, so a renamed kernel shows as one removed and one added.
+is left out of the hash but keys the table (without the per-build hash of anonymous namespaces),
+so a renamed kernel shows as one removed and one added.
 With --against, prints the functions whose code differs, appeared or disappeared, and exits 1 if
 any did. Identical fingerprints mean the GPU runs the same instructions: no device run is needed to
 verify such a change (a change that alters code still needs one, see docs/architecture.md).
@@ -32,6 +33,21 @@ def sass_listing(library):
         sys.exit(f"{tool} not found: put CUDA's cuobjdump on PATH or set CUOBJDUMP")
 
 
+def stable_name(mangled):
+    """The name without the per-build hash nvcc puts in anonymous namespaces (it changes with the
+    file's contents): `<length>_GLOBAL__N__<hash>_<n>_<file>_<hash>` -> `<file>(anonymous)`."""
+    out, at = [], 0
+    for m in re.finditer(r"(\d+)_GLOBAL__N__", mangled):
+        if m.start() < at:
+            continue
+        length = int(m.group(1))
+        ident = mangled[m.end(1):m.end(1) + length]
+        file_part = re.sub(r"^_GLOBAL__N__[0-9a-f]+_\d+_", "", ident)
+        out.append(mangled[at:m.start()] + re.sub(r"_[0-9a-f]{8}$", "", file_part) + "(anonymous)")
+        at = m.end(1) + length
+    return "".join(out) + mangled[at:]
+
+
 def fingerprints(listing):
     """{"sm_XX/<mangled name>": sha256 of its instructions}."""
     table, arch, name, body = {}, None, None, []
@@ -52,7 +68,7 @@ def fingerprints(listing):
             if code_for:
                 arch = code_for.group(1)
             if function:
-                name = function.group(1)
+                name = stable_name(function.group(1))
         elif name is not None and line.strip():
             # cuobjdump pads its columns to the widest instruction of the object, and blank lines
             # depend on the function's place in it: spacing only.

@@ -77,6 +77,8 @@ class Backend {
   // or the packed output has rows without the 256-bit padding (a network's own tensors).
   virtual bool conv2d_takes_unpadded_rows(const ConvCall&) const { return false; }
   virtual void set_conv_override(const ConvOverride&) {}
+  // The kernel choices (apnn_options_t, validated); the host backend has none to make.
+  virtual void set_options(const apnn_options_t&) {}
 
   // Median time of one call of `op` in microseconds, after `warmup` calls.
   virtual double benchmark(const std::function<void()>& op, int warmup, int iters) = 0;
@@ -89,6 +91,8 @@ class Backend {
     throw Error(APNN_STATUS_UNSUPPORTED, "this backend has no max pooling");
   }
   // The first convolution straight from the image (nn_types.h, FirstLayerCall).
+  // The kernel first_layer runs for the call with an aligned 8-bit image (tests assert it).
+  virtual std::string first_layer_kernel_name(const FirstLayerCall&) const { return "none"; }
   virtual void first_layer(const FirstLayerCall&) {
     throw Error(APNN_STATUS_UNSUPPORTED, "this backend has no direct first layer");
   }

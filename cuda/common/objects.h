@@ -8,7 +8,8 @@
 struct apnn_context {
   std::unique_ptr<apnn::Backend> backend;
   apnn_backend_t kind = APNN_BACKEND_HOST;
-  int live_objects = 0;  // packed matrices and buffers not yet destroyed
+  apnn_options_t options;  // the kernel choices, also of networks created on this context
+  int live_objects = 0;    // packed matrices and buffers not yet destroyed
 };
 
 struct apnn_packed {

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 #include <limits>
 #include <string>
 #include <utility>
@@ -366,26 +365,14 @@ void launch_epilogue(const ConvCall& call, const ConvKernelParams& prm, cudaStre
 }
 }  // namespace
 
-ConvRunner::ConvRunner() {
-  // Debug/tuning knob: APNN_CONV_CONFIG = 0..4 pins a tiled configuration, "legacy" the
-  // fallback kernel.
-  if (const char* env = std::getenv("APNN_CONV_CONFIG")) {
-    const std::string v(env);
-    if (v == "legacy") forced_config_ = -2;
-    if (v.size() == 1 && v[0] >= '0' && v[0] < '0' + kTileConfigCount) forced_config_ = v[0] - '0';
-  }
-  // Debug/tuning knob: APNN_EPILOGUE_THRESHOLDS=0 runs the float epilogue even where a
-  // threshold table is given (same results).
-  if (const char* env = std::getenv("APNN_EPILOGUE_THRESHOLDS")) thresholds_ = std::string(env) != "0";
-  // Debug/tuning knob: APNN_CONV_REGISTER_FINISH=0 keeps every tiled launch on the shared-memory
-  // finish and its split rule (same results).
-  if (const char* env = std::getenv("APNN_CONV_REGISTER_FINISH")) register_finish_ = std::string(env) != "0";
-  // Debug/tuning knob: APNN_DEPENDENT_LAUNCH=0 launches the tiled kernels as plain stream work, so
-  // none starts before the kernel ahead of it ends (same results; measures the overlap).
-  if (const char* env = std::getenv("APNN_DEPENDENT_LAUNCH")) dependent_launch_ = std::string(env) != "0";
-  // Debug/tuning knob: APNN_CONV_HALO=0 never runs the halo kernel, 1 runs it on every call it
-  // serves (also small ones, and with APNN_CONV_CONFIG pinned); unset, the planner decides.
-  if (const char* env = std::getenv("APNN_CONV_HALO")) halo_ = std::string(env) == "0" ? 0 : 1;
+ConvRunner::ConvRunner() = default;
+
+void ConvRunner::set_options(const apnn_options_t& options) {
+  forced_config_ = options.conv_tiles;
+  thresholds_ = options.derived_thresholds != 0;
+  register_finish_ = options.conv_register_finish != 0;
+  dependent_launch_ = options.dependent_launch != 0;
+  halo_ = options.conv_halo;
 }
 
 ConvRunner::~ConvRunner() {

@@ -29,6 +29,9 @@ class ConvRunner {
   // without 256-bit padding (its tensors' words as given in the call).
   bool takes_unpadded_rows(const ConvCall& call, const GemmTarget& target) const;
   void set_override(const ConvOverride& choice) { override_ = choice; }
+  // The context's kernel choices (conv_tiles, conv_halo, conv_register_finish, derived_thresholds,
+  // dependent_launch of apnn_options_t).
+  void set_options(const apnn_options_t& options);
   // The tiled kernels (thread-block clusters: sm_90) run this context's convolutions unless
   // pinned to the fallback; only they take weights with packed taps.
   bool tiled(const GemmTarget& target) const { return forced_config_ != -2 && target.clusters; }
@@ -52,11 +55,11 @@ class ConvRunner {
   size_t workspace_bytes_ = 0;
   unsigned long long* row_ws_ = nullptr;  // zeroed row-sum parts of fused packed outputs
   size_t row_ws_entries_ = 0;
-  int forced_config_ = -1;     // APNN_CONV_CONFIG: -1 automatic, -2 the fallback kernel
-  bool thresholds_ = true;     // APNN_EPILOGUE_THRESHOLDS=0: always the float epilogue
-  bool register_finish_ = true;  // APNN_CONV_REGISTER_FINISH=0: always the shared-memory finish
-  bool dependent_launch_ = true;  // APNN_DEPENDENT_LAUNCH=0: tiled launches wait for the previous kernel
-  int halo_ = -1;  // APNN_CONV_HALO: -1 the planner decides, 0 never, 1 wherever it serves
+  int forced_config_ = -1;        // conv_tiles: -1 automatic, -2 the fallback kernel
+  bool thresholds_ = true;        // derived_thresholds 0: always the float epilogue
+  bool register_finish_ = true;   // conv_register_finish 0: always the shared-memory finish
+  bool dependent_launch_ = true;  // dependent_launch 0: tiled launches wait for the previous kernel
+  int halo_ = -1;                 // conv_halo: -1 the planner decides, 0 never, 1 wherever it serves
 };
 
 }  // namespace apnn

@@ -14,7 +14,6 @@
 // float epilogue's exactly; the 4 lanes that hold a pixel's channels OR their bits of each plane
 // word together, and the row sums are popcounts of the finished words.
 #include <algorithm>
-#include <cstdlib>
 #include <string>
 
 #include "arch/dependent_launch.cuh"
@@ -318,9 +317,20 @@ void launch_first_layer(const FirstLayerCall& call, size_t smem_bytes, int multi
   kernel<<<static_cast<unsigned>(blocks), kThreads, smem_bytes, stream>>>(call, div);
 }
 
+// Whether the Hopper kernel (first_layer_taps.h) can take the call's layer.
+bool taps_serve(const FirstLayerCall& call, bool hopper) {
+  const Im2colGeometry& g = call.input.im2col;
+  return hopper && call.tap_weights != nullptr &&
+         first_layer_taps_fit(g.kh, g.kw, g.stride_h, g.stride_w, g.in_c, call.out_channels);
+}
+
 }  // namespace
 
-void first_layer_cuda(const FirstLayerCall& call, int multiprocessors, bool hopper, cudaStream_t stream) {
+std::string first_layer_kernel_name(const FirstLayerCall& call, bool hopper, int taps) {
+  return taps != 0 && taps_serve(call, hopper) ? "first_layer_taps_wgmma" : "first_layer_mma_sync";
+}
+
+void first_layer_cuda(const FirstLayerCall& call, int multiprocessors, bool hopper, int taps, cudaStream_t stream) {
   const Im2colGeometry& g = call.input.im2col;
   const int64_t smem_bytes = first_layer_smem_bytes(call.k4, call.out_channels);
   require(call.row_bytes == g.kw * g.in_c && call.row_words == (call.row_bytes + 3) / 4 &&
@@ -339,17 +349,15 @@ void first_layer_cuda(const FirstLayerCall& call, int multiprocessors, bool hopp
                      reinterpret_cast<uintptr_t>(call.input.values) % 4 == 0;
   // On Hopper, the wgmma kernel (first_layer_taps.h) takes the 8-bit images of the layers it
   // fits; float and int32 inputs, and sub-batches that start off a 4-byte boundary, run here.
-  // APNN_FIRST_LAYER_TAPS=0 keeps this kernel for all; =1 makes a layer the wgmma kernel cannot
-  // take an error (tests use it to know which kernel ran).
-  const char* env = std::getenv("APNN_FIRST_LAYER_TAPS");
-  const bool taps_layer = hopper && call.tap_weights != nullptr &&
-                          first_layer_taps_fit(g.kh, g.kw, g.stride_h, g.stride_w, g.in_c, call.out_channels);
-  if (env && std::string(env) == "1")
+  // taps = 0 keeps this kernel for all; 1 makes a layer the wgmma kernel cannot take an error
+  // (tests use it to know which kernel ran).
+  const bool taps_layer = taps_serve(call, hopper);
+  if (taps == 1)
     require(taps_layer, APNN_STATUS_UNSUPPORTED,
-            "APNN_FIRST_LAYER_TAPS=1, but the Hopper first-layer kernel cannot take this layer: it needs a device "
+            "first_layer_taps = 1, but the Hopper first-layer kernel cannot take this layer: it needs a device "
             "of compute capability 9.0, at most 4 input and 64 output channels, kernels of at most 16 x 16 and "
             "strides of at most 4");
-  if (taps_layer && bytes && !(env && std::string(env) == "0"))
+  if (taps_layer && bytes && taps != 0)
     return first_layer_taps_cuda(call, signed_x, multiprocessors, stream);
   const size_t smem = static_cast<size_t>(smem_bytes);
   if (signed_x) {

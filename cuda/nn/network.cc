@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -24,13 +23,6 @@ constexpr int kMaxKernel = 15;
 // an epilogue that is not fused) stay within 2^29 values (2 GiB). Within that, a batch runs in
 // one call per layer.
 constexpr int64_t kMaxCallOutputs = int64_t{1} << 29;
-// APNN_NETWORK_MAX_CALL_PIXELS limits the output pixels of a call too (tests use it to exercise
-// sub-batches).
-int64_t max_call_pixels() {
-  const char* env = std::getenv("APNN_NETWORK_MAX_CALL_PIXELS");
-  const long long v = env ? std::atoll(env) : 0;
-  return v > 0 ? v : kMaxCallOutputs;
-}
 
 std::string str(int64_t v) { return std::to_string(v); }
 
@@ -86,7 +78,8 @@ int64_t NetLayer::macs() const {
   return conv_h * conv_w * desc.out_channels * kh * kw * in_c;
 }
 
-Network::Network(apnn_backend_t kind, const apnn_network_input_desc_t& in) {
+Network::Network(apnn_backend_t kind, const apnn_options_t& options, const apnn_network_input_desc_t& in)
+    : options_(options) {
   const int64_t dims[] = {in.height, in.width, in.channels};
   for (int64_t d : dims) require_arg(d >= 1 && d <= kMaxDim, "input: height, width and channels must be in 1.." +
                                                                    str(kMaxDim) + ", got " + shape_str(dims[0], dims[1], dims[2]));
@@ -102,6 +95,7 @@ Network::Network(apnn_backend_t kind, const apnn_network_input_desc_t& in) {
   require_arg(finite(input_scale_) && input_scale_ > 0.0f, "input scale must be a finite number > 0");
   kind_ = kind;
   backend_ = kind == APNN_BACKEND_CUDA ? make_cuda_backend() : make_host_backend();
+  backend_->set_options(options_);
   layers_.push_back(l);
 }
 
@@ -460,25 +454,23 @@ void Network::pack_weights(NetLayer& l, const std::vector<int32_t>& codes, bool 
 
 // A layer over 64, 128 or 192 channels (padded to 256 bits per tap in the plain layout) keeps
 // its taps packed back to back where the backend's convolution takes that (CUDA, tiled
-// kernels): 4x / 2x / 1.33x fewer K bits. APNN_NETWORK_PACK_TAPS=0 turns it off (tests).
+// kernels): 4x / 2x / 1.33x fewer K bits. The network_pack_taps option 0 turns it off (tests).
 bool Network::wants_packed_taps(const NetLayer& l) const {
   if (!l.is_weighted() || l.source == 0 || l.desc.groups > 1 || l.in_c % 64 != 0 || l.in_c >= kKAlignBits || l.kh * l.kw < 2) return false;
-  const char* env = std::getenv("APNN_NETWORK_PACK_TAPS");
-  if (env && std::string(env) == "0") return false;
+  if (options_.network_pack_taps == 0) return false;
   return backend_->conv_tap_packing();
 }
 
 // A convolution reading the network input runs as an im2col GEMM when that packs at least 2x
 // fewer K bits (a narrow input: C = 3 pads to 256 bits per tap, KH*KW*C pads once), the input
 // has no other reader, and its padding code 0 is the real value 0 (real_offset 0).
-// APNN_NETWORK_IM2COL=0 turns it off (tests compare both forms).
+// The network_im2col option 0 turns it off (tests compare both forms).
 bool Network::wants_im2col(int id) const {
   const NetLayer& l = layers_[id];
   const NetLayer& in = layers_[0];
   if (l.kind != APNN_LAYER_CONV || l.source != 0 || in.readers.size() != 1 || l.desc.groups > 1) return false;
   if (real_offset(in.out_quant) != 0) return false;
-  const char* env = std::getenv("APNN_NETWORK_IM2COL");
-  if (env && std::string(env) == "0") return false;
+  if (options_.network_im2col == 0) return false;
   const int64_t direct_bits = l.kh * l.kw * round_up(l.in_c, kKAlignBits);
   const int64_t im2col_bits = round_up(l.kh * l.kw * l.in_c, kKAlignBits);
   return direct_bits >= 2 * im2col_bits;
@@ -496,13 +488,12 @@ ImageRowLayout image_row_layout(const NetLayer& l) {
 
 // The im2col layer runs straight from the image (CUDA) when its epilogue has a threshold table
 // (packed output of at most 2 bits, no residual), it pools nothing, its padded K and its weights
-// fit the kernel, and every weight's real value fits int8. APNN_NETWORK_FROM_IMAGE=0 turns it off
+// fit the kernel, and every weight's real value fits int8. The network_from_image option 0 turns it off
 // (tests compare both forms).
 bool Network::wants_from_image(int id) const {
   const NetLayer& l = layers_[id];
   if (kind_ != APNN_BACKEND_CUDA || !wants_im2col(id)) return false;
-  const char* env = std::getenv("APNN_NETWORK_FROM_IMAGE");
-  if (env && std::string(env) == "0") return false;
+  if (options_.network_from_image == 0) return false;
   if (l.output != APNN_LAYER_OUTPUT_PACKED || l.desc.residual != 0 || l.desc.pool != APNN_POOL_NONE ||
       l.pooled_by >= 0 || l.threshold_mem == nullptr || l.out_quant.bits > 2)
     return false;
@@ -598,6 +589,23 @@ apnn_layer_info_t Network::info(int id) const {
   }
   info.fused = (l.fused || l.is_virtual()) ? 1 : 0;
   info.row_words = l.tensors.empty() ? 0 : l.tensors[0].words;
+  if (!chunk_size_.empty()) {
+    std::string kernel;
+    if (l.from_image) {
+      InputPackCall image;  // the kernel for an aligned 8-bit image
+      image.dtype = APNN_DTYPE_UINT8;
+      image.out.quant = layers_[0].out_quant;
+      image.im2col = im2col_geometry(l);
+      info.call_images = chunk_size_[0];
+      kernel = backend_->first_layer_kernel_name(first_layer_call(id, 0, image));
+    } else if (l.is_weighted()) {
+      info.call_images = chunk_size_[0];
+      kernel = (l.im2col ? "im2col " : "") + backend_->conv2d_kernel_name(conv_call(id, 0));
+    } else if (l.kind == APNN_LAYER_POOL && l.pool == APNN_POOL_MAX && !l.fused) {
+      kernel = "max_pool";
+    }
+    kernel.copy(info.kernel, sizeof(info.kernel) - 1);
+  }
   return info;
 }
 
@@ -635,10 +643,9 @@ void Network::allocate_tensor(PackedMatrix& m, int64_t batch, int64_t h, int64_t
 // half): the halo kernel reads a pixel's channels as one entry, padded or not. Decided tensor by
 // tensor in layer order, each with every call that touches it asking the backend under the
 // decisions so far, so the last check of each call sees all of its tensors as they will be.
-// APNN_NETWORK_UNPADDED=0 keeps every row padded (same results).
+// The network_unpadded option 0 keeps every row padded (same results).
 void Network::unpad_tensors(int last) {
-  const char* env = std::getenv("APNN_NETWORK_UNPADDED");
-  if (env != nullptr && std::string(env) == "0") return;
+  if (options_.network_unpadded == 0) return;
   for (int id = 1; id <= last; ++id) {
     NetLayer& l = layers_[id];
     if (l.tensors.empty()) continue;
@@ -734,14 +741,15 @@ void Network::plan(int64_t batch) {
       p.fused = true;
       src.pooled_by = id;
     }
-    // Sub-batches: as many images per call as kMaxCallOutputs and max_call_pixels() allow (linear
-    // layers run as 1x1 convolutions, one pixel per image).
+    // Sub-batches: as many images per call as kMaxCallOutputs and the network_max_call_pixels
+    // option allow (linear layers run as 1x1 convolutions, one pixel per image).
     int64_t most = kMaxDim;
     for (const NetLayer& l : layers_) {
       if (!l.is_weighted()) continue;
       const int64_t pixels = std::max<int64_t>(1, l.conv_h * l.conv_w);
       const int64_t limit =
-          std::min(max_call_pixels(), kMaxCallOutputs / std::max<int64_t>(1, l.desc.out_channels));
+          std::min(options_.network_max_call_pixels > 0 ? options_.network_max_call_pixels : kMaxCallOutputs,
+                   kMaxCallOutputs / std::max<int64_t>(1, l.desc.out_channels));
       most = std::min(most, std::max<int64_t>(1, limit / pixels));
     }
     const int64_t chunks = (batch + most - 1) / most, size = (batch + chunks - 1) / chunks;
@@ -903,6 +911,23 @@ EpilogueParams Network::layer_epilogue(const NetLayer& l) const {
   return e;
 }
 
+Im2colGeometry Network::im2col_geometry(const NetLayer& l) const {
+  const NetLayer& input = layers_[0];
+  Im2colGeometry g;
+  g.kh = static_cast<int>(l.kh);
+  g.kw = static_cast<int>(l.kw);
+  g.stride_h = l.desc.stride_h;
+  g.stride_w = l.desc.stride_w;
+  g.pad_h = l.desc.pad_h;
+  g.pad_w = l.desc.pad_w;
+  g.in_h = input.h;
+  g.in_w = input.w;
+  g.in_c = input.c;
+  g.out_h = l.conv_h;
+  g.out_w = l.conv_w;
+  return g;
+}
+
 std::vector<Network::Step> Network::steps(apnn_dtype_t input_dtype) const {
   std::vector<Step> out;
   Backend* b = backend_.get();
@@ -923,19 +948,7 @@ std::vector<Network::Step> Network::steps(apnn_dtype_t input_dtype) const {
     for (int r : input.readers) {
       const NetLayer& l = layers_[r];
       from_image = from_image || l.from_image;
-      if (!l.im2col) continue;
-      Im2colGeometry& g = in.im2col;
-      g.kh = static_cast<int>(l.kh);
-      g.kw = static_cast<int>(l.kw);
-      g.stride_h = l.desc.stride_h;
-      g.stride_w = l.desc.stride_w;
-      g.pad_h = l.desc.pad_h;
-      g.pad_w = l.desc.pad_w;
-      g.in_h = input.h;
-      g.in_w = input.w;
-      g.in_c = input.c;
-      g.out_h = l.conv_h;
-      g.out_w = l.conv_w;
+      if (l.im2col) in.im2col = im2col_geometry(l);
     }
     if (!from_image) out.push_back({0, [b, in] { b->pack_input(in); }});
     for (int id = 1; id < layer_count(); ++id) {

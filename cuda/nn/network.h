@@ -73,7 +73,8 @@ class Network {
  public:
   // `kind` is the backend of the owning context; the network keeps a private backend of that
   // kind (own stream and workspaces), so nothing else can move memory its CUDA graph uses.
-  Network(apnn_backend_t kind, const apnn_network_input_desc_t& input);
+  // options: the creating context's kernel choices (apnn_options_t), kept for the network's life.
+  Network(apnn_backend_t kind, const apnn_options_t& options, const apnn_network_input_desc_t& input);
   ~Network();
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
@@ -115,6 +116,8 @@ class Network {
   bool wants_packed_taps(const NetLayer& l) const;
   bool wants_from_image(int id) const;
   void pack_image_weights(NetLayer& l);
+  // The im2col geometry of the first convolution `l` over the network input.
+  Im2colGeometry im2col_geometry(const NetLayer& l) const;
   FirstLayerCall first_layer_call(int id, int chunk, const InputPackCall& input) const;
   std::vector<Step> steps(apnn_dtype_t input_dtype) const;
   ConvCall conv_call(int id, int chunk) const;
@@ -122,6 +125,7 @@ class Network {
   void run_steps(apnn_dtype_t dtype);
   void read_output(void* output);
 
+  apnn_options_t options_;  // the kernel choices (network_* fields here; the rest in the backend)
   std::unique_ptr<Backend> backend_;
   apnn_backend_t kind_ = APNN_BACKEND_HOST;
   float input_scale_ = 1.0f;

@@ -67,7 +67,8 @@ def as_codes(codes, name="codes"):
 class Context:
     """A libapnn context on one backend: 'auto' (CUDA if a GPU is usable, else host), 'cuda', 'host'."""
 
-    def __init__(self, backend="auto"):
+    def __init__(self, backend="auto", **options):
+        """options: kernel choices to set at once (see set_options)."""
         if backend not in BACKENDS:
             raise InvalidArgumentError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
         self._ffi, self._lib = _ffi.load()
@@ -80,6 +81,40 @@ class Context:
         self.device_name = self._ffi.string(info.device_name).decode()
         self.compute_capability = int(info.compute_capability)
         self.multiprocessors = int(info.multiprocessors)
+        if options:
+            self.set_options(**options)
+
+    @property
+    def options(self):
+        """The context's kernel choices (apnn.h, apnn_options_t) as a dict: "auto" where the
+        planners decide, "legacy" for conv_tiles' cluster-free kernel, else the integer."""
+        raw = self._ffi.new("apnn_options_t*")
+        _check(self._lib.apnn_context_get_options(self._handle, raw))
+        names = {int(self._lib.APNN_OPTION_AUTO): "auto", int(self._lib.APNN_CONV_TILES_LEGACY): "legacy"}
+        return {name: names.get(int(getattr(raw, name)), int(getattr(raw, name)))
+                for name, _ in self._ffi.typeof("apnn_options_t").fields}
+
+    def set_options(self, **changes):
+        """Changes some kernel choices, keeping the others: e.g. set_options(conv_tiles=3,
+        conv_halo=0, network_unpadded=False). Values: integers, True / False for 1 / 0, "auto",
+        and "legacy" for conv_tiles. Results never change, only which kernels compute them;
+        networks take the options of their context when they are created."""
+        raw = self._ffi.new("apnn_options_t*")
+        _check(self._lib.apnn_context_get_options(self._handle, raw))
+        fields = dict(self._ffi.typeof("apnn_options_t").fields)
+        words = {"auto": int(self._lib.APNN_OPTION_AUTO), "legacy": int(self._lib.APNN_CONV_TILES_LEGACY)}
+        for name, value in changes.items():
+            if name not in fields:
+                raise InvalidArgumentError(f"unknown option {name!r}; the options are {sorted(fields)}")
+            if isinstance(value, str):
+                if value not in words or (value == "legacy" and name != "conv_tiles"):
+                    raise InvalidArgumentError(f"{name} = {value!r}: a string must be 'auto'"
+                                               + (" or 'legacy'" if name == "conv_tiles" else ""))
+                value = words[value]
+            elif isinstance(value, (bool, np.bool_)):
+                value = int(value)
+            setattr(raw, name, c_int(value, name, "int64" if fields[name].type.cname == "int64_t" else "int32"))
+        _check(self._lib.apnn_context_set_options(self._handle, raw))
 
     def __repr__(self):
         return f"Context(backend={self.backend!r}, device={self.device_name!r})"

@@ -395,7 +395,8 @@ class Network:
                     shape=tuple(int(s) for s in info.shape), output={v: k for k, v in OUTPUTS.items()}[int(info.output)],
                     out_bits=int(info.out_quant.bits), out_encoding=enc.get(int(info.out_quant.encoding)),
                     w_bits=int(info.weight_quant.bits), macs=int(info.macs), weight_bytes=int(info.weight_bytes),
-                    fused=bool(info.fused), row_words=int(info.row_words))
+                    fused=bool(info.fused), row_words=int(info.row_words), call_images=int(info.call_images),
+                    kernel=self._ffi.string(info.kernel).decode())
 
     def total_macs(self):
         """Multiply-accumulates per image over all layers."""

@@ -327,7 +327,7 @@ APNN_API apnn_status_t apnn_conv2d_output_shape(apnn_context_t ctx, const apnn_c
  * with real offset 0, with an int32 output or a packed one of at most 2 bits (at stride 1
  * optionally with a 2x2 / 2 max pool or a packed residual of at most 2 bits) runs the halo kernel where its blocks' work (8x8 output tiles times groups of 64 or 128
  * output channels) numbers at least the SMs: one input window per tile, read in place for every
- * tap (same results; APNN_CONV_HALO=0 never runs it, 1 runs it wherever it applies). */
+ * tap (same results; the conv_halo option, apnn_options_t). */
 APNN_API apnn_status_t apnn_conv2d(apnn_context_t ctx, const apnn_conv_args_t* args);
 /* Times apnn_conv2d like apnn_gemm_benchmark (median microseconds of one call). */
 APNN_API apnn_status_t apnn_conv2d_benchmark(apnn_context_t ctx, const apnn_conv_args_t* args, int32_t warmup,
@@ -340,6 +340,57 @@ APNN_API apnn_status_t apnn_conv2d_kernel_name(apnn_context_t ctx, const apnn_co
  * kernel where possible, 0: always a separate epilogue kernel). Results are identical.
  * Accepted and ignored by the host backend. */
 APNN_API apnn_status_t apnn_context_set_conv_override(apnn_context_t ctx, int32_t split_k, int32_t fuse);
+
+/* Kernel choices: the options of a context.
+ * Every option keeps results identical: they choose among kernels and layouts that compute the
+ * same values, for tests, benchmarks and tuning. The host backend accepts and ignores them. A
+ * context starts with apnn_options_init's defaults, each overridden by the APNN_* environment
+ * variable of the same name in capitals where one is set (a debugging aid, read once per
+ * process: APNN_CONV_TILES=legacy|0..4, APNN_CONV_HALO, APNN_FIRST_LAYER_TAPS, ... =0|1,
+ * APNN_NETWORK_MAX_CALL_PIXELS=n). A network takes its context's options when it is created;
+ * apnn_context_set_options affects convolutions called afterwards and networks created afterwards. */
+#define APNN_OPTION_AUTO -1          /* the planners decide */
+#define APNN_CONV_TILES_LEGACY -2    /* conv_tiles: the kernel without thread-block clusters */
+#define APNN_CONV_TILE_CONFIGS 5     /* conv_tiles pins one of 0..APNN_CONV_TILE_CONFIGS-1 */
+typedef struct apnn_options {
+  /* The tiled convolution's configuration (CUDA, compute capability 9.0+): AUTO, a pinned
+   * 0: 64x64 bit-rows x bit-columns with 1024-bit K steps, 1: 128x128 / 512, 2: 256x64 / 512,
+   * 3: 128x64 / 512 with 3 resident blocks, 4: 256x128 / 512 (1 or 2 planes only; other counts
+   * fall back to 1), or APNN_CONV_TILES_LEGACY. */
+  int32_t conv_tiles;
+  /* The halo convolution (apnn_conv2d's comment): AUTO where its blocks cover the SMs; 0 never;
+   * 1 wherever it applies. */
+  int32_t conv_halo;
+  /* 1 (default): the tiled kernels finish from the wgmma accumulators where they can; 0: always
+   * through shared memory. */
+  int32_t conv_register_finish;
+  /* 1 (default): float epilogues with packed outputs of at most 2 bits run as the integer
+   * threshold tables derived from them where that is exact; 0: the float steps. */
+  int32_t derived_thresholds;
+  /* 1 (default): tiled and halo kernels launch as programmatic dependents of the kernel before
+   * them (compute capability 9.0); 0: as plain stream work. */
+  int32_t dependent_launch;
+  /* A network's first layer from an 8-bit image (apnn_network_plan): AUTO; 0: always the
+   * mma.sync kernel; 1: require the Hopper warpgroup kernel (UNSUPPORTED for a layer it cannot
+   * take). */
+  int32_t first_layer_taps;
+  /* Networks (apnn_network_plan): 1 (default) or 0 for the im2col form of a narrow input's
+   * first convolution, its from-image form, packed taps for layers over 64, 128 or 192
+   * channels, and unpadded tensors where only the halo kernel reads them. */
+  int32_t network_im2col;
+  int32_t network_from_image;
+  int32_t network_pack_taps;
+  int32_t network_unpadded;
+  /* 0 (default): a network's convolution call takes up to 2^29 int32 outputs; n > 0: also at most
+   * n output pixels (smaller sub-batches). */
+  int64_t network_max_call_pixels;
+} apnn_options_t;
+
+/* The defaults (no environment applied): AUTO or 1 in every field, network_max_call_pixels 0. */
+APNN_API apnn_status_t apnn_options_init(apnn_options_t* options);
+/* Checks every field (INVALID_ARGUMENT naming the first out of range) and sets them all. */
+APNN_API apnn_status_t apnn_context_set_options(apnn_context_t ctx, const apnn_options_t* options);
+APNN_API apnn_status_t apnn_context_get_options(apnn_context_t ctx, apnn_options_t* options);
 
 /* ---- Networks ----------------------------------------------------------------------- */
 /*
@@ -475,6 +526,12 @@ typedef struct apnn_layer_info {
   int64_t row_words;            /* planned packed output: 32-bit words per pixel and plane, 0 where
                                    the layer has no tensor of its own or before planning (see
                                    apnn_network_plan: unpadded rows) */
+  int64_t call_images;          /* planned conv / linear: images per call (a sub-batch), else 0 */
+  char kernel[96];              /* planned: what runs the layer's first call, NUL-terminated, ""
+                                   before planning or where nothing runs: apnn_conv2d_kernel_name's
+                                   name ("im2col " in front for the im2col form), the first-layer
+                                   kernel for 8-bit images (first_layer_taps_wgmma or
+                                   first_layer_mma_sync), or max_pool */
 } apnn_layer_info_t;
 
 APNN_API apnn_status_t apnn_network_create(apnn_context_t ctx, const apnn_network_input_desc_t* input,
@@ -493,31 +550,31 @@ APNN_API apnn_status_t apnn_network_layer_info(apnn_network_t net, int32_t id, a
  * A convolution that alone reads a narrow input (KH*KW*C padded to 256 bits at least 2x smaller
  * than KH*KW taps of C padded each), whose input quant has real offset 0, is planned as a 1x1
  * convolution over the input's im2col rows; results are identical either way
- * (APNN_NETWORK_IM2COL=0 in the environment keeps the direct form). On CUDA such a layer with a
+ * (the network_im2col option 0 keeps the direct form). On CUDA such a layer with a
  * packed output of at most 2 bits, no residual and no pooling, KH*KW*C <= 1024 and weights whose
  * real values fit int8 runs straight from the image instead (integer dot products, the epilogue
- * as per-channel thresholds on y, same codes; APNN_NETWORK_FROM_IMAGE=0 keeps the packed form).
+ * as per-channel thresholds on y, same codes; network_from_image 0 keeps the packed form).
  * On compute capability 9.0, for 8-bit images (UINT8 / INT8 codes at a 4-byte aligned address)
  * with at most 4 channels, at most 64 output channels, kernels up to 16 x 16 and strides up to 4,
- * that layer runs on the warpgroup INT8 MMA (same codes; APNN_FIRST_LAYER_TAPS=0 keeps the
+ * that layer runs on the warpgroup INT8 MMA (same codes; first_layer_taps 0 keeps the
  * mma.sync kernel, =1 makes a layer outside those limits fail with APNN_STATUS_UNSUPPORTED). Its
  * output, when only a max pool reads it, is stored without the 256-bit row padding. Unpadded
  * rows: on CUDA (sm_90) a layer's packed output of 33..64 or 97..128 channels that only halo
  * convolutions (apnn_conv2d: 3x3 / 5x5 at stride 1, 1x1 / 3x3 at stride 2), max pools and
  * from-image first layers write and read keeps ceil(C / 32) words per pixel and plane instead of
  * round_up(C, 256) / 32 (the layer's row_words; same results, fewer bytes;
- * APNN_NETWORK_UNPADDED=0 keeps every row padded).
+ * network_unpadded 0 keeps every row padded).
  * On CUDA (sm_90) layers over 64, 128 or 192 channels keep their weights' taps packed back to
- * back, K padded to 256 bits once rather than per tap (same results; APNN_NETWORK_PACK_TAPS=0
+ * back, K padded to 256 bits once rather than per tap (same results; network_pack_taps 0
  * keeps the per-tap layout). On CUDA (sm_90) a 2x2 / 2 max pool fused into a conv layer whose
  * packed output has 1 or 2 activation planes and 1 or 2 weight planes runs inside the convolution
  * kernel (no int32 round trip), and a packed residual of at most 2 bits with a packed output of at
  * most 2 bits is folded into a threshold table per residual code (same codes;
- * APNN_EPILOGUE_THRESHOLDS=0 keeps the float steps). A batch whose convolution calls would have
+ * derived_thresholds 0 keeps the float steps). A batch whose convolution calls would have
  * more than 2^29 int32 results (output pixels x channels) runs as consecutive sub-batches. On CUDA (sm_90) each tiled convolution is launched as a
  * programmatic dependent of the kernel before it, so its launch and constant-only prologue overlap
  * that kernel's tail; it reads nothing the earlier kernels write before they finish (same results;
- * APNN_DEPENDENT_LAUNCH=0 launches them plainly). */
+ * dependent_launch 0 launches them plainly). */
 APNN_API apnn_status_t apnn_network_plan(apnn_network_t net, int64_t batch);
 /* N, H, W, C and element type (FLOAT32 or INT32) of the planned output. */
 APNN_API apnn_status_t apnn_network_output_shape(apnn_network_t net, int64_t shape[4], apnn_dtype_t* dtype);
