@@ -6,35 +6,22 @@ import threading
 import cffi
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_lock = threading.Lock()
-_state = {}
 
 
-def _candidates(name):
-    """Where a file shipped beside the package, in a Bazel runfiles tree or a source tree lies."""
-    return [
-        os.path.join(_HERE, name),  # staged next to the package
-        os.path.join(_HERE, "..", "..", name),  # runfiles root / repository root
-        os.path.join(_HERE, "..", "..", "bazel-bin", name),  # source tree after a build
-    ]
-
-
-def _find(name, env, hint):
+def find_file(relpath, env, package_dir, hint):
+    """$env if set; else the file's name beside the package (a staged install), the repository
+    (or Bazel runfiles) root's relpath, or the source tree's bazel-bin/relpath."""
     if os.environ.get(env):
         path = os.environ[env]
         if not os.path.isfile(path):
             raise OSError(f"{env}={path} does not exist")
         return path
-    for path in _candidates(name):
+    root = os.path.join(package_dir, "..", "..")
+    for path in (os.path.join(package_dir, os.path.basename(relpath)), os.path.join(root, relpath),
+                 os.path.join(root, "bazel-bin", relpath)):
         if os.path.isfile(path):
             return os.path.normpath(path)
-    raise OSError(f"{os.path.basename(name)} not found near {_HERE}; {hint} or set {env}")
-
-
-def _find_header():
-    if os.path.isfile(os.path.join(_HERE, "apnn.h")) and not os.environ.get("APNN_HEADER"):
-        return os.path.join(_HERE, "apnn.h")
-    return _find(os.path.join("cuda", "include", "apnn", "apnn.h"), "APNN_HEADER", "ship apnn.h with the package")
+    raise OSError(f"{os.path.basename(relpath)} not found near {package_dir}; {hint} or set {env}")
 
 
 def cdef_from_header(text, prefix="APNN"):
@@ -67,15 +54,37 @@ def bind_all(lib):
     return lib
 
 
+class Binding:
+    """A C library and its header (written like apnn.h, functions exported with `{prefix}_API`),
+    found with find_file and loaded through cffi once per process. libapnn and the baselines'
+    library each have one."""
+
+    def __init__(self, package_dir, library, header, library_env, header_env, prefix, build_hint):
+        self._package_dir = package_dir
+        self._library, self._header = library, header
+        self._library_env, self._header_env = library_env, header_env
+        self._prefix, self._build_hint = prefix, build_hint
+        self._lock = threading.Lock()
+        self._loaded = None
+
+    def load(self):
+        """Returns (ffi, lib)."""
+        with self._lock:
+            if self._loaded is None:
+                ffi = cffi.FFI()
+                with open(find_file(self._header, self._header_env, self._package_dir,
+                                    f"ship {os.path.basename(self._header)} with the package")) as f:
+                    ffi.cdef(cdef_from_header(f.read(), prefix=self._prefix))
+                lib = bind_all(ffi.dlopen(find_file(self._library, self._library_env, self._package_dir,
+                                                    self._build_hint)))
+                self._loaded = (ffi, lib)
+            return self._loaded
+
+
+_LIBAPNN = Binding(_HERE, "libapnn.so", os.path.join("cuda", "include", "apnn", "apnn.h"), "APNN_LIBRARY",
+                   "APNN_HEADER", "APNN", "build it with `tools/bazel build //:libapnn.so`")
+
+
 def load():
-    """Returns (ffi, lib), loading the library once per process."""
-    with _lock:
-        if "lib" not in _state:
-            ffi = cffi.FFI()
-            header = _find_header()
-            with open(header) as f:
-                ffi.cdef(cdef_from_header(f.read()))
-            lib = bind_all(ffi.dlopen(_find("libapnn.so", "APNN_LIBRARY",
-                                            "build it with `tools/bazel build //:libapnn.so`")))
-            _state["ffi"], _state["lib"] = ffi, lib
-        return _state["ffi"], _state["lib"]
+    """Returns (ffi, lib) of libapnn, loading it once per process."""
+    return _LIBAPNN.load()

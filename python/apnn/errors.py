@@ -41,4 +41,7 @@ _BY_STATUS = {cls.status: cls for cls in (InvalidArgumentError, UnsupportedError
 
 
 def error_for(status_name, message):
-    return _BY_STATUS.get(status_name, ApnnError)(message, status_name)
+    """The exception for a C status name of libapnn (APNN_STATUS_...) or of the baselines'
+    library (APNNB_STATUS_...): the same class for the same status."""
+    kind = status_name.partition("_STATUS_")[2]
+    return _BY_STATUS.get("APNN_STATUS_" + kind, ApnnError)(message, status_name)
