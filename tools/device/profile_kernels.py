@@ -1,4 +1,4 @@
-"""Launches the kernels that docs/PERF_NOTES.md asks to profile, a few times each, for ncu:
+"""Launches the kernels that docs/perf_log.md asks to profile, a few times each, for ncu:
 
     bash tools/device/run.sh ncu --clock-control none -k regex:conv_tile python3 tools/device/profile_kernels.py conv
 
