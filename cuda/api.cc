@@ -19,6 +19,7 @@
 using apnn::require_arg;
 using apnn::guarded;
 using apnn::check_context;
+using apnn::lock_context;
 using apnn::check_packed;
 using apnn::check_buffer;
 using apnn::Scratch;
@@ -162,6 +163,7 @@ apnn_status_t apnn_options_init(apnn_options_t* options) {
 
 apnn_status_t apnn_context_set_options(apnn_context_t ctx, const apnn_options_t* options) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(options != nullptr, "options is NULL");
     apnn::validate_options(*options);
@@ -172,6 +174,7 @@ apnn_status_t apnn_context_set_options(apnn_context_t ctx, const apnn_options_t*
 
 apnn_status_t apnn_context_get_options(apnn_context_t ctx, apnn_options_t* options) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(options != nullptr, "options is NULL");
     *options = ctx->options;
@@ -180,15 +183,18 @@ apnn_status_t apnn_context_get_options(apnn_context_t ctx, apnn_options_t* optio
 
 apnn_status_t apnn_context_destroy(apnn_context_t ctx) {
   return guarded(__func__, [&] {
-    check_context(ctx);
-    require_arg(ctx->live_objects == 0, "context still owns " + std::to_string(ctx->live_objects) +
-                                            " packed matrices or buffers; destroy them first");
+    {
+      const auto held = lock_context(ctx);  // waits for a call on it in another thread
+      require_arg(ctx->live_objects == 0, "context still owns " + std::to_string(ctx->live_objects) +
+                                              " packed matrices or buffers; destroy them first");
+    }
     delete ctx;
   });
 }
 
 apnn_status_t apnn_context_info(apnn_context_t ctx, apnn_context_info_t* info) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(info != nullptr, "info is NULL");
     std::memset(info, 0, sizeof(*info));
@@ -198,6 +204,7 @@ apnn_status_t apnn_context_info(apnn_context_t ctx, apnn_context_info_t* info) {
 
 apnn_status_t apnn_context_synchronize(apnn_context_t ctx) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     ctx->backend->synchronize();
   });
@@ -205,6 +212,7 @@ apnn_status_t apnn_context_synchronize(apnn_context_t ctx) {
 
 apnn_status_t apnn_buffer_create(apnn_context_t ctx, size_t bytes, apnn_buffer_t* buffer) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(buffer != nullptr, "buffer is NULL");
     require_arg(bytes > 0, "a buffer needs at least 1 byte");
@@ -225,6 +233,7 @@ apnn_status_t apnn_buffer_create(apnn_context_t ctx, size_t bytes, apnn_buffer_t
 apnn_status_t apnn_buffer_destroy(apnn_buffer_t buffer) {
   return guarded(__func__, [&] {
     require_arg(buffer != nullptr, "buffer is NULL");
+    const auto held = lock_context(buffer->ctx);
     buffer->ctx->backend->release(buffer->mem);
     buffer->ctx->live_objects--;
     delete buffer;
@@ -234,6 +243,7 @@ apnn_status_t apnn_buffer_destroy(apnn_buffer_t buffer) {
 apnn_status_t apnn_buffer_size(apnn_buffer_t buffer, size_t* bytes) {
   return guarded(__func__, [&] {
     require_arg(buffer != nullptr && bytes != nullptr, "buffer or bytes is NULL");
+    const auto held = lock_context(buffer->ctx);
     *bytes = buffer->bytes;
   });
 }
@@ -241,6 +251,7 @@ apnn_status_t apnn_buffer_size(apnn_buffer_t buffer, size_t* bytes) {
 apnn_status_t apnn_buffer_write(apnn_buffer_t buffer, const void* host, size_t bytes) {
   return guarded(__func__, [&] {
     require_arg(buffer != nullptr && host != nullptr, "buffer or host pointer is NULL");
+    const auto held = lock_context(buffer->ctx);
     require_arg(bytes <= buffer->bytes, "writing " + std::to_string(bytes) + " bytes into a buffer of " +
                                             std::to_string(buffer->bytes));
     buffer->ctx->backend->write(buffer->mem, host, bytes);
@@ -250,6 +261,7 @@ apnn_status_t apnn_buffer_write(apnn_buffer_t buffer, const void* host, size_t b
 apnn_status_t apnn_buffer_read(apnn_buffer_t buffer, void* host, size_t bytes) {
   return guarded(__func__, [&] {
     require_arg(buffer != nullptr && host != nullptr, "buffer or host pointer is NULL");
+    const auto held = lock_context(buffer->ctx);
     require_arg(bytes <= buffer->bytes, "reading " + std::to_string(bytes) + " bytes from a buffer of " +
                                             std::to_string(buffer->bytes));
     buffer->ctx->backend->read(host, buffer->mem, bytes);
@@ -259,6 +271,7 @@ apnn_status_t apnn_buffer_read(apnn_buffer_t buffer, void* host, size_t bytes) {
 apnn_status_t apnn_pack(apnn_context_t ctx, const void* codes, apnn_dtype_t dtype, int64_t rows, int64_t cols,
                         const apnn_quant_t* quant, apnn_packed_t* packed) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(codes != nullptr, "codes is NULL");
     require_arg(packed != nullptr, "packed is NULL");
@@ -275,6 +288,7 @@ apnn_status_t apnn_pack(apnn_context_t ctx, const void* codes, apnn_dtype_t dtyp
 apnn_status_t apnn_pack_buffer(apnn_context_t ctx, apnn_buffer_t codes, apnn_dtype_t dtype, int64_t rows,
                                int64_t cols, const apnn_quant_t* quant, apnn_packed_t* packed) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     check_buffer(ctx, codes, "codes");
     require_arg(packed != nullptr, "packed is NULL");
@@ -291,6 +305,7 @@ apnn_status_t apnn_pack_buffer(apnn_context_t ctx, apnn_buffer_t codes, apnn_dty
 apnn_status_t apnn_quantize_pack(apnn_context_t ctx, const float* values, int64_t rows, int64_t cols, float scale,
                                  const apnn_quant_t* quant, apnn_packed_t* packed) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(values != nullptr, "values is NULL");
     require_arg(packed != nullptr, "packed is NULL");
@@ -318,6 +333,7 @@ apnn_status_t apnn_quantize_pack(apnn_context_t ctx, const float* values, int64_
 apnn_status_t apnn_packed_destroy(apnn_packed_t packed) {
   return guarded(__func__, [&] {
     require_arg(packed != nullptr, "packed is NULL");
+    const auto held = lock_context(packed->ctx);
     packed->ctx->live_objects--;
     apnn::free_packed(packed);
   });
@@ -326,6 +342,7 @@ apnn_status_t apnn_packed_destroy(apnn_packed_t packed) {
 apnn_status_t apnn_packed_info(apnn_packed_t packed, int64_t* rows, int64_t* cols, apnn_quant_t* quant) {
   return guarded(__func__, [&] {
     require_arg(packed != nullptr, "packed is NULL");
+    const auto held = lock_context(packed->ctx);
     if (rows) *rows = packed->matrix.rows;
     if (cols) *cols = packed->matrix.cols;
     if (quant) *quant = packed->matrix.quant;
@@ -335,6 +352,7 @@ apnn_status_t apnn_packed_info(apnn_packed_t packed, int64_t* rows, int64_t* col
 apnn_status_t apnn_packed_read_planes(apnn_packed_t packed, uint32_t* host, size_t words) {
   return guarded(__func__, [&] {
     require_arg(packed != nullptr && host != nullptr, "packed or host is NULL");
+    const auto held = lock_context(packed->ctx);
     const size_t need = static_cast<size_t>(packed->matrix.total_words());
     require_arg(words >= need, "need room for " + std::to_string(need) + " words, got " + std::to_string(words));
     packed->ctx->backend->read(host, packed->matrix.planes_mem, need * sizeof(uint32_t));
@@ -343,6 +361,7 @@ apnn_status_t apnn_packed_read_planes(apnn_packed_t packed, uint32_t* host, size
 
 apnn_status_t apnn_gemm(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w, int32_t* y) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_gemm(ctx, x, w);
     require_arg(y != nullptr, "y is NULL");
     const size_t bytes = static_cast<size_t>(x->matrix.rows) * w->matrix.rows * sizeof(int32_t);
@@ -354,6 +373,7 @@ apnn_status_t apnn_gemm(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w, in
 
 apnn_status_t apnn_gemm_buffer(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w, apnn_buffer_t y) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_gemm(ctx, x, w);
     check_buffer(ctx, y, "y");
     const size_t bytes = static_cast<size_t>(x->matrix.rows) * w->matrix.rows * sizeof(int32_t);
@@ -366,6 +386,7 @@ apnn_status_t apnn_gemm_buffer(apnn_context_t ctx, apnn_packed_t x, apnn_packed_
 apnn_status_t apnn_gemm_benchmark(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w, apnn_buffer_t y,
                                   int32_t warmup, int32_t iters, double* microseconds) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_gemm(ctx, x, w);
     check_buffer(ctx, y, "y");
     require_arg(microseconds != nullptr, "microseconds is NULL");
@@ -383,6 +404,7 @@ apnn_status_t apnn_gemm_benchmark(apnn_context_t ctx, apnn_packed_t x, apnn_pack
 apnn_status_t apnn_gemm_kernel_name(apnn_context_t ctx, apnn_packed_t x, apnn_packed_t w, char* name,
                                     size_t capacity) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_gemm(ctx, x, w);
     require_arg(name != nullptr && capacity > 0, "name is NULL or capacity is 0");
     const std::string s = ctx->backend->gemm_kernel_name(x->matrix, w->matrix);
@@ -393,6 +415,7 @@ apnn_status_t apnn_gemm_kernel_name(apnn_context_t ctx, apnn_packed_t x, apnn_pa
 
 apnn_status_t apnn_context_set_gemm_override(apnn_context_t ctx, int32_t config, int32_t split_k, int32_t flags) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(config >= -1 && config < apnn::kNumGemmConfigs,
                 "config must be -1 (automatic) or 0.." + std::to_string(apnn::kNumGemmConfigs - 1) + ", got " +

@@ -20,6 +20,7 @@
 using apnn::check_buffer;
 using apnn::check_context;
 using apnn::check_packed;
+using apnn::lock_context;
 using apnn::guarded;
 using apnn::require;
 using apnn::require_arg;
@@ -265,6 +266,7 @@ extern "C" {
 apnn_status_t apnn_pack_nhwc(apnn_context_t ctx, const void* codes, apnn_dtype_t dtype, int64_t n, int64_t h, int64_t w,
                              int64_t c, const apnn_quant_t* quant, apnn_packed_t* packed) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(codes != nullptr && packed != nullptr, "codes or packed is NULL");
     const size_t size = code_size(dtype);
@@ -290,6 +292,7 @@ apnn_status_t apnn_pack_nhwc(apnn_context_t ctx, const void* codes, apnn_dtype_t
 apnn_status_t apnn_packed_create_nhwc(apnn_context_t ctx, int64_t n, int64_t h, int64_t w, int64_t c,
                                       const apnn_quant_t* quant, apnn_packed_t* packed) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(packed != nullptr, "packed is NULL");
     const int64_t dims[] = {n, h, w, c};
@@ -304,6 +307,7 @@ apnn_status_t apnn_packed_create_nhwc(apnn_context_t ctx, int64_t n, int64_t h, 
 apnn_status_t apnn_packed_tensor_shape(apnn_packed_t packed, int64_t shape[4]) {
   return guarded(__func__, [&] {
     require_arg(packed != nullptr && shape != nullptr, "packed or shape is NULL");
+    const auto held = lock_context(packed->ctx);
     const auto& m = packed->matrix;
     require_arg(m.batch > 0, "packed is a plain matrix, not an NHWC tensor");
     shape[0] = m.batch;
@@ -316,6 +320,7 @@ apnn_status_t apnn_packed_tensor_shape(apnn_packed_t packed, int64_t shape[4]) {
 apnn_status_t apnn_pack_conv_weights(apnn_context_t ctx, const void* codes, apnn_dtype_t dtype, int64_t o, int64_t kh,
                                      int64_t kw, int64_t c, const apnn_quant_t* quant, apnn_conv_weights_t* weights) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(codes != nullptr && weights != nullptr, "codes or weights is NULL");
     code_size(dtype);
@@ -360,6 +365,7 @@ apnn_status_t apnn_pack_conv_weights(apnn_context_t ctx, const void* codes, apnn
 apnn_status_t apnn_conv_weights_destroy(apnn_conv_weights_t weights) {
   return guarded(__func__, [&] {
     require_arg(weights != nullptr, "weights is NULL");
+    const auto held = lock_context(weights->ctx);
     weights->ctx->backend->release(weights->weights.planes_mem);
     weights->ctx->backend->release(weights->weights.tap_sat_mem);
     weights->ctx->live_objects--;
@@ -370,6 +376,7 @@ apnn_status_t apnn_conv_weights_destroy(apnn_conv_weights_t weights) {
 apnn_status_t apnn_conv_weights_info(apnn_conv_weights_t weights, int64_t shape[4], apnn_quant_t* quant) {
   return guarded(__func__, [&] {
     require_arg(weights != nullptr, "weights is NULL");
+    const auto held = lock_context(weights->ctx);
     const auto& w = weights->weights;
     if (shape) {
       shape[0] = w.out_channels;
@@ -383,6 +390,7 @@ apnn_status_t apnn_conv_weights_info(apnn_conv_weights_t weights, int64_t shape[
 
 apnn_status_t apnn_epilogue_create(apnn_context_t ctx, const apnn_epilogue_desc_t* desc, apnn_epilogue_t* epilogue) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(epilogue != nullptr, "epilogue is NULL");
     check_desc(desc);
@@ -427,6 +435,7 @@ apnn_status_t apnn_epilogue_create(apnn_context_t ctx, const apnn_epilogue_desc_
 apnn_status_t apnn_epilogue_destroy(apnn_epilogue_t epilogue) {
   return guarded(__func__, [&] {
     require_arg(epilogue != nullptr, "epilogue is NULL");
+    const auto held = lock_context(epilogue->ctx);
     auto* backend = epilogue->ctx->backend.get();
     backend->release(const_cast<float*>(epilogue->params.scale));
     backend->release(const_cast<float*>(epilogue->params.bias));
@@ -439,6 +448,7 @@ apnn_status_t apnn_epilogue_destroy(apnn_epilogue_t epilogue) {
 apnn_status_t apnn_conv2d_output_shape(apnn_context_t ctx, const apnn_conv_args_t* args, int64_t shape[4],
                                        int64_t pooled[4]) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     const apnn::ConvCall call = make_call(ctx, args, false);
     const auto& g = call.geometry;
     if (shape) {
@@ -458,6 +468,7 @@ apnn_status_t apnn_conv2d_output_shape(apnn_context_t ctx, const apnn_conv_args_
 
 apnn_status_t apnn_conv2d(apnn_context_t ctx, const apnn_conv_args_t* args) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     const apnn::ConvCall call = make_call(ctx, args, true);
     ctx->backend->conv2d(call);
   });
@@ -466,6 +477,7 @@ apnn_status_t apnn_conv2d(apnn_context_t ctx, const apnn_conv_args_t* args) {
 apnn_status_t apnn_conv2d_benchmark(apnn_context_t ctx, const apnn_conv_args_t* args, int32_t warmup, int32_t iters,
                                     double* microseconds) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     const apnn::ConvCall call = make_call(ctx, args, true);
     require_arg(microseconds != nullptr, "microseconds is NULL");
     require_arg(warmup >= 0 && iters >= 1, "need warmup >= 0 and iters >= 1");
@@ -476,6 +488,7 @@ apnn_status_t apnn_conv2d_benchmark(apnn_context_t ctx, const apnn_conv_args_t* 
 apnn_status_t apnn_conv2d_kernel_name(apnn_context_t ctx, const apnn_conv_args_t* args, char* name,
                                       size_t capacity) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     const apnn::ConvCall call = make_call(ctx, args, true);
     require_arg(name != nullptr && capacity > 0, "name is NULL or capacity is 0");
     const std::string s = ctx->backend->conv2d_kernel_name(call);
@@ -486,6 +499,7 @@ apnn_status_t apnn_conv2d_kernel_name(apnn_context_t ctx, const apnn_conv_args_t
 
 apnn_status_t apnn_context_set_conv_override(apnn_context_t ctx, int32_t split_k, int32_t fuse) {
   return guarded(__func__, [&] {
+    const auto held = lock_context(ctx);
     check_context(ctx);
     require_arg(split_k >= 0 && split_k <= 64, "split_k must be 0 (automatic) or 1..64, got " + str(split_k));
     apnn::ConvOverride choice;

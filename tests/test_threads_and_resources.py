@@ -1,5 +1,6 @@
-"""Threads and resources on the host backend (apnn.h: a context per thread): threads with their own
-contexts running GEMMs, convolutions and networks at once stay exact, errors stay per thread, and
+"""Threads and resources on the host backend (apnn.h, "Threads"): threads with their own contexts
+running GEMMs, convolutions and networks at once stay exact, and so do threads sharing one context
+or one network (their calls are serialized), errors stay per thread, and
 creating and destroying contexts, buffers, packed matrices and networks thousands of times leaves
 the process's memory flat."""
 import gc
@@ -21,10 +22,10 @@ def resident_kib():
     return 0
 
 
-def worker(seed, rounds, failures):
+def worker(seed, rounds, failures, shared=None):
     try:
         rng = np.random.default_rng(seed)
-        ctx = apnn.Context("host")
+        ctx = shared or apnn.Context("host")
         net = apnn.Network((6, 6, 5), input_bits=3, context=ctx)
         c = net.conv(9, 3, padding=1, w_bit=2, out_bit=2, out_scale=0.5)
         fc = net.linear(4, input=net.flatten(), w_bit=1, output="float")
@@ -59,6 +60,48 @@ def test_threads_with_their_own_contexts_stay_exact():
     for t in threads:
         t.join()
     assert failures == []
+
+
+def run_threads(target, count, *args):
+    failures = []
+    threads = [threading.Thread(target=target, args=(seed, *args, failures)) for seed in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return failures
+
+
+def test_threads_sharing_one_context_stay_exact():
+    shared = apnn.Context("host")
+    failures = []
+    threads = [threading.Thread(target=worker, args=(seed, 10, failures, shared)) for seed in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def test_threads_sharing_one_network_with_different_batches_stay_exact():
+    # Each call plans the network for its own batch and runs it; another thread's plan must not
+    # slip in between (it would change how many images the run reads).
+    rng = np.random.default_rng(7)
+    net = apnn.Network((5, 5, 3), input_bits=2, context=apnn.Context("host"))
+    c = net.conv(6, 3, padding=1, w_bit=1, out_bit=2, out_scale=0.5)
+    fc = net.linear(3, input=net.flatten(), w_bit=2, output="float")
+    net.set_weights(c, codes=reference.random_codes(rng, net.weight_shape(c), 1, "binary"),
+                    scale=rng.uniform(0.05, 0.2, 6).astype(np.float32))
+    net.set_weights(fc, codes=reference.random_codes(rng, net.weight_shape(fc), 2, "signed"))
+
+    def caller(seed, failures):
+        local = np.random.default_rng(seed)
+        for round_ in range(12):
+            x = reference.random_codes(local, (1 + (seed + round_) % 4, 5, 5, 3), 2, "unsigned")
+            if not np.array_equal(net(x), net.reference(x)):
+                failures.append(f"thread {seed} round {round_}: batch {len(x)} differs from the oracle")
+
+    assert run_threads(caller, 5) == []
 
 
 def cycle(rng):

@@ -2,6 +2,7 @@
 // boundary and the checks of handles.
 #pragma once
 
+#include <mutex>
 #include <new>
 #include <string>
 
@@ -34,6 +35,13 @@ inline apnn_status_t guarded(const char* function, F&& body) {
 }
 
 inline void check_context(apnn_context_t ctx) { require_arg(ctx != nullptr, "context is NULL"); }
+
+// Checks the context and takes its lock for the rest of the call (recursive: a call may reach
+// another entry point's helpers).
+[[nodiscard]] inline std::unique_lock<std::recursive_mutex> lock_context(apnn_context_t ctx) {
+  check_context(ctx);
+  return std::unique_lock<std::recursive_mutex>(ctx->mutex);
+}
 
 inline void check_packed(apnn_context_t ctx, apnn_packed_t p, const char* name) {
   require_arg(p != nullptr, std::string(name) + " is NULL");

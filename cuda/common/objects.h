@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 
 #include "common/backend.h"
 
@@ -10,6 +11,9 @@ struct apnn_context {
   apnn_backend_t kind = APNN_BACKEND_HOST;
   apnn_options_t options;  // the kernel choices, also of networks created on this context
   int live_objects = 0;    // packed matrices and buffers not yet destroyed
+  // Held by every call on the context or on what it made (api_util.h, lock_context): such calls
+  // run one at a time, whichever threads make them (apnn.h, "Threads").
+  std::recursive_mutex mutex;
 };
 
 struct apnn_packed {

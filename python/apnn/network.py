@@ -13,6 +13,8 @@ Layer ids: 0 is the input; every add returns the new layer's id; `input=None` me
 added last. Layers can also be given as dicts (Network.from_specs, Network.add); `net.specs`
 holds the resolved dicts that apnn.reference.network evaluates.
 """
+import threading
+
 import numpy as np
 
 from .conv import ACTIVATIONS, POOLS, _pair
@@ -54,6 +56,9 @@ class Network:
         self._names = {"input": 0}
         self._batch = None
         self._times = None
+        # Planning for a batch and running it are separate C calls; threads sharing the network
+        # must not interleave them (another thread's plan would change the batch a run reads).
+        self._run_lock = threading.RLock()
 
     def __del__(self):
         handle = getattr(self, "_handle", None)
@@ -330,6 +335,10 @@ class Network:
 
     def plan(self, batch):
         """Prepares the network for `batch` images (done by __call__ / benchmark when needed)."""
+        with self._run_lock:
+            self._plan(batch)
+
+    def _plan(self, batch):
         _check(self._lib.apnn_network_plan(self._handle, c_int(batch, "batch", "int64")))
         self._batch = int(batch)
         shape, dtype = self._ffi.new("int64_t[4]"), self._ffi.new("apnn_dtype_t*")
@@ -355,21 +364,24 @@ class Network:
             dtype = _CODE_DTYPES[x.dtype]
         else:
             raise InvalidTypeError(f"input must be integer codes or floats, got dtype {x.dtype}")
-        if self._batch != x.shape[0]:
-            self.plan(x.shape[0])
-        out = np.empty(self._out_shape, dtype=self._out_dtype)
-        _check(self._lib.apnn_network_run(self._handle, self._ffi.cast("void*", x.ctypes.data), dtype,
-                                          self._ffi.cast("void*", out.ctypes.data)))
+        with self._run_lock:
+            if self._batch != x.shape[0]:
+                self._plan(x.shape[0])
+            out = np.empty(self._out_shape, dtype=self._out_dtype)
+            _check(self._lib.apnn_network_run(self._handle, self._ffi.cast("void*", x.ctypes.data), dtype,
+                                              self._ffi.cast("void*", out.ctypes.data)))
         return out
 
     def benchmark(self, batch, iters=50, warmup=5):
         """Median ms of one forward pass of `batch` images on the device (CUDA graph replays, CUDA
         events; host: wall clock), input already uploaded; also times each layer (layer_times)."""
-        if self._batch != batch:
-            self.plan(batch)
-        us = self._ffi.new("double*")
-        _check(self._lib.apnn_network_benchmark(self._handle, c_int(warmup, "warmup"), c_int(iters, "iters"), us))
-        self._times = self._layer_times()
+        with self._run_lock:
+            if self._batch != batch:
+                self._plan(batch)
+            us = self._ffi.new("double*")
+            _check(self._lib.apnn_network_benchmark(self._handle, c_int(warmup, "warmup"), c_int(iters, "iters"),
+                                                    us))
+            self._times = self._layer_times()
         return us[0] / 1000.0
 
     def _layer_times(self):

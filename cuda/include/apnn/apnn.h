@@ -12,7 +12,13 @@
  *   - Objects (packed matrices, buffers) belong to the context that made them and must be
  *     destroyed before it. Using one with another context fails with
  *     APNN_STATUS_INVALID_ARGUMENT.
- *   - A context is not thread-safe: use one per thread.
+ *   - Threads: calls on one context, or on anything it made (packed matrices, buffers,
+ *     weights, epilogues, networks), run one at a time: each holds the context's lock, so
+ *     calls from several threads are safe and are serialized. For work in parallel, give each
+ *     thread its own context (on CUDA each context has its own stream). Each call is atomic,
+ *     not a sequence of them: threads sharing a network keep its apnn_network_plan and
+ *     apnn_network_run together themselves (Python's Network does). Destroying a context
+ *     while another thread still calls it is undefined.
  *
  * The arithmetic
  *   A quantized operand is a matrix of integer codes, each with `bits` = n in 1..8 and an
