@@ -52,19 +52,10 @@ def worker(seed, rounds, failures, shared=None):
         failures.append(f"thread {seed}: {type(e).__name__}: {e}")
 
 
-def test_threads_with_their_own_contexts_stay_exact():
+def run_threads(target, count):
+    """Runs target(seed, failures) on `count` threads at once; the failures they reported."""
     failures = []
-    threads = [threading.Thread(target=worker, args=(seed, 15, failures)) for seed in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert failures == []
-
-
-def run_threads(target, count, *args):
-    failures = []
-    threads = [threading.Thread(target=target, args=(seed, *args, failures)) for seed in range(count)]
+    threads = [threading.Thread(target=target, args=(seed, failures)) for seed in range(count)]
     for t in threads:
         t.start()
     for t in threads:
@@ -72,15 +63,13 @@ def run_threads(target, count, *args):
     return failures
 
 
+def test_threads_with_their_own_contexts_stay_exact():
+    assert run_threads(lambda seed, failures: worker(seed, 15, failures), 8) == []
+
+
 def test_threads_sharing_one_context_stay_exact():
     shared = apnn.Context("host")
-    failures = []
-    threads = [threading.Thread(target=worker, args=(seed, 10, failures, shared)) for seed in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert failures == []
+    assert run_threads(lambda seed, failures: worker(seed, 10, failures, shared), 6) == []
 
 
 def test_threads_sharing_one_network_with_different_batches_stay_exact():
